@@ -1,0 +1,148 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BGPPeerSpec describes a BGP router that speakers on the selected nodes
+// open a session with.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same address family as peerAddress",fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || !self.holdTime.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.keepaliveTime.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) <= duration(self.holdTime)))",message="keepaliveTime must be at least 1s and not longer than holdTime, or 0s when holdTime is 0s",fieldPath=".keepaliveTime"
+type BGPPeerSpec struct {
+	// PeerAddress is the router's address.
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
+	PeerAddress string `json:"peerAddress"`
+
+	// PeerASN is the router's autonomous system number (1-4294967295).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	PeerASN int64 `json:"peerASN"`
+
+	// MyASN is the speakers' autonomous system number (1-4294967295).
+	// The session is iBGP when it equals peerASN, eBGP otherwise.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	MyASN int64 `json:"myASN"`
+
+	// PeerPort is the router's TCP port.
+	// +optional
+	// +kubebuilder:default=179
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	PeerPort int32 `json:"peerPort,omitempty"`
+
+	// SourceAddress is the local address sessions are opened from; by
+	// default the node's address towards the peer.
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address"
+	SourceAddress string `json:"sourceAddress,omitempty"`
+
+	// HoldTime is the BGP hold time offered to the router: 0s (no
+	// keepalives) or a whole number of seconds from 3s to 65535s.
+	// +optional
+	// +kubebuilder:default="90s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="must be a duration such as 90s or 3m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s') && duration(string(duration(self).getSeconds()) + 's') == duration(self))",message="must be 0s, or a whole number of seconds from 3s to 65535s"
+	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
+
+	// KeepaliveTime is the interval between keepalives: by default a third
+	// of the hold time. At least 1s, at most the hold time; 0s only with a
+	// hold time of 0s.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="must be a duration such as 30s"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('0s') && duration(self) <= duration('65535s') && duration(string(duration(self).getSeconds()) + 's') == duration(self))",message="must be a whole number of seconds from 0s to 65535s"
+	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
+
+	// EBGPMultiHop allows an eBGP router that is not directly connected.
+	// +optional
+	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
+
+	// PasswordSecretRef names a Secret holding the TCP MD5 password of the
+	// session.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+
+	// GracefulRestart enables BGP graceful restart, so the router keeps the
+	// routes of a restarting speaker for a while.
+	// +optional
+	GracefulRestart bool `json:"gracefulRestart,omitempty"`
+
+	// NodeSelector selects the nodes whose speakers peer with this router;
+	// unset means all.
+	// +optional
+	NodeSelector *Selector `json:"nodeSelector,omitempty"`
+
+	// RouterID is the BGP identifier the speakers use, a dotted-quad IPv4
+	// address; by default the node's IPv4 address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address in dotted-quad form"
+	RouterID string `json:"routerID,omitempty"`
+}
+
+// SecretKeyRef points at one key of a Secret.
+type SecretKeyRef struct {
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Namespace of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace"`
+
+	// Key in the Secret's data.
+	// +optional
+	// +kubebuilder:default=password
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// BGPPeerStatus is written by ironlb.
+type BGPPeerStatus struct {
+	// Conditions: Valid tells whether the peer is in use, and if not why.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// BGPPeer is a BGP router that speakers peer with.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=bgpp,categories=ironlb
+// +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.peerAddress`
+// +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
+// +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BGPPeer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec BGPPeerSpec `json:"spec"`
+	// +optional
+	Status BGPPeerStatus `json:"status,omitempty"`
+}
+
+// BGPPeerList is a list of BGPPeers.
+//
+// +kubebuilder:object:root=true
+type BGPPeerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPPeer `json:"items"`
+}

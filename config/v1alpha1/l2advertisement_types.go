@@ -1,0 +1,75 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// L2AdvertisementSpec says which pools are announced in layer 2 mode (ARP
+// for IPv4, NDP for IPv6), from which nodes and on which interfaces.
+type L2AdvertisementSpec struct {
+	// IPPools names the pools to announce. When neither ipPools nor
+	// ipPoolSelector is set, every pool is announced.
+	// +optional
+	// +listType=set
+	IPPools ObjectNames `json:"ipPools,omitempty"`
+
+	// IPPoolSelector selects pools to announce by their labels, in addition
+	// to those named in ipPools.
+	// +optional
+	IPPoolSelector *Selector `json:"ipPoolSelector,omitempty"`
+
+	// NodeSelector selects the nodes that may announce; unset means all.
+	// +optional
+	NodeSelector *Selector `json:"nodeSelector,omitempty"`
+
+	// Interfaces are the network interfaces to answer on; unset means every
+	// interface that is up and not a loopback.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	Interfaces []InterfaceName `json:"interfaces,omitempty"`
+}
+
+// InterfaceName is the name of a network interface on a node.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=15
+// +kubebuilder:validation:Pattern=`^[^/:\s]+$`
+// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="must be a network interface name"
+type InterfaceName string
+
+// AdvertisementStatus is written by the controller.
+type AdvertisementStatus struct {
+	// Conditions: Valid tells whether the object is in use, and if not why.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// L2Advertisement announces pools in layer 2 mode.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=l2adv,categories=ironlb
+// +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
+// +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type L2Advertisement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec L2AdvertisementSpec `json:"spec,omitempty"`
+	// +optional
+	Status AdvertisementStatus `json:"status,omitempty"`
+}
+
+// L2AdvertisementList is a list of L2Advertisements.
+//
+// +kubebuilder:object:root=true
+type L2AdvertisementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []L2Advertisement `json:"items"`
+}
