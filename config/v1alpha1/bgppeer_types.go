@@ -8,7 +8,7 @@ import (
 // open a session with.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same address family as peerAddress",fieldPath=".sourceAddress"
-// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || !self.holdTime.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || !self.keepaliveTime.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) <= duration(self.holdTime)))",message="keepaliveTime must be at least 1s and not longer than holdTime, or 0s when holdTime is 0s",fieldPath=".keepaliveTime"
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || !self.holdTime.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || !self.keepaliveTime.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || (duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) <= duration(self.holdTime)))",message="keepaliveTime must be at least 1s and not longer than holdTime, or 0s when holdTime is 0s",fieldPath=".keepaliveTime"
 type BGPPeerSpec struct {
 	// PeerAddress is the router's address.
 	// +kubebuilder:validation:MaxLength=45
@@ -46,8 +46,8 @@ type BGPPeerSpec struct {
 	// +kubebuilder:default="90s"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="must be a duration such as 90s or 3m"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s') && duration(string(duration(self).getSeconds()) + 's') == duration(self))",message="must be 0s, or a whole number of seconds from 3s to 65535s"
+	// +kubebuilder:validation:XValidation:rule="self != '' && self.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$')",message="must be a whole number of seconds, written like 90s, 3m or 1m30s"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || self == '' || duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s'))",message="must be 0s, or from 3s to 65535s"
 	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
 
 	// KeepaliveTime is the interval between keepalives: by default a third
@@ -56,8 +56,8 @@ type BGPPeerSpec struct {
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:XValidation:rule="self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="must be a duration such as 30s"
-	// +kubebuilder:validation:XValidation:rule="!self.matches('^-?([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || (duration(self) >= duration('0s') && duration(self) <= duration('65535s') && duration(string(duration(self).getSeconds()) + 's') == duration(self))",message="must be a whole number of seconds from 0s to 65535s"
+	// +kubebuilder:validation:XValidation:rule="self != '' && self.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$')",message="must be a whole number of seconds, written like 30s or 1m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || self == '' || duration(self) <= duration('65535s')",message="must be at most 65535s"
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
 
 	// EBGPMultiHop allows an eBGP router that is not directly connected.

@@ -188,7 +188,13 @@ func toSelector(s *v1alpha1.Selector) (labels.Selector, error) {
 	if s == nil {
 		return labels.Everything(), nil
 	}
-	ls := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
+	ls := &metav1.LabelSelector{}
+	for k, v := range s.MatchLabels {
+		if ls.MatchLabels == nil {
+			ls.MatchLabels = map[string]string{}
+		}
+		ls.MatchLabels[k] = string(v)
+	}
 	for _, e := range s.MatchExpressions {
 		req := metav1.LabelSelectorRequirement{Key: e.Key, Operator: metav1.LabelSelectorOperator(e.Operator)}
 		for _, v := range e.Values {

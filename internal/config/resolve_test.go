@@ -204,7 +204,7 @@ func TestResolveModel(t *testing.T) {
 			}},
 		},
 		L2Advertisements: []v1alpha1.L2Advertisement{{ObjectMeta: metav1.ObjectMeta{Name: "gold"}, Spec: v1alpha1.L2AdvertisementSpec{
-			IPPoolSelector: &v1alpha1.Selector{MatchLabels: map[string]string{"tier": "gold"}},
+			IPPoolSelector: &v1alpha1.Selector{MatchLabels: map[string]v1alpha1.LabelValue{"tier": "gold"}},
 		}}, l2("all")},
 		BGPPeers: []v1alpha1.BGPPeer{
 			peer("everywhere", "198.51.100.1"),

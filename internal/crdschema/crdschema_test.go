@@ -1,0 +1,74 @@
+package crdschema
+
+import (
+	"context"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ironlb/ironlb/config/crd"
+)
+
+// TestCRDsAcceptable runs the API server's own CRD validation, CEL cost
+// estimates included, so a rule too costly to install fails here in a
+// second rather than in the integration tests.
+func TestCRDsAcceptable(t *testing.T) {
+	files, _ := fs.Glob(crd.FS, "*.yaml")
+	if len(files) != 4 {
+		t.Fatalf("expected 4 CRDs, found %v", files)
+	}
+	for _, f := range files {
+		data, _ := fs.ReadFile(crd.FS, f)
+		var v1 apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(data, &v1); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		v1.Status.StoredVersions = []string{v1.Spec.Versions[0].Name}
+		var in apiextensions.CustomResourceDefinition
+		if err := apiextensionsv1.Convert_v1_CustomResourceDefinition_To_apiextensions_CustomResourceDefinition(&v1, &in, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range validation.ValidateCustomResourceDefinition(context.Background(), &in) {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	v, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvk := schema.GroupVersionKind{Group: "ironlb.io", Version: "v1alpha1", Kind: "BGPPeer"}
+	obj := map[string]any{
+		"apiVersion": "ironlb.io/v1alpha1", "kind": "BGPPeer",
+		"metadata": map[string]any{"name": "p", "namespace": "ignored-for-cluster-scope"},
+		"spec":     map[string]any{"peerAddress": "198.51.100.1", "peerASN": int64(64500), "myASN": int64(64512)},
+	}
+	if errs := v.Validate(context.Background(), gvk, obj); len(errs) > 0 {
+		t.Fatalf("valid peer refused: %v", errs.ToAggregate())
+	}
+	spec := obj["spec"].(map[string]any)
+	if spec["peerPort"] != int64(179) || spec["holdTime"] != "90s" {
+		t.Errorf("defaults not applied: %v", spec)
+	}
+
+	spec["holdTime"] = "2s"
+	spec["extra"] = true
+	errs := v.Validate(context.Background(), gvk, obj)
+	msg := errs.ToAggregate().Error()
+	for _, want := range []string{"spec.extra", "unknown field", "spec.holdTime", "from 3s to 65535s"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors %q lack %q", msg, want)
+		}
+	}
+	if errs := v.Validate(context.Background(), schema.GroupVersionKind{Group: "ironlb.io", Version: "v1alpha1", Kind: "Pool"}, obj); len(errs) != 1 || !strings.Contains(errs[0].Error(), "IPPool") {
+		t.Errorf("unknown kind: got %v", errs)
+	}
+}
