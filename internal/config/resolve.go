@@ -30,17 +30,22 @@ const (
 // kept and the newer one is invalid, so adding a bad pool never takes
 // addresses away from a pool that is in use.
 func Resolve(s Snapshot) (*Config, Problems) {
-	r := &resolver{cfg: &Config{poolByName: map[string]*Pool{}}}
+	r := &resolver{cfg: &Config{poolByName: map[string]*Pool{}}, poolExists: map[string]bool{}}
+	for _, p := range s.IPPools {
+		r.poolExists[p.Name] = true
+	}
 	r.resolvePools(s.IPPools)
-	r.resolveL2Advertisements(s.L2Advertisements, s.IPPools)
+	r.resolveL2Advertisements(s.L2Advertisements)
 	r.resolvePeers(s.BGPPeers)
-	r.resolveBGPAdvertisements(s.BGPAdvertisements, s.IPPools, s.BGPPeers)
+	r.resolveBGPAdvertisements(s.BGPAdvertisements, s.BGPPeers)
 	return r.cfg, r.problems
 }
 
 type resolver struct {
 	cfg      *Config
 	problems Problems
+	// poolExists holds the name of every IPPool of the snapshot, valid or not.
+	poolExists map[string]bool
 }
 
 // fail records a problem and returns false, for `ok = r.fail(...)`.
@@ -212,15 +217,11 @@ func toSelector(s *v1alpha1.Selector) (labels.Selector, error) {
 // resolvePoolRefs resolves ipPools and ipPoolSelector. A name that no
 // IPPool has is an error; a name of an invalid pool is skipped (the pool
 // itself is reported), so one bad pool does not take others down with it.
-func (r *resolver) resolvePoolRefs(kind, name string, names []string, sel *v1alpha1.Selector, all []v1alpha1.IPPool) ([]*Pool, bool) {
+func (r *resolver) resolvePoolRefs(kind, name string, names []string, sel *v1alpha1.Selector) ([]*Pool, bool) {
 	ok := true
-	exists := map[string]bool{}
-	for _, p := range all {
-		exists[p.Name] = true
-	}
 	chosen := map[*Pool]bool{}
 	for i, n := range names {
-		if !exists[n] {
+		if !r.poolExists[n] {
 			ok = r.fail(kind, name, fmt.Sprintf("spec.ipPools[%d]", i), fmt.Errorf("%w: IPPool %q does not exist", ErrUnknownRef, n))
 			continue
 		}
@@ -248,7 +249,7 @@ func (r *resolver) resolvePoolRefs(kind, name string, names []string, sel *v1alp
 	return out, ok
 }
 
-func (r *resolver) resolveL2Advertisements(in []v1alpha1.L2Advertisement, pools []v1alpha1.IPPool) {
+func (r *resolver) resolveL2Advertisements(in []v1alpha1.L2Advertisement) {
 	const kind = v1alpha1.KindL2Advertisement
 	seen := map[string]bool{}
 	for _, a := range sortedByName(in, func(a v1alpha1.L2Advertisement) string { return a.Name }) {
@@ -257,7 +258,7 @@ func (r *resolver) resolveL2Advertisements(in []v1alpha1.L2Advertisement, pools 
 		}
 		out := &L2Advertisement{Name: a.Name}
 		var ok bool
-		out.Pools, ok = r.resolvePoolRefs(kind, a.Name, a.Spec.IPPools, a.Spec.IPPoolSelector, pools)
+		out.Pools, ok = r.resolvePoolRefs(kind, a.Name, a.Spec.IPPools, a.Spec.IPPoolSelector)
 		sel, err := toSelector(a.Spec.NodeSelector)
 		if err != nil {
 			ok = r.fail(kind, a.Name, "spec.nodeSelector", err)
@@ -359,7 +360,7 @@ func parseAddr(s string) (netip.Addr, error) {
 	return a, nil
 }
 
-func (r *resolver) resolveBGPAdvertisements(in []v1alpha1.BGPAdvertisement, pools []v1alpha1.IPPool, peers []v1alpha1.BGPPeer) {
+func (r *resolver) resolveBGPAdvertisements(in []v1alpha1.BGPAdvertisement, peers []v1alpha1.BGPPeer) {
 	const kind = v1alpha1.KindBGPAdvertisement
 	seen := map[string]bool{}
 	peerExists := map[string]bool{}
@@ -374,7 +375,7 @@ func (r *resolver) resolveBGPAdvertisements(in []v1alpha1.BGPAdvertisement, pool
 		out := &BGPAdvertisement{Name: a.Name, AggregationLength: DefaultAggregationLength, AggregationLengthV6: DefaultAggregationLengthV6}
 		var ok bool
 		fail := func(field string, err error) { ok = r.fail(kind, a.Name, field, err) }
-		out.Pools, ok = r.resolvePoolRefs(kind, a.Name, s.IPPools, s.IPPoolSelector, pools)
+		out.Pools, ok = r.resolvePoolRefs(kind, a.Name, s.IPPools, s.IPPoolSelector)
 
 		chosen := map[string]bool{}
 		for i, n := range s.Peers {

@@ -155,7 +155,10 @@ func TestResolve(t *testing.T) {
 				BGPAdvertisements: []v1alpha1.BGPAdvertisement{
 					bgpAdv("too-short", func(s *v1alpha1.BGPAdvertisementSpec) { s.AggregationLength = ptr[int32](24) }),
 					bgpAdv("v6-too-short", func(s *v1alpha1.BGPAdvertisementSpec) { s.AggregationLengthV6 = ptr[int32](48) }),
-					bgpAdv("ok", func(s *v1alpha1.BGPAdvertisementSpec) { s.AggregationLength = ptr[int32](28); s.AggregationLengthV6 = ptr[int32](64) }),
+					bgpAdv("ok", func(s *v1alpha1.BGPAdvertisementSpec) {
+						s.AggregationLength = ptr[int32](28)
+						s.AggregationLengthV6 = ptr[int32](64)
+					}),
 				},
 			},
 			want: summary{Pools: []string{"p"}, BGPAdvs: []string{"ok"}, Problems: []string{"BGPAdvertisement/too-short spec.aggregationLength", "BGPAdvertisement/v6-too-short spec.aggregationLengthV6"}},

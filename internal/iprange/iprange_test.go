@@ -159,3 +159,15 @@ func TestPrefixes(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	in := []string{"203.0.113.0/24", "2001:db8::/64", "203.0.113.10-203.0.113.20", "2001:db8::a-2001:db8::1:0"}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := Parse(in[i%len(in)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

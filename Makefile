@@ -1,0 +1,66 @@
+# ironlb build, test and lab entry points. Everything a fresh machine lacks
+# besides Debian packages (see .ci/run) is built here into bin/.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+BIN := $(CURDIR)/bin
+K8S_VERSION := v1.37.1
+K8S_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION) \
+	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37
+FUZZTIME ?= 10s
+
+export KUBEBUILDER_ASSETS := $(BIN)
+
+.PHONY: build generate test unit fuzz lint tools bench lab lab-down clean
+
+build: ## build the controller and speaker into bin/
+	go build -o $(BIN)/controller ./controller
+	go build -o $(BIN)/speaker ./speaker
+
+generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config/v1alpha1
+	$(BIN)/controller-gen object crd:crdVersions=v1 paths=./config/... output:crd:artifacts:config=config/crd
+
+test: tools lint unit fuzz ## everything CI runs
+
+unit: tools
+	go test ./...
+
+# Short fuzz runs of the parsers; longer ones: make fuzz FUZZTIME=5m
+fuzz:
+	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/iprange
+	go test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/configfile
+
+lint:
+	go vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+
+tools: $(BIN)/controller-gen $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd ## build the pinned tools and control plane
+
+$(BIN)/controller-gen: hack/tools/gen/go.mod hack/tools/gen/go.sum
+	cd hack/tools/gen && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(BIN)/kube-apiserver: hack/tools/kube/go.mod hack/tools/kube/go.sum
+	cd hack/tools/kube && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+
+$(BIN)/kube-controller-manager: hack/tools/kube/go.mod hack/tools/kube/go.sum
+	cd hack/tools/kube && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+# Debian's etcd (package etcd-server) works with this kube-apiserver.
+$(BIN)/etcd:
+	@command -v etcd >/dev/null || { echo "etcd not found: apt-get install etcd-server (or run .ci/run)"; exit 1; }
+	mkdir -p $(BIN) && ln -sf "$$(command -v etcd)" $@
+
+bench: ## run the benchmarks and write their figures to docs/performance.md
+	hack/bench.sh docs/performance.md
+
+lab: ## bring up the lab and run the demo (issue 4)
+	@echo "The lab is not built yet (issue 4). Run 'make test' to exercise what exists."
+
+lab-down: ## remove what a killed lab left behind
+	@echo "The lab is not built yet (issue 4): nothing to remove."
+
+clean:
+	rm -rf $(BIN)

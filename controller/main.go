@@ -1,0 +1,83 @@
+// Command controller assigns addresses from ironlb's pools to Services of
+// type LoadBalancer. It parses its flags into Options and runs; the
+// allocation itself lives in internal packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/ironlb/ironlb/internal/cmdutil"
+)
+
+// Options are the controller's settings, from flags.
+type Options struct {
+	Kubeconfig     string
+	ConfigFile     string
+	LBClass        string
+	RequireClass   bool
+	LeaderElect    bool
+	LeaseNamespace string
+	LeaseName      string
+	MetricsAddr    string
+	HealthAddr     string
+	Log            cmdutil.LogOptions
+}
+
+func (o *Options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty means in-cluster configuration")
+	fs.StringVar(&o.ConfigFile, "config-file", "", "read IPPools and advertisements from this multi-document YAML file instead of the cluster's custom resources")
+	fs.StringVar(&o.LBClass, "lb-class", "ironlb.io/lb", "spec.loadBalancerClass of the Services this controller handles")
+	fs.BoolVar(&o.RequireClass, "require-class", false, "handle only Services whose loadBalancerClass is --lb-class, not those without a class")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader with a Lease so that several replicas can run and only one writes")
+	fs.StringVar(&o.LeaseNamespace, "leader-election-namespace", "ironlb-system", "namespace of the leader election Lease")
+	fs.StringVar(&o.LeaseName, "leader-election-id", "ironlb-controller", "name of the leader election Lease")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7472", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7473", "address of the /healthz and /readyz endpoints")
+	o.Log.AddFlags(fs)
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.LBClass == "" {
+		errs = append(errs, errors.New("--lb-class must not be empty"))
+	}
+	if o.LeaderElect && (o.LeaseNamespace == "" || o.LeaseName == "") {
+		errs = append(errs, errors.New("--leader-election-namespace and --leader-election-id must be set with --leader-elect"))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	var o Options
+	fs := flag.NewFlagSet("controller", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: controller [flags]\n\nAssigns addresses from ironlb's IPPools to Services of type LoadBalancer.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	o.addFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := run(context.Background(), &o); err != nil {
+		fmt.Fprintf(os.Stderr, "controller: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *Options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	log, err := o.Log.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	if o.ConfigFile != "" {
+		if _, err := cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
+			return err
+		}
+	}
+	return errors.New("allocation is not implemented yet (issue 3); flags and --config-file were checked")
+}

@@ -1,0 +1,120 @@
+// Command speaker runs on every node: it announces the addresses the
+// controller assigned (ARP/NDP or BGP) and forwards their traffic. It
+// parses its flags into Options and runs; the work lives in internal
+// packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/ironlb/ironlb/internal/cmdutil"
+)
+
+// Forwarding modes of the speaker's dataplane.
+var forwardingModes = []string{"endpoints", "nodeport", "none"}
+
+// Options are the speaker's settings, from flags and the environment.
+type Options struct {
+	NodeName     string
+	Kubeconfig   string
+	ConfigFile   string
+	LBClass      string
+	RequireClass bool
+
+	MemberlistBindAddr string
+	MemberlistPort     int
+	MemberlistJoin     string
+	MemberlistKeyFile  string
+	MemberlistSecret   string
+	ProbeInterval      time.Duration
+	ProbeTimeout       time.Duration
+	SuspicionMult      int
+	GossipInterval     time.Duration
+	GratuitousRepeat   time.Duration
+	ForwardingMode     string
+	MetricsAddr        string
+	HealthAddr         string
+	Log                cmdutil.LogOptions
+}
+
+func (o *Options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.NodeName, "node-name", os.Getenv("NODE_NAME"), "name of the Node this speaker runs on (default: $NODE_NAME)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty means in-cluster configuration")
+	fs.StringVar(&o.ConfigFile, "config-file", "", "read IPPools and advertisements from this multi-document YAML file instead of the cluster's custom resources")
+	fs.StringVar(&o.LBClass, "lb-class", "ironlb.io/lb", "spec.loadBalancerClass of the Services to announce")
+	fs.BoolVar(&o.RequireClass, "require-class", false, "announce only Services whose loadBalancerClass is --lb-class, not those without a class")
+	fs.StringVar(&o.MemberlistBindAddr, "memberlist-bind-address", "", "address memberlist listens on (default: the node's address)")
+	fs.IntVar(&o.MemberlistPort, "memberlist-port", 7946, "TCP and UDP port of memberlist")
+	fs.StringVar(&o.MemberlistJoin, "memberlist-join", "", "comma-separated addresses of speakers to join; empty means discover speaker pods by label")
+	fs.StringVar(&o.MemberlistKeyFile, "memberlist-key-file", "", "file holding the key that encrypts memberlist traffic")
+	fs.StringVar(&o.MemberlistSecret, "memberlist-secret", "ironlb-system/ironlb-memberlist", "namespace/name of the Secret holding the memberlist key, when --memberlist-key-file is not set")
+	fs.DurationVar(&o.ProbeInterval, "memberlist-probe-interval", 200*time.Millisecond, "how often each speaker probes another for liveness")
+	fs.DurationVar(&o.ProbeTimeout, "memberlist-probe-timeout", 100*time.Millisecond, "how long a probe waits for an answer")
+	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", 2, "how many probe intervals (scaled by cluster size) a suspected speaker has to refute before it is declared dead")
+	fs.DurationVar(&o.GossipInterval, "memberlist-gossip-interval", 100*time.Millisecond, "how often gossip messages are sent")
+	fs.DurationVar(&o.GratuitousRepeat, "gratuitous-repeat", 0, "repeat gratuitous ARP / unsolicited NA for owned addresses this often (0: only when ownership is gained)")
+	fs.StringVar(&o.ForwardingMode, "forwarding-mode", "endpoints", "how traffic for announced addresses is forwarded: endpoints (DNAT to ready endpoints), nodeport (DNAT to the Service's NodePort) or none (another component, such as kube-proxy, handles it)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7475", "address of the /healthz and /readyz endpoints")
+	o.Log.AddFlags(fs)
+}
+
+func (o *Options) validate() error {
+	var errs []error
+	if o.NodeName == "" {
+		errs = append(errs, errors.New("--node-name (or $NODE_NAME) must name this speaker's Node"))
+	}
+	if o.MemberlistPort < 1 || o.MemberlistPort > 65535 {
+		errs = append(errs, fmt.Errorf("--memberlist-port %d: must be from 1 to 65535", o.MemberlistPort))
+	}
+	if o.ProbeInterval <= 0 || o.ProbeTimeout <= 0 || o.ProbeTimeout > o.ProbeInterval {
+		errs = append(errs, fmt.Errorf("--memberlist-probe-timeout (%s) must be positive and not longer than --memberlist-probe-interval (%s)", o.ProbeTimeout, o.ProbeInterval))
+	}
+	if o.SuspicionMult < 1 {
+		errs = append(errs, fmt.Errorf("--memberlist-suspicion-mult %d: must be at least 1", o.SuspicionMult))
+	}
+	if o.GossipInterval <= 0 || o.GratuitousRepeat < 0 {
+		errs = append(errs, errors.New("--memberlist-gossip-interval must be positive and --gratuitous-repeat not negative"))
+	}
+	if !slices.Contains(forwardingModes, o.ForwardingMode) {
+		errs = append(errs, fmt.Errorf("--forwarding-mode %q: must be one of %v", o.ForwardingMode, forwardingModes))
+	}
+	return errors.Join(errs...)
+}
+
+func main() {
+	var o Options
+	fs := flag.NewFlagSet("speaker", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: speaker [flags]\n\nAnnounces the addresses of LoadBalancer Services from this node (ARP/NDP or BGP) and forwards their traffic.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	o.addFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := run(context.Background(), &o); err != nil {
+		fmt.Fprintf(os.Stderr, "speaker: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *Options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	log, err := o.Log.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	if o.ConfigFile != "" {
+		if _, err := cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
+			return err
+		}
+	}
+	return errors.New("announcing is not implemented yet (issues 5-7); flags and --config-file were checked")
+}
