@@ -52,8 +52,10 @@ type IPPoolSpec struct {
 	AllocateTo *AllocateTo `json:"allocateTo,omitempty"`
 }
 
-// AllocateTo restricts and orders automatic allocation. A Service may draw
-// from the pool only if it matches every restriction that is set.
+// AllocateTo restricts and orders allocation. A Service may draw from the
+// pool when its namespace is allowed (neither namespaces nor
+// namespaceSelector is set, or the namespace is listed, or its labels match
+// the selector) and its own labels match serviceSelector when that is set.
 type AllocateTo struct {
 	// Priority orders the pools a Service may draw from: lower numbers are
 	// tried first; pools without a priority come after all that have one.
@@ -62,7 +64,8 @@ type AllocateTo struct {
 	// +kubebuilder:validation:Maximum=1000000
 	Priority *int32 `json:"priority,omitempty"`
 
-	// Namespaces are the namespaces whose Services may draw from the pool.
+	// Namespaces are namespaces whose Services may draw from the pool, in
+	// addition to those that namespaceSelector selects.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=set

@@ -169,3 +169,14 @@ func (c *Config) PeersFor(node labels.Set) []*BGPPeer {
 	}
 	return out
 }
+
+// Allows tells whether a Service with these labels, in a namespace with
+// this name and these labels, may draw addresses from the pool. The
+// namespace is allowed when the pool restricts no namespaces, is listed in
+// Namespaces, or matches NamespaceSelector; the Service's labels must match
+// ServiceSelector when it is set.
+func (p *Pool) Allows(namespace string, namespaceLabels, serviceLabels labels.Set) bool {
+	nsRestricted := p.Namespaces != nil || p.NamespaceSelector != nil
+	nsOK := !nsRestricted || p.Namespaces[namespace] || (p.NamespaceSelector != nil && p.NamespaceSelector.Matches(namespaceLabels))
+	return nsOK && (p.ServiceSelector == nil || p.ServiceSelector.Matches(serviceLabels))
+}

@@ -302,3 +302,45 @@ func TestParseCommunity(t *testing.T) {
 		}
 	}
 }
+
+func TestPoolAllows(t *testing.T) {
+	sel := func(k, v string) *v1alpha1.Selector {
+		return &v1alpha1.Selector{MatchLabels: map[string]v1alpha1.LabelValue{k: v1alpha1.LabelValue(v)}}
+	}
+	mk := func(at *v1alpha1.AllocateTo) *Pool {
+		p := pool("p", 0, "203.0.113.0/28")
+		p.Spec.AllocateTo = at
+		c, ps := Resolve(Snapshot{IPPools: []v1alpha1.IPPool{p}})
+		if len(ps) > 0 {
+			t.Fatal(ps.Err())
+		}
+		return c.Pool("p")
+	}
+	open := mk(nil)
+	listed := mk(&v1alpha1.AllocateTo{Namespaces: []string{"web"}})
+	either := mk(&v1alpha1.AllocateTo{Namespaces: []string{"web"}, NamespaceSelector: sel("team", "pay")})
+	both := mk(&v1alpha1.AllocateTo{NamespaceSelector: sel("team", "pay"), ServiceSelector: sel("expose", "yes")})
+	tests := []struct {
+		name     string
+		pool     *Pool
+		ns       string
+		nsLabels labels.Set
+		svc      labels.Set
+		want     bool
+	}{
+		{"no restriction", open, "any", nil, nil, true},
+		{"listed namespace", listed, "web", nil, nil, true},
+		{"unlisted namespace", listed, "db", nil, nil, false},
+		{"listed, selector not matching", either, "web", labels.Set{"team": "x"}, nil, true},
+		{"unlisted, selector matching", either, "db", labels.Set{"team": "pay"}, nil, true},
+		{"unlisted, selector not matching", either, "db", labels.Set{"team": "x"}, nil, false},
+		{"namespace and service match", both, "db", labels.Set{"team": "pay"}, labels.Set{"expose": "yes"}, true},
+		{"namespace matches, service does not", both, "db", labels.Set{"team": "pay"}, labels.Set{"expose": "no"}, false},
+		{"service matches, namespace does not", both, "db", nil, labels.Set{"expose": "yes"}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.pool.Allows(tt.ns, tt.nsLabels, tt.svc); got != tt.want {
+			t.Errorf("%s: Allows = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -127,27 +127,46 @@ func (l *Loader) loadDocument(ctx context.Context, text []byte, snap *config.Sna
 	if seen[key] {
 		return fail(fmt.Errorf("a %s named %q appears earlier in the file; names must be unique", kind, derr.Name))
 	}
+	if err := appendObject(snap, kind, obj); err != nil {
+		// The schema has checked every field, so this is a bug, not a
+		// user error; say so rather than blame the file.
+		return fail(fmt.Errorf("internal error converting a validated object: %w", err))
+	}
 	seen[key] = true
+	return nil
+}
 
-	var target any
+// appendObject converts a validated object to its Go type and adds it to
+// the snapshot; on error the snapshot is unchanged.
+func appendObject(snap *config.Snapshot, kind string, obj map[string]any) error {
+	convert := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation
 	switch kind {
 	case v1alpha1.KindIPPool:
-		snap.IPPools = append(snap.IPPools, v1alpha1.IPPool{})
-		target = &snap.IPPools[len(snap.IPPools)-1]
+		var o v1alpha1.IPPool
+		if err := convert(obj, &o, true); err != nil {
+			return err
+		}
+		snap.IPPools = append(snap.IPPools, o)
 	case v1alpha1.KindL2Advertisement:
-		snap.L2Advertisements = append(snap.L2Advertisements, v1alpha1.L2Advertisement{})
-		target = &snap.L2Advertisements[len(snap.L2Advertisements)-1]
+		var o v1alpha1.L2Advertisement
+		if err := convert(obj, &o, true); err != nil {
+			return err
+		}
+		snap.L2Advertisements = append(snap.L2Advertisements, o)
 	case v1alpha1.KindBGPPeer:
-		snap.BGPPeers = append(snap.BGPPeers, v1alpha1.BGPPeer{})
-		target = &snap.BGPPeers[len(snap.BGPPeers)-1]
+		var o v1alpha1.BGPPeer
+		if err := convert(obj, &o, true); err != nil {
+			return err
+		}
+		snap.BGPPeers = append(snap.BGPPeers, o)
 	case v1alpha1.KindBGPAdvertisement:
-		snap.BGPAdvertisements = append(snap.BGPAdvertisements, v1alpha1.BGPAdvertisement{})
-		target = &snap.BGPAdvertisements[len(snap.BGPAdvertisements)-1]
-	}
-	// The schema has checked every field, so conversion cannot fail on
-	// user input; an error here is a bug worth reporting as such.
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(obj, target, true); err != nil {
-		return fail(fmt.Errorf("internal error converting a validated object: %w", err))
+		var o v1alpha1.BGPAdvertisement
+		if err := convert(obj, &o, true); err != nil {
+			return err
+		}
+		snap.BGPAdvertisements = append(snap.BGPAdvertisements, o)
+	default:
+		return fmt.Errorf("no Go type for kind %q", kind)
 	}
 	return nil
 }
@@ -158,19 +177,40 @@ type document struct {
 	text  []byte
 }
 
-// splitDocuments cuts a YAML stream at "---" lines. Documents holding only
-// comments and blank lines are dropped but still counted, so positions
-// match what an editor shows.
+// splitDocuments cuts a YAML stream at document markers: "---" (alone or
+// followed by blanks and more content) starts a document, "..." alone ends
+// one. Documents holding only comments and blank lines are dropped but still
+// counted, so positions match what an editor shows.
 func splitDocuments(data []byte) []document {
 	var docs []document
 	cur := document{index: 1}
+	ended := false     // a "..." closed the current document
+	sawMarker := false // a "---" or "..." came before
 	for i, line := range bytes.SplitAfter(data, []byte("\n")) {
-		if t := bytes.TrimRight(line, "\r\n"); bytes.Equal(t, []byte("---")) || bytes.HasPrefix(t, []byte("--- ")) {
+		t := bytes.TrimRight(line, "\r\n")
+		startsDoc := bytes.HasPrefix(t, []byte("---")) && (len(t) == 3 || t[3] == ' ' || t[3] == '\t')
+		endsDoc := bytes.Equal(bytes.TrimRight(t, " \t"), []byte("..."))
+		if startsDoc || endsDoc || (ended && hasContent(line)) {
 			if cur.line != 0 {
 				docs = append(docs, cur)
 			}
-			cur = document{index: cur.index + 1}
-			line = line[3:] // what follows the marker belongs to the document
+			// A marker after only comments at the top of the file, or
+			// right after a "...", begins the document already counted.
+			if cur.line != 0 || !(ended || !sawMarker) {
+				cur = document{index: cur.index + 1}
+			} else {
+				cur.text = nil
+			}
+			ended = endsDoc
+			sawMarker = true
+			switch {
+			case startsDoc:
+				// What follows the marker belongs to the document; blank
+				// the marker so columns stay where the user wrote them.
+				line = append([]byte("   "), line[3:]...)
+			case endsDoc:
+				continue
+			}
 		}
 		if cur.line == 0 && hasContent(line) {
 			cur.line = i + 1

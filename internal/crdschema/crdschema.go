@@ -111,12 +111,22 @@ func (v *Validator) Validate(ctx context.Context, gvk schema.GroupVersionKind, o
 	for _, path := range structuralpruning.PruneWithOptions(obj, k.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}) {
 		errs = append(errs, field.Invalid(field.NewPath(path), nil, "unknown field"))
 	}
-	meta, _, err := schemaobjectmeta.GetObjectMeta(obj, false)
-	if err != nil {
+	meta, found, unknown, err := schemaobjectmeta.GetObjectMetaWithOptions(obj, schemaobjectmeta.ObjectMetaOptions{ReturnUnknownFieldPaths: true})
+	switch {
+	case err != nil:
 		return append(errs, field.Invalid(field.NewPath("metadata"), nil, err.Error()))
+	case !found || meta == nil:
+		return append(errs, field.Required(field.NewPath("metadata", "name"), "every object needs a name"))
+	}
+	for _, path := range unknown {
+		errs = append(errs, field.Invalid(field.NewPath(path), nil, "unknown field"))
 	}
 	if !k.namespaced {
-		meta.Namespace = "" // the API server clears it for cluster-scoped kinds
+		// The API server clears it for cluster-scoped kinds.
+		meta.Namespace = ""
+		if m, ok := obj["metadata"].(map[string]any); ok {
+			delete(m, "namespace")
+		}
 	}
 	errs = append(errs, apimachineryvalidation.ValidateObjectMeta(meta, k.namespaced, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata"))...)
 
