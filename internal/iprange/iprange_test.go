@@ -124,7 +124,9 @@ func FuzzParse(f *testing.F) {
 		if !r.First.IsValid() || !r.Last.IsValid() || r.First.Is4() != r.Last.Is4() || r.Last.Less(r.First) {
 			t.Fatalf("Parse(%q) = %v: not a well-formed range", s, r)
 		}
-		if r.First.Zone() != "" || r.First.Is4In6() || r.Last.Is4In6() {
+		// A prefix such as ::/80 may end in the IPv4-mapped block, as the
+		// API server allows; addresses the user wrote may not be mapped.
+		if r.First.Zone() != "" || r.First.Is4In6() || (strings.Contains(s, "-") && r.Last.Is4In6()) {
 			t.Fatalf("Parse(%q) = %v: accepted a zone or an IPv4-mapped address", s, r)
 		}
 		back, err := Parse(r.String())
