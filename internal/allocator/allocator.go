@@ -1,0 +1,655 @@
+package allocator
+
+import (
+	"cmp"
+	"fmt"
+	"math/big"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/iprange"
+)
+
+// Reason says why a Service does not have all the addresses it wants. The
+// values are the reasons of the Service's ironlb.io/IPAllocated condition.
+type Reason string
+
+const (
+	ReasonPoolExhausted           Reason = "PoolExhausted"
+	ReasonNoMatchingPool          Reason = "NoMatchingPool"
+	ReasonUnknownPool             Reason = "UnknownPool"
+	ReasonRequestedIPUnavailable  Reason = "RequestedIPUnavailable"
+	ReasonRequestedIPNotInAnyPool Reason = "RequestedIPNotInAnyPool"
+	ReasonSharingConflict         Reason = "SharingConflict"
+	ReasonInvalidRequest          Reason = "InvalidRequest"
+)
+
+// Error explains a failed or partial assignment.
+type Error struct {
+	Reason  Reason
+	Message string
+}
+
+func (e *Error) Error() string { return string(e.Reason) + ": " + e.Message }
+
+// Loss is an address a Service showed in its status but could not keep,
+// because another Service held it first and they may not share it.
+type Loss struct {
+	Addr   netip.Addr
+	Holder string
+}
+
+// Result is the outcome of Assign.
+type Result struct {
+	// IPs are the addresses the Service holds now, in its family order.
+	IPs []netip.Addr
+	// Err is set when the Service lacks an address it wants or asked for.
+	// It may hold addresses anyway: those it had are not taken away.
+	Err *Error
+	// Outside are held addresses that no valid pool contains any more.
+	Outside []netip.Addr
+	// Lost lists addresses of the request's Current that went to others.
+	Lost []Loss
+}
+
+// Allocator holds every assignment. It is not safe for concurrent use.
+type Allocator struct {
+	cfg      *config.Config
+	pools    map[string]*poolState
+	addrs    map[netip.Addr]*addrState
+	services map[string]*service
+	// cooling holds released addresses waiting in a pool's recycled queue.
+	cooling map[netip.Addr]bool
+	// shared indexes held addresses by the sharing key of their first holder.
+	shared map[string]map[netip.Addr]bool
+}
+
+type service struct {
+	req Request
+	ips []netip.Addr
+}
+
+type addrState struct {
+	holders []*service // in the order they took the address
+	key     string     // sharing key of the first holder
+}
+
+type poolState struct {
+	pool *config.Pool
+	fams [2]*familyState // IPv4, IPv6
+}
+
+func (p *poolState) family(f Family) *familyState {
+	if f == IPv4 {
+		return p.fams[0]
+	}
+	return p.fams[1]
+}
+
+type familyState struct {
+	ranges []iprange.Range // sorted
+	// The cursor: next is the next address to look at in ranges[i].
+	i    int
+	next netip.Addr
+	// recycled is a FIFO of released addresses; head is its first entry.
+	recycled []netip.Addr
+	head     int
+	assigned int64
+	total    *big.Int
+}
+
+// New returns an allocator for a configuration.
+func New(cfg *config.Config) *Allocator {
+	a := &Allocator{addrs: map[netip.Addr]*addrState{}, services: map[string]*service{}, cooling: map[netip.Addr]bool{}, shared: map[string]map[netip.Addr]bool{}}
+	a.SetConfig(cfg)
+	return a
+}
+
+// SetConfig switches to a new configuration. Assignments are kept, also
+// those whose addresses no pool holds any more; pools whose addresses and
+// avoidBuggyIPs did not change keep their cursors and queues.
+func (a *Allocator) SetConfig(cfg *config.Config) {
+	old := a.pools
+	a.cfg = cfg
+	a.pools = map[string]*poolState{}
+	var rebuilt []*poolState
+	for _, p := range cfg.Pools {
+		if o := old[p.Name]; o != nil && o.pool.AvoidBuggyIPs == p.AvoidBuggyIPs && slices.Equal(o.pool.Ranges, p.Ranges) {
+			o.pool = p
+			a.pools[p.Name] = o
+			continue
+		}
+		ps := &poolState{pool: p}
+		for i, f := range []Family{IPv4, IPv6} {
+			fs := &familyState{total: new(big.Int)}
+			for _, r := range p.Ranges {
+				if FamilyOf(r.First) == f {
+					fs.ranges = append(fs.ranges, r)
+					fs.total.Add(fs.total, usableSize(r, p.AvoidBuggyIPs))
+				}
+			}
+			if len(fs.ranges) > 0 {
+				fs.next = fs.ranges[0].First
+			}
+			ps.fams[i] = fs
+		}
+		a.pools[p.Name] = ps
+		rebuilt = append(rebuilt, ps)
+	}
+	if len(rebuilt) == 0 {
+		return
+	}
+	// Rebuilt pools count their held addresses afresh and take over the
+	// cooling addresses inside them, oldest first.
+	for addr := range a.addrs {
+		if ps := a.poolStateFor(addr); ps != nil && slices.Contains(rebuilt, ps) {
+			ps.family(FamilyOf(addr)).assigned++
+		}
+	}
+	var queued []netip.Addr
+	for _, o := range sortedPools(old) {
+		for _, fs := range o.fams {
+			queued = append(queued, fs.recycled[fs.head:]...)
+		}
+	}
+	for _, addr := range queued {
+		if !a.cooling[addr] {
+			continue
+		}
+		if ps := a.poolStateFor(addr); ps != nil && slices.Contains(rebuilt, ps) {
+			fs := ps.family(FamilyOf(addr))
+			fs.recycled = append(fs.recycled, addr)
+		} else if ps == nil {
+			delete(a.cooling, addr)
+		}
+	}
+}
+
+func sortedPools(m map[string]*poolState) []*poolState {
+	out := make([]*poolState, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(x, y *poolState) int { return cmp.Compare(x.pool.Name, y.pool.Name) })
+	return out
+}
+
+func (a *Allocator) poolStateFor(addr netip.Addr) *poolState {
+	if p := a.cfg.PoolFor(addr); p != nil {
+		return a.pools[p.Name]
+	}
+	return nil
+}
+
+// buggy tells whether avoidBuggyIPs excludes the address.
+func buggy(addr netip.Addr) bool {
+	if !addr.Is4() {
+		return false
+	}
+	last := addr.As4()[3]
+	return last == 0 || last == 255
+}
+
+// usableSize counts the addresses of r that may be handed out.
+func usableSize(r iprange.Range, avoidBuggy bool) *big.Int {
+	n := r.Size()
+	if !avoidBuggy || !r.Is4() {
+		return n
+	}
+	// Addresses ending in .0 or .255 in [first, last]: count multiples of
+	// 256 (x.x.x.0) and numbers ≡ 255 mod 256 in the range.
+	f, l := u32(r.First), u32(r.Last)
+	zeros := l/256 - f/256
+	if f%256 == 0 {
+		zeros++
+	}
+	nines := (l+1)/256 - (f+1)/256
+	if (f+1)%256 == 0 {
+		nines++
+	}
+	return n.Sub(n, big.NewInt(int64(zeros)+int64(nines)))
+}
+
+func u32(a netip.Addr) uint64 {
+	b := a.As4()
+	return uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
+}
+
+// next hands out the pool's next address of the family, or false.
+func (a *Allocator) next(ps *poolState, f Family) (netip.Addr, bool) {
+	fs := ps.family(f)
+	for fs.i < len(fs.ranges) {
+		addr := fs.next
+		if addr == fs.ranges[fs.i].Last {
+			fs.i++
+			if fs.i < len(fs.ranges) {
+				fs.next = fs.ranges[fs.i].First
+			}
+		} else {
+			fs.next = addr.Next()
+		}
+		if a.addrs[addr] == nil && !a.cooling[addr] && !(ps.pool.AvoidBuggyIPs && buggy(addr)) {
+			return addr, true
+		}
+	}
+	for fs.head < len(fs.recycled) {
+		addr := fs.recycled[fs.head]
+		fs.head++
+		delete(a.cooling, addr)
+		if a.addrs[addr] == nil && !(ps.pool.AvoidBuggyIPs && buggy(addr)) && a.poolStateFor(addr) == ps {
+			a.compact(fs)
+			return addr, true
+		}
+	}
+	a.compact(fs)
+	return netip.Addr{}, false
+}
+
+// compact drops the consumed head of a recycled queue once it dominates.
+func (a *Allocator) compact(fs *familyState) {
+	if fs.head > 64 && fs.head*2 > len(fs.recycled) {
+		fs.recycled = slices.Clone(fs.recycled[fs.head:])
+		fs.head = 0
+	}
+}
+
+// ahead tells whether the cursor has yet to reach addr.
+func (fs *familyState) ahead(addr netip.Addr) bool {
+	return fs.i < len(fs.ranges) && fs.next.Compare(addr) <= 0
+}
+
+func (a *Allocator) hold(addr netip.Addr, s *service) {
+	st := a.addrs[addr]
+	if st == nil {
+		st = &addrState{key: s.req.SharingKey}
+		a.addrs[addr] = st
+		if ps := a.poolStateFor(addr); ps != nil {
+			ps.family(FamilyOf(addr)).assigned++
+		}
+	}
+	if st.key == "" && s.req.SharingKey != "" { // taken over from a reservation
+		st.key = s.req.SharingKey
+	}
+	if st.key != "" {
+		if a.shared[st.key] == nil {
+			a.shared[st.key] = map[netip.Addr]bool{}
+		}
+		a.shared[st.key][addr] = true
+	}
+	if !slices.Contains(st.holders, s) {
+		st.holders = append(st.holders, s)
+	}
+}
+
+func (a *Allocator) release(addr netip.Addr, s *service) {
+	st := a.addrs[addr]
+	if st == nil {
+		return
+	}
+	st.holders = slices.DeleteFunc(st.holders, func(h *service) bool { return h == s })
+	if len(st.holders) > 0 {
+		return
+	}
+	delete(a.addrs, addr)
+	if m := a.shared[st.key]; m != nil {
+		delete(m, addr)
+		if len(m) == 0 {
+			delete(a.shared, st.key)
+		}
+	}
+	ps := a.poolStateFor(addr)
+	if ps == nil {
+		return
+	}
+	fs := ps.family(FamilyOf(addr))
+	fs.assigned--
+	if !fs.ahead(addr) && !a.cooling[addr] {
+		a.cooling[addr] = true
+		fs.recycled = append(fs.recycled, addr)
+	}
+}
+
+// Release gives up every address of a Service.
+func (a *Allocator) Release(key string) {
+	s := a.services[key]
+	if s == nil {
+		return
+	}
+	for _, addr := range s.ips {
+		a.release(addr, s)
+	}
+	delete(a.services, key)
+}
+
+// Holders returns the Services holding an address, first holder first.
+func (a *Allocator) Holders(addr netip.Addr) []string {
+	var out []string
+	if st := a.addrs[addr]; st != nil {
+		for _, h := range st.holders {
+			out = append(out, h.req.Key)
+		}
+	}
+	return out
+}
+
+// IPs returns the addresses a Service holds.
+func (a *Allocator) IPs(key string) []netip.Addr {
+	if s := a.services[key]; s != nil {
+		return slices.Clone(s.ips)
+	}
+	return nil
+}
+
+// Counts are one family's figures of a pool.
+type Counts struct {
+	Total, Assigned, Available *big.Int
+}
+
+// Counts returns a pool's figures for a family; ok is false when the pool
+// does not exist or has no address of the family.
+func (a *Allocator) Counts(pool string, f Family) (Counts, bool) {
+	ps := a.pools[pool]
+	if ps == nil || len(ps.family(f).ranges) == 0 {
+		return Counts{}, false
+	}
+	fs := ps.family(f)
+	assigned := big.NewInt(fs.assigned)
+	return Counts{Total: new(big.Int).Set(fs.total), Assigned: assigned, Available: new(big.Int).Sub(fs.total, assigned)}, true
+}
+
+// compatible tells whether s may take addr given its current holders, and
+// if not, why.
+func (a *Allocator) compatible(addr netip.Addr, req *Request) (ok bool, reason Reason, msg string) {
+	st := a.addrs[addr]
+	if st == nil {
+		return true, "", ""
+	}
+	for _, h := range st.holders {
+		if h.req.Key == req.Key {
+			continue
+		}
+		if !req.sharesWith(&h.req) {
+			r := ReasonRequestedIPUnavailable
+			if req.SharingKey != "" && h.req.SharingKey != "" {
+				r = ReasonSharingConflict
+			}
+			return false, r, fmt.Sprintf("%s is in use: %s", addr, req.conflictReason(&h.req))
+		}
+	}
+	return true, "", ""
+}
+
+// candidatePools returns the pools the request may draw new addresses from,
+// in order, or an error when there are none.
+func (a *Allocator) candidatePools(req *Request) ([]*poolState, *Error) {
+	if req.Pool != "" {
+		ps := a.pools[req.Pool]
+		if ps == nil {
+			return nil, &Error{ReasonUnknownPool, fmt.Sprintf("IPPool %q does not exist or is invalid", req.Pool)}
+		}
+		if !ps.pool.Allows(req.Namespace, req.NamespaceLabels, req.ServiceLabels) {
+			return nil, &Error{ReasonNoMatchingPool, fmt.Sprintf("IPPool %q does not allow Services of namespace %q with these labels (spec.allocateTo)", req.Pool, req.Namespace)}
+		}
+		return []*poolState{ps}, nil
+	}
+	var out []*poolState
+	for _, p := range a.cfg.Pools {
+		if p.AutoAssign && p.Allows(req.Namespace, req.NamespaceLabels, req.ServiceLabels) {
+			out = append(out, a.pools[p.Name])
+		}
+	}
+	slices.SortStableFunc(out, func(x, y *poolState) int { return cmp.Compare(x.pool.Priority, y.pool.Priority) })
+	if len(out) == 0 {
+		return nil, &Error{ReasonNoMatchingPool, fmt.Sprintf("no IPPool with autoAssign allows Services of namespace %q with these labels", req.Namespace)}
+	}
+	return out, nil
+}
+
+// Assign gives a Service the addresses its request asks for, keeping those
+// it holds whenever the request still allows them. Calling it again with
+// the same request changes nothing.
+func (a *Allocator) Assign(req Request) Result {
+	s := a.services[req.Key]
+	var held []netip.Addr
+	if s != nil {
+		held = s.ips
+	} else {
+		held = req.Current
+	}
+	wanted := req.wanted()
+	if len(wanted) == 0 {
+		return a.outcome(s, &Error{ReasonInvalidRequest, "the Service has no IP family (spec.ipFamilies)"}, nil)
+	}
+	if s == nil {
+		s = &service{}
+	}
+	s.req = req
+
+	// Addresses held before, kept while the request allows them.
+	kept, lost := a.keepHeld(held, &req, wanted)
+	var firstErr *Error
+	fail := func(e *Error) {
+		if firstErr == nil {
+			firstErr = e
+		}
+	}
+
+	// Addresses asked for by name replace what was held.
+	chosen := map[Family]netip.Addr{}
+	for _, ip := range req.IPs {
+		f := FamilyOf(ip)
+		if !slices.Contains(wanted, f) {
+			fail(&Error{ReasonInvalidRequest, fmt.Sprintf("asks for %s, but the Service wants only %s (spec.ipFamilies, spec.ipFamilyPolicy)", ip, familyList(wanted))})
+			continue
+		}
+		if _, dup := chosen[f]; dup {
+			fail(&Error{ReasonInvalidRequest, fmt.Sprintf("asks for more than one %s address", f)})
+			continue
+		}
+		if e := a.checkRequested(ip, &req, slices.Contains(held, ip)); e != nil {
+			fail(e)
+			continue
+		}
+		chosen[f] = ip
+	}
+	if firstErr != nil {
+		// Keep what the Service has; it asked for something it cannot get.
+		return a.commit(s, ordered(req.Families, kept), firstErr, lost)
+	}
+	for f, ip := range kept {
+		if _, ok := chosen[f]; !ok && len(req.IPs) == 0 {
+			chosen[f] = ip
+		}
+	}
+
+	// New addresses for the families still missing.
+	var fresh []netip.Addr
+	for _, f := range wanted {
+		if _, ok := chosen[f]; ok {
+			continue
+		}
+		ip, e := a.allocate(&req, f)
+		if e != nil {
+			fail(e)
+			continue
+		}
+		chosen[f] = ip
+		fresh = append(fresh, ip)
+	}
+	if firstErr != nil && (req.Policy == RequireDualStack || len(chosen) == 0) {
+		for _, ip := range fresh {
+			a.unreserve(ip)
+		}
+		return a.commit(s, ordered(req.Families, kept), firstErr, lost)
+	}
+	if req.Policy == PreferDualStack && len(chosen) > 0 {
+		firstErr = nil // what exists is enough
+	}
+	return a.commit(s, ordered(req.Families, chosen), firstErr, lost)
+}
+
+// keepHeld returns, per family, the held addresses the request still
+// allows, and the held addresses another Service holds first.
+func (a *Allocator) keepHeld(held []netip.Addr, req *Request, wanted []Family) (map[Family]netip.Addr, []Loss) {
+	kept := map[Family]netip.Addr{}
+	var lost []Loss
+	for _, ip := range held {
+		f := FamilyOf(ip)
+		if _, dup := kept[f]; dup || !slices.Contains(wanted, f) {
+			continue
+		}
+		if p := a.cfg.PoolFor(ip); req.Pool != "" && (p == nil || p.Name != req.Pool) {
+			continue // the Service now asks for another pool
+		}
+		if ok, _, _ := a.compatible(ip, req); !ok {
+			lost = append(lost, Loss{Addr: ip, Holder: a.addrs[ip].holders[0].req.Key})
+			continue
+		}
+		kept[f] = ip
+	}
+	return kept, lost
+}
+
+// ordered lists the addresses in the Service's family order.
+func ordered(families []Family, by map[Family]netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range families {
+		if ip, ok := by[f]; ok {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+func familyList(fs []Family) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = f.String()
+	}
+	return strings.Join(parts, " and ")
+}
+
+// checkRequested checks an address asked for by name.
+func (a *Allocator) checkRequested(ip netip.Addr, req *Request, alreadyHeld bool) *Error {
+	p := a.cfg.PoolFor(ip)
+	switch {
+	case p == nil && alreadyHeld:
+		return nil // outside every pool now, but the Service keeps it
+	case p == nil:
+		return &Error{ReasonRequestedIPNotInAnyPool, fmt.Sprintf("%s is not in any IPPool", ip)}
+	case req.Pool != "" && p.Name != req.Pool:
+		return &Error{ReasonRequestedIPUnavailable, fmt.Sprintf("%s is in IPPool %q, but the Service asks for IPPool %q", ip, p.Name, req.Pool)}
+	case !alreadyHeld && !p.Allows(req.Namespace, req.NamespaceLabels, req.ServiceLabels):
+		return &Error{ReasonNoMatchingPool, fmt.Sprintf("%s is in IPPool %q, which does not allow Services of namespace %q with these labels (spec.allocateTo)", ip, p.Name, req.Namespace)}
+	case p.AvoidBuggyIPs && buggy(ip):
+		return &Error{ReasonRequestedIPUnavailable, fmt.Sprintf("%s ends in .0 or .255, which IPPool %q avoids (spec.avoidBuggyIPs)", ip, p.Name)}
+	}
+	if ok, reason, msg := a.compatible(ip, req); !ok {
+		return &Error{reason, msg}
+	}
+	return nil
+}
+
+// allocate finds an address of family f: first one shared under the
+// request's sharing key, then a new one, pool by pool.
+func (a *Allocator) allocate(req *Request, f Family) (netip.Addr, *Error) {
+	pools, e := a.candidatePools(req)
+	if e != nil {
+		return netip.Addr{}, e
+	}
+	if req.SharingKey != "" {
+		if ip, ok := a.shareable(req, f, pools); ok {
+			return ip, nil
+		}
+	}
+	var names []string
+	for _, ps := range pools {
+		if len(ps.family(f).ranges) == 0 {
+			continue
+		}
+		names = append(names, ps.pool.Name)
+		if ip, ok := a.next(ps, f); ok {
+			a.reserve(ip)
+			return ip, nil
+		}
+	}
+	if len(names) == 0 {
+		return netip.Addr{}, &Error{ReasonNoMatchingPool, fmt.Sprintf("no IPPool the Service may use has %s addresses", f)}
+	}
+	return netip.Addr{}, &Error{ReasonPoolExhausted, fmt.Sprintf("no %s address left in IPPool %s", f, strings.Join(quoteAll(names), ", "))}
+}
+
+// shareable finds an address already held under the request's sharing key
+// in one of the pools, that the request may share.
+func (a *Allocator) shareable(req *Request, f Family, pools []*poolState) (netip.Addr, bool) {
+	var found []netip.Addr
+	for addr := range a.shared[req.SharingKey] {
+		if FamilyOf(addr) != f {
+			continue
+		}
+		ps := a.poolStateFor(addr)
+		if ps == nil || !slices.Contains(pools, ps) {
+			continue
+		}
+		if ok, _, _ := a.compatible(addr, req); ok {
+			found = append(found, addr)
+		}
+	}
+	if len(found) == 0 {
+		return netip.Addr{}, false
+	}
+	return slices.MinFunc(found, netip.Addr.Compare), true
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+// reserve marks a new address as taken before it is committed to a
+// Service, so one Assign never hands out the same address twice.
+func (a *Allocator) reserve(ip netip.Addr) { a.hold(ip, reservation) }
+
+func (a *Allocator) unreserve(ip netip.Addr) { a.release(ip, reservation) }
+
+var reservation = &service{req: Request{Key: "<reservation>"}}
+
+// commit makes final the Service's addresses.
+func (a *Allocator) commit(s *service, final []netip.Addr, err *Error, lost []Loss) Result {
+	for _, ip := range final {
+		a.hold(ip, s)
+		if st := a.addrs[ip]; st != nil {
+			st.holders = slices.DeleteFunc(st.holders, func(h *service) bool { return h == reservation })
+		}
+	}
+	for _, ip := range s.ips {
+		if !slices.Contains(final, ip) {
+			a.release(ip, s)
+		}
+	}
+	s.ips = final
+	if len(final) > 0 {
+		a.services[s.req.Key] = s
+	} else {
+		delete(a.services, s.req.Key)
+	}
+	return a.outcome(s, err, lost)
+}
+
+func (a *Allocator) outcome(s *service, err *Error, lost []Loss) Result {
+	r := Result{Err: err, Lost: lost}
+	if s != nil {
+		r.IPs = slices.Clone(s.ips)
+		for _, ip := range s.ips {
+			if a.cfg.PoolFor(ip) == nil {
+				r.Outside = append(r.Outside, ip)
+			}
+		}
+	}
+	return r
+}
