@@ -1,6 +1,6 @@
 // Command controller assigns addresses from ironlb's pools to Services of
-// type LoadBalancer. It parses its flags into Options and runs; the
-// allocation itself lives in internal packages.
+// type LoadBalancer. It parses its flags into Options and runs
+// internal/controller.
 package main
 
 import (
@@ -9,8 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ironlb/ironlb/internal/cmdutil"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/controller"
 )
 
 // Options are the controller's settings, from flags.
@@ -74,10 +80,28 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	var static *config.Config
 	if o.ConfigFile != "" {
-		if _, err := cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
+		if static, err = cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
 			return err
 		}
 	}
-	return errors.New("allocation is not implemented yet (issue 3); flags and --config-file were checked")
+	restCfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return controller.Run(ctx, restCfg, controller.RunOptions{
+		Options: controller.Options{
+			Class:  controller.Class{Name: o.LBClass, Require: o.RequireClass},
+			Static: static,
+			Log:    log,
+		},
+		LeaderElect:    o.LeaderElect,
+		LeaseNamespace: o.LeaseNamespace,
+		LeaseName:      o.LeaseName,
+		MetricsAddr:    o.MetricsAddr,
+		HealthAddr:     o.HealthAddr,
+	})
 }

@@ -96,6 +96,9 @@ type familyState struct {
 	// recycled is a FIFO of released addresses; head is its first entry.
 	recycled []netip.Addr
 	head     int
+	// returned holds addresses reserved by an Assign that then failed;
+	// they were never used, so they are handed out first.
+	returned []netip.Addr
 	assigned int64
 	total    *big.Int
 }
@@ -220,6 +223,13 @@ func u32(a netip.Addr) uint64 {
 // next hands out the pool's next address of the family, or false.
 func (a *Allocator) next(ps *poolState, f Family) (netip.Addr, bool) {
 	fs := ps.family(f)
+	for len(fs.returned) > 0 {
+		addr := fs.returned[len(fs.returned)-1]
+		fs.returned = fs.returned[:len(fs.returned)-1]
+		if a.addrs[addr] == nil && a.poolStateFor(addr) == ps {
+			return addr, true
+		}
+	}
 	for fs.i < len(fs.ranges) {
 		addr := fs.next
 		if addr == fs.ranges[fs.i].Last {
@@ -429,6 +439,9 @@ func (a *Allocator) Assign(req Request) Result {
 
 	// Addresses held before, kept while the request allows them.
 	kept, lost := a.keepHeld(held, &req, wanted)
+	if req.KeepOnly {
+		return a.commit(s, ordered(req.Families, kept), nil, lost)
+	}
 	var firstErr *Error
 	fail := func(e *Error) {
 		if firstErr == nil {
@@ -615,7 +628,23 @@ func quoteAll(s []string) []string {
 // Service, so one Assign never hands out the same address twice.
 func (a *Allocator) reserve(ip netip.Addr) { a.hold(ip, reservation) }
 
-func (a *Allocator) unreserve(ip netip.Addr) { a.release(ip, reservation) }
+// unreserve gives back an address reserve took, as never used.
+func (a *Allocator) unreserve(ip netip.Addr) {
+	st := a.addrs[ip]
+	if st == nil {
+		return
+	}
+	st.holders = slices.DeleteFunc(st.holders, func(h *service) bool { return h == reservation })
+	if len(st.holders) > 0 {
+		return
+	}
+	delete(a.addrs, ip)
+	if ps := a.poolStateFor(ip); ps != nil {
+		fs := ps.family(FamilyOf(ip))
+		fs.assigned--
+		fs.returned = append(fs.returned, ip)
+	}
+}
 
 var reservation = &service{req: Request{Key: "<reservation>"}}
 

@@ -193,16 +193,17 @@ func TestAssignSteps(t *testing.T) {
 		{
 			name: "dual-stack",
 			pools: []poolSpec{
-				{name: "v4", addrs: []string{"203.0.113.0/31"}},
+				{name: "v4", addrs: []string{"203.0.113.0/30"}},
 				{name: "v6", addrs: []string{"2001:db8::/127"}},
 			},
 			steps: []step{
 				{name: "require both", assign: &Request{Key: "ns/a", Families: []Family{IPv6, IPv4}, Policy: RequireDualStack}, wantIPs: []string{"2001:db8::", "203.0.113.0"}},
 				{name: "single stack takes the first family", assign: &Request{Key: "ns/b", Families: []Family{IPv6, IPv4}}, wantIPs: []string{"2001:db8::1"}},
 				{name: "require both when IPv6 is exhausted: nothing", assign: &Request{Key: "ns/c", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, wantReason: ReasonPoolExhausted},
-				{name: "the IPv4 address c did not get is still free", assign: ptr(v4("ns/d")), wantIPs: []string{"203.0.113.1"}},
-				{name: "prefer both takes what exists", release: "ns/d"},
-				{assign: &Request{Key: "ns/e", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, wantIPs: []string{"203.0.113.1"}},
+				{name: "asking again", assign: &Request{Key: "ns/c", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, wantReason: ReasonPoolExhausted},
+				{name: "the IPv4 address c held for a moment was never used: it comes first", assign: ptr(v4("ns/d")), wantIPs: []string{"203.0.113.1"}},
+				{name: "then the cursor goes on", assign: ptr(v4("ns/e")), wantIPs: []string{"203.0.113.2"}},
+				{name: "prefer both takes what exists", assign: &Request{Key: "ns/f", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, wantIPs: []string{"203.0.113.3"}},
 			},
 		},
 		{

@@ -74,6 +74,10 @@ type Request struct {
 	// Current are the addresses the Service's status shows. They are kept
 	// when the allocator does not know the Service yet (after a restart).
 	Current []netip.Addr
+
+	// KeepOnly keeps what the Service holds and takes nothing new: for a
+	// Service whose request cannot be understood.
+	KeepOnly bool
 }
 
 // wanted returns the families the request must or may get.

@@ -90,6 +90,9 @@ func start() (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                sch,
 	}
+	// Dual-stack ClusterIPs from the design's test ranges, so tests can make
+	// IPv6 and dual-stack Services.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.0.0/16,2001:db8:ffff::/112")
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, err

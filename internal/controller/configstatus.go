@@ -1,0 +1,129 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/allocator"
+	"github.com/ironlb/ironlb/internal/config"
+)
+
+// ConditionValid is the condition on every configuration object telling
+// whether ironlb uses it.
+const ConditionValid = "Valid"
+
+// validCondition says whether an object is valid, with its problems.
+func validCondition(problems []*config.ObjectError, generation int64) metav1.Condition {
+	if len(problems) == 0 {
+		return metav1.Condition{Type: ConditionValid, Status: metav1.ConditionTrue, Reason: "Valid", Message: "in use", ObservedGeneration: generation}
+	}
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		msgs[i] = p.Field + ": " + p.Err.Error()
+	}
+	return metav1.Condition{Type: ConditionValid, Status: metav1.ConditionFalse, Reason: "Invalid", Message: strings.Join(msgs, "; "), ObservedGeneration: generation}
+}
+
+// writeConfigStatusLocked writes the Valid condition of every
+// advertisement and peer whose condition changed. Pools get theirs with
+// their counts, in reconcilePoolStatus.
+func (c *Controller) writeConfigStatusLocked(ctx context.Context) error {
+	var l2 v1alpha1.L2AdvertisementList
+	var peers v1alpha1.BGPPeerList
+	var bgp v1alpha1.BGPAdvertisementList
+	for _, l := range []client.ObjectList{&l2, &peers, &bgp} {
+		if err := c.client.List(ctx, l); err != nil {
+			return err
+		}
+	}
+	var objs []statusObject
+	for i := range l2.Items {
+		objs = append(objs, statusObject{&l2.Items[i], &l2.Items[i].Status.Conditions, v1alpha1.KindL2Advertisement})
+	}
+	for i := range peers.Items {
+		objs = append(objs, statusObject{&peers.Items[i], &peers.Items[i].Status.Conditions, v1alpha1.KindBGPPeer})
+	}
+	for i := range bgp.Items {
+		objs = append(objs, statusObject{&bgp.Items[i], &bgp.Items[i].Status.Conditions, v1alpha1.KindBGPAdvertisement})
+	}
+	for _, o := range objs {
+		cond := validCondition(c.problems.For(o.kind, o.obj.GetName()), o.obj.GetGeneration())
+		if sameCondition(meta.FindStatusCondition(*o.conds, ConditionValid), cond) {
+			continue
+		}
+		orig := o.obj.DeepCopyObject().(client.Object)
+		meta.SetStatusCondition(o.conds, cond)
+		if err := c.client.Status().Patch(ctx, o.obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return fmt.Errorf("writing the status of %s %s: %w", o.kind, o.obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+type statusObject struct {
+	obj   client.Object
+	conds *[]metav1.Condition
+	kind  string
+}
+
+// reconcilePoolStatus writes a pool's counts and Valid condition.
+func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.dirtyPools, req.Name)
+	if c.alloc == nil {
+		return reconcile.Result{}, nil // the first Service reconcile loads the configuration and queues every pool
+	}
+	var pool v1alpha1.IPPool
+	if err := c.client.Get(ctx, types.NamespacedName{Name: req.Name}, &pool); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	want := pool.Status.DeepCopy()
+	want.IPv4 = c.countsFor(req.Name, allocator.IPv4)
+	want.IPv6 = c.countsFor(req.Name, allocator.IPv6)
+	meta.SetStatusCondition(&want.Conditions, validCondition(c.problems.For(v1alpha1.KindIPPool, req.Name), pool.Generation))
+	if equalCounts(pool.Status.IPv4, want.IPv4) && equalCounts(pool.Status.IPv6, want.IPv6) &&
+		sameCondition(meta.FindStatusCondition(pool.Status.Conditions, ConditionValid), *meta.FindStatusCondition(want.Conditions, ConditionValid)) {
+		return reconcile.Result{}, nil
+	}
+	orig := pool.DeepCopy()
+	pool.Status = *want
+	if err := c.client.Status().Patch(ctx, &pool, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return reconcile.Result{}, fmt.Errorf("writing the status of IPPool %s: %w", req.Name, err)
+	}
+	return reconcile.Result{}, nil
+}
+
+func (c *Controller) countsFor(pool string, f allocator.Family) *v1alpha1.AddressCounts {
+	counts, ok := c.alloc.Counts(pool, f)
+	if !ok {
+		return nil
+	}
+	return &v1alpha1.AddressCounts{Total: saturate(counts.Total), Assigned: saturate(counts.Assigned), Available: saturate(counts.Available)}
+}
+
+func equalCounts(a, b *v1alpha1.AddressCounts) bool { return ptrEq(a, b) }
+
+// saturate converts a count to int64, the largest int64 standing for
+// anything larger (big IPv6 pools).
+func saturate(n *big.Int) int64 {
+	if n.IsInt64() {
+		return n.Int64()
+	}
+	return math.MaxInt64
+}
+
+func float(n *big.Int) float64 {
+	f, _ := new(big.Float).SetInt(n).Float64()
+	return f
+}

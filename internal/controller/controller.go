@@ -1,0 +1,429 @@
+// Package controller is the controller binary's reconciler: it watches
+// Services, the configuration and Namespaces, asks the allocator for each
+// Service's addresses and writes them, with a condition that explains the
+// outcome, into the Service's status. It is the only package of the
+// controller that talks to the API server.
+package controller
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/allocator"
+	"github.com/ironlb/ironlb/internal/config"
+)
+
+// EventSink records Kubernetes events (events.k8s.io).
+type EventSink interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Options configure the controller.
+type Options struct {
+	Class Class
+	// Static, when set, is the configuration read from --config-file; the
+	// cluster's ironlb objects are then not watched.
+	Static *config.Config
+	Log    *slog.Logger
+	Events EventSink
+}
+
+// Controller assigns addresses to Services.
+type Controller struct {
+	client  client.Client
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+
+	// mu guards everything below: the allocator is one state machine and
+	// reconciles take turns on it.
+	mu    sync.Mutex
+	alloc *allocator.Allocator
+	cfg   *config.Config
+	// problems are the invalid configuration objects of cfg.
+	problems config.Problems
+	// configGen counts configuration changes; loadedGen is the one cfg has.
+	configGen, loadedGen uint64
+	// warm is set once the addresses in every Service's status are claimed.
+	warm bool
+	// lostAtStart holds conflicts found while claiming, reported on the
+	// Service's first reconcile.
+	lostAtStart map[string][]allocator.Loss
+
+	// dirtyPools are pools whose status write is queued.
+	dirtyPools map[string]bool
+	poolEvents chan event.GenericEvent
+}
+
+// New returns a controller; SetupWithManager starts nothing until the
+// manager runs.
+func New(opts Options) *Controller {
+	return &Controller{
+		opts:        opts,
+		log:         opts.Log,
+		metrics:     newMetrics(),
+		configGen:   1,
+		lostAtStart: map[string][]allocator.Loss{},
+		dirtyPools:  map[string]bool{},
+		poolEvents:  make(chan event.GenericEvent, 1024),
+	}
+}
+
+// SetupWithManager registers the controller's watches with a manager.
+func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	c.client = mgr.GetClient()
+	if err := c.metrics.register(); err != nil {
+		return err
+	}
+	configChanged := handler.EnqueueRequestsFromMapFunc(c.configChanged)
+	specOrLabels := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1})
+	if c.opts.Static == nil {
+		b = b.Watches(&v1alpha1.IPPool{}, configChanged, specOrLabels).
+			Watches(&v1alpha1.L2Advertisement{}, configChanged, specOrLabels).
+			Watches(&v1alpha1.BGPPeer{}, configChanged, specOrLabels).
+			Watches(&v1alpha1.BGPAdvertisement{}, configChanged, specOrLabels)
+	}
+	if err := b.Complete(reconcile.Func(c.reconcileService)); err != nil {
+		return err
+	}
+	if c.opts.Static != nil {
+		return nil
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("ippool-status").
+		For(&v1alpha1.IPPool{}, specOrLabels).
+		WatchesRawSource(source.Channel(c.poolEvents, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(reconcile.Func(c.reconcilePoolStatus))
+}
+
+// configChanged records a configuration change and asks for every Service
+// to be looked at again.
+func (c *Controller) configChanged(ctx context.Context, _ client.Object) []reconcile.Request {
+	c.mu.Lock()
+	c.configGen++
+	c.mu.Unlock()
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list); err != nil {
+		c.log.Error("listing Services after a configuration change", "error", err)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return reqs
+}
+
+func (c *Controller) servicesOfNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		c.log.Error("listing Services of a namespace", "namespace", ns.GetName(), "error", err)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, s := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+	}
+	return reqs
+}
+
+// syncConfigLocked reloads the configuration when it changed.
+func (c *Controller) syncConfigLocked(ctx context.Context) error {
+	if c.alloc != nil && c.loadedGen == c.configGen {
+		return nil
+	}
+	gen := c.configGen
+	cfg, problems := c.opts.Static, config.Problems(nil)
+	if cfg == nil {
+		snap, err := c.snapshot(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the configuration: %w", err)
+		}
+		cfg, problems = config.Resolve(snap)
+	}
+	for _, p := range problems {
+		c.log.Warn("invalid configuration object", "kind", p.Kind, "name", p.Name, "field", p.Field, "error", p.Err)
+	}
+	if c.alloc == nil {
+		c.alloc = allocator.New(cfg)
+	} else {
+		c.alloc.SetConfig(cfg)
+	}
+	c.cfg, c.problems, c.loadedGen = cfg, problems, gen
+	c.log.Info("configuration loaded", "pools", len(cfg.Pools), "invalidObjects", len(problems))
+	if c.opts.Static == nil {
+		if err := c.writeConfigStatusLocked(ctx); err != nil {
+			return err
+		}
+	}
+	for _, p := range cfg.Pools {
+		c.poolChangedLocked(p.Name)
+	}
+	return nil
+}
+
+func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
+	var s config.Snapshot
+	var pools v1alpha1.IPPoolList
+	var l2 v1alpha1.L2AdvertisementList
+	var peers v1alpha1.BGPPeerList
+	var bgp v1alpha1.BGPAdvertisementList
+	for _, l := range []client.ObjectList{&pools, &l2, &peers, &bgp} {
+		if err := c.client.List(ctx, l); err != nil {
+			return s, err
+		}
+	}
+	s.IPPools, s.L2Advertisements, s.BGPPeers, s.BGPAdvertisements = pools.Items, l2.Items, peers.Items, bgp.Items
+	return s, nil
+}
+
+// warmUpLocked claims, oldest Service first, the addresses every handled
+// Service shows in its status, before any new address is handed out: a
+// restart never moves an address, and of two Services claiming one, the
+// older keeps it.
+func (c *Controller) warmUpLocked(ctx context.Context) error {
+	var list corev1.ServiceList
+	if err := c.client.List(ctx, &list); err != nil {
+		return fmt.Errorf("listing Services: %w", err)
+	}
+	svcs := list.Items
+	slices.SortFunc(svcs, func(a, b corev1.Service) int {
+		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	claimed := 0
+	for i := range svcs {
+		svc := &svcs[i]
+		if !c.opts.Class.Handles(svc) || len(statusIPs(svc)) == 0 {
+			continue
+		}
+		req, _ := requestFor(svc, c.namespaceLabels(ctx, svc.Namespace))
+		req.KeepOnly = true // claim only; new addresses come in the reconcile
+		res := c.alloc.Assign(req)
+		if len(res.Lost) > 0 {
+			c.lostAtStart[req.Key] = res.Lost
+		}
+		claimed++
+	}
+	c.warm = true
+	c.log.Info("claimed the addresses in Service status", "services", claimed)
+	return nil
+}
+
+func (c *Controller) namespaceLabels(ctx context.Context, name string) labels.Set {
+	var ns corev1.Namespace
+	if err := c.client.Get(ctx, types.NamespacedName{Name: name}, &ns); err != nil {
+		return nil
+	}
+	return labels.Set(ns.Labels)
+}
+
+func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.syncConfigLocked(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	if !c.warm {
+		if err := c.warmUpLocked(ctx); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	key := req.Namespace + "/" + req.Name
+	var svc corev1.Service
+	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			c.releaseLocked(key)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, err
+	}
+	if !c.opts.Class.Handles(&svc) {
+		return reconcile.Result{}, c.forgetLocked(ctx, &svc)
+	}
+
+	r, invalid := requestFor(&svc, c.namespaceLabels(ctx, svc.Namespace))
+	before := c.alloc.IPs(key)
+	res := c.alloc.Assign(r)
+	if invalid != nil {
+		res.Err = invalid
+	}
+	c.reportConflictsLocked(ctx, &svc, append(c.lostAtStart[key], res.Lost...), res.IPs)
+	delete(c.lostAtStart, key)
+	for _, ip := range symmetricDiff(before, res.IPs) {
+		if p := c.cfg.PoolFor(ip); p != nil {
+			c.poolChangedLocked(p.Name)
+		}
+	}
+	return reconcile.Result{}, c.writeStatusLocked(ctx, &svc, desiredStatus(&svc, res, c.poolName))
+}
+
+func (c *Controller) poolName(ip netip.Addr) string {
+	if p := c.cfg.PoolFor(ip); p != nil {
+		return p.Name
+	}
+	return ""
+}
+
+func symmetricDiff(a, b []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range a {
+		if !slices.Contains(b, ip) {
+			out = append(out, ip)
+		}
+	}
+	for _, ip := range b {
+		if !slices.Contains(a, ip) {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// releaseLocked gives up the addresses of a Service that is gone.
+func (c *Controller) releaseLocked(key string) {
+	ips := c.alloc.IPs(key)
+	if len(ips) == 0 {
+		return
+	}
+	c.alloc.Release(key)
+	delete(c.lostAtStart, key)
+	c.log.Info("released", "service", key, "addresses", joinAddrs(ips))
+	for _, ip := range ips {
+		if p := c.cfg.PoolFor(ip); p != nil {
+			c.poolChangedLocked(p.Name)
+		}
+	}
+}
+
+// forgetLocked handles a Service ironlb does not (or no longer) serve:
+// its addresses are released, and what ironlb wrote into its status is
+// removed. Services that were never ironlb's are not written to.
+func (c *Controller) forgetLocked(ctx context.Context, svc *corev1.Service) error {
+	key := svc.Namespace + "/" + svc.Name
+	ours := c.alloc.IPs(key)
+	c.releaseLocked(key)
+	cond := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
+	if cond == nil {
+		return nil
+	}
+	orig := svc.DeepCopy()
+	meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionIPAllocated)
+	svc.Status.LoadBalancer.Ingress = slices.DeleteFunc(svc.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
+		ip, err := netip.ParseAddr(in.IP)
+		return err == nil && (slices.Contains(ours, ip) || ours == nil)
+	})
+	c.log.Info("no longer served: removing its ironlb status", "service", key, "type", svc.Spec.Type)
+	return c.client.Status().Patch(ctx, svc, client.StrategicMergeFrom(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+// writeStatusLocked writes the Service's status when it differs from what
+// it should be, and records an event when the condition changes.
+func (c *Controller) writeStatusLocked(ctx context.Context, svc *corev1.Service, d desired) error {
+	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
+	if sameIngress(svc.Status.LoadBalancer.Ingress, d.ingress) && sameCondition(old, d.cond) {
+		return nil
+	}
+	changed := !sameCondition(old, d.cond)
+	orig := svc.DeepCopy()
+	svc.Status.LoadBalancer.Ingress = d.ingress
+	meta.SetStatusCondition(&svc.Status.Conditions, d.cond)
+	if err := c.client.Status().Patch(ctx, svc, client.StrategicMergeFrom(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("writing the status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	if changed {
+		c.metrics.results.WithLabelValues(d.cond.Reason).Inc()
+		eventType := corev1.EventTypeNormal
+		if d.cond.Reason != ReasonAllocated {
+			eventType = corev1.EventTypeWarning
+		}
+		c.event(svc, eventType, d.cond.Reason, "%s", d.cond.Message)
+		c.log.Info("service status", "service", svc.Namespace+"/"+svc.Name, "reason", d.cond.Reason, "message", d.cond.Message)
+	}
+	return nil
+}
+
+// reportConflictsLocked sends a Warning event to both Services when one
+// showed an address in its status that another held first.
+func (c *Controller) reportConflictsLocked(ctx context.Context, svc *corev1.Service, lost []allocator.Loss, now []netip.Addr) {
+	for _, l := range lost {
+		c.event(svc, corev1.EventTypeWarning, ReasonIPConflict, "%s is held by Service %s, which had it first; this Service now has %s", l.Addr, l.Holder, joinAddrs(now))
+		var holder corev1.Service
+		ns, name, _ := cutKey(l.Holder)
+		if err := c.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &holder); err == nil {
+			c.event(&holder, corev1.EventTypeWarning, ReasonIPConflict, "Service %s/%s also claimed %s in its status; this Service had it first and keeps it", svc.Namespace, svc.Name, l.Addr)
+		}
+	}
+}
+
+func cutKey(key string) (ns, name string, ok bool) {
+	for i := range len(key) {
+		if key[i] == '/' {
+			return key[:i], key[i+1:], true
+		}
+	}
+	return "", key, false
+}
+
+func (c *Controller) event(obj runtime.Object, eventType, reason, format string, args ...any) {
+	if c.opts.Events != nil {
+		c.opts.Events.Eventf(obj, nil, eventType, reason, "Allocate", format, args...)
+	}
+}
+
+// poolChangedLocked updates a pool's metrics and asks for its status to be
+// written.
+func (c *Controller) poolChangedLocked(name string) {
+	for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
+		counts, ok := c.alloc.Counts(name, f)
+		if !ok {
+			continue
+		}
+		fam := f.String()
+		c.metrics.addresses.WithLabelValues(name, fam, "total").Set(float(counts.Total))
+		c.metrics.addresses.WithLabelValues(name, fam, "assigned").Set(float(counts.Assigned))
+		c.metrics.addresses.WithLabelValues(name, fam, "available").Set(float(counts.Available))
+	}
+	if c.opts.Static != nil {
+		return
+	}
+	if c.dirtyPools[name] {
+		return // its status write is queued already and reads counts then
+	}
+	c.dirtyPools[name] = true
+	pool := &v1alpha1.IPPool{}
+	pool.Name = name
+	// At most one event per pool is in flight, and the channel's reader
+	// only feeds the work queue, so this send does not block for long.
+	c.poolEvents <- event.GenericEvent{Object: pool}
+}
