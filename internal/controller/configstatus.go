@@ -81,8 +81,10 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.dirtyPools, req.Name)
-	if c.alloc == nil {
-		return reconcile.Result{}, nil // the first Service reconcile loads the configuration and queues every pool
+	// Never write a pool's status from a configuration older than the one
+	// in the cache: the pool may have just become invalid.
+	if err := c.syncConfigLocked(ctx); err != nil {
+		return reconcile.Result{}, err
 	}
 	var pool v1alpha1.IPPool
 	if err := c.client.Get(ctx, types.NamespacedName{Name: req.Name}, &pool); err != nil {

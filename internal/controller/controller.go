@@ -48,6 +48,10 @@ type Options struct {
 	Static *config.Config
 	Log    *slog.Logger
 	Events EventSink
+	// SeveralPerProcess lets tests run more than one controller in one
+	// process (controller-runtime otherwise refuses a second controller of
+	// the same name).
+	SeveralPerProcess bool
 }
 
 // Controller assigns addresses to Services.
@@ -103,7 +107,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		Named("service").
 		For(&corev1.Service{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1})
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &c.opts.SeveralPerProcess})
 	if c.opts.Static == nil {
 		b = b.Watches(&v1alpha1.IPPool{}, configChanged, specOrLabels).
 			Watches(&v1alpha1.L2Advertisement{}, configChanged, specOrLabels).
@@ -120,7 +124,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		Named("ippool-status").
 		For(&v1alpha1.IPPool{}, specOrLabels).
 		WatchesRawSource(source.Channel(c.poolEvents, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &c.opts.SeveralPerProcess}).
 		Complete(reconcile.Func(c.reconcilePoolStatus))
 }
 
@@ -162,12 +166,16 @@ func (c *Controller) syncConfigLocked(ctx context.Context) error {
 	}
 	gen := c.configGen
 	cfg, problems := c.opts.Static, config.Problems(nil)
+	var poolNames []string // every IPPool object, valid or not
 	if cfg == nil {
 		snap, err := c.snapshot(ctx)
 		if err != nil {
 			return fmt.Errorf("reading the configuration: %w", err)
 		}
 		cfg, problems = config.Resolve(snap)
+		for _, p := range snap.IPPools {
+			poolNames = append(poolNames, p.Name)
+		}
 	}
 	for _, p := range problems {
 		c.log.Warn("invalid configuration object", "kind", p.Kind, "name", p.Name, "field", p.Field, "error", p.Err)
@@ -186,6 +194,9 @@ func (c *Controller) syncConfigLocked(ctx context.Context) error {
 	}
 	for _, p := range cfg.Pools {
 		c.poolChangedLocked(p.Name)
+	}
+	for _, name := range poolNames {
+		c.poolChangedLocked(name) // invalid ones too: their Valid condition changed
 	}
 	return nil
 }
@@ -277,6 +288,11 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	res := c.alloc.Assign(r)
 	if invalid != nil {
 		res.Err = invalid
+	}
+	if res.Err != nil && res.Err.Reason == allocator.ReasonUnknownPool {
+		if ps := c.problems.For(v1alpha1.KindIPPool, r.Pool); len(ps) > 0 {
+			res.Err = &allocator.Error{Reason: ReasonInvalidPool, Message: fmt.Sprintf("IPPool %q is invalid: %s: %v", r.Pool, ps[0].Field, ps[0].Err)}
+		}
 	}
 	c.reportConflictsLocked(ctx, &svc, append(c.lostAtStart[key], res.Lost...), res.IPs)
 	delete(c.lostAtStart, key)

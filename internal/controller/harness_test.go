@@ -69,18 +69,21 @@ type running struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
+	once   sync.Once
+	err    error
 }
 
-// stop stops the controller and waits until it has.
+// stop stops the controller and waits until it has; safe to call twice.
 func (r *running) stop(t testing.TB) {
 	t.Helper()
-	r.cancel()
-	if err := <-r.done; err != nil {
-		t.Errorf("controller ended with %v", err)
+	r.once.Do(func() {
+		r.cancel()
+		r.err = <-r.done
+	})
+	if r.err != nil {
+		t.Errorf("controller ended with %v", r.err)
 	}
 }
-
-var leaseSeq atomic.Int64
 
 // start runs a controller against the test API server until the test ends
 // or stop is called. mutate may change its options.
@@ -90,8 +93,9 @@ func start(t testing.TB, mutate func(*controller.RunOptions)) *running {
 	logs := &syncBuffer{}
 	o := controller.RunOptions{
 		Options: controller.Options{
-			Class: controller.Class{Name: "ironlb.io/lb"},
-			Log:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			Class:             controller.Class{Name: "ironlb.io/lb"},
+			Log:               slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			SeveralPerProcess: true,
 		},
 		MetricsAddr: "0",
 		HealthAddr:  "0",
@@ -102,12 +106,8 @@ func start(t testing.TB, mutate func(*controller.RunOptions)) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { r.done <- controller.Run(ctx, env.Config, o) }()
-	var once sync.Once
 	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			<-r.done
-		})
+		r.stop(t)
 		if t.Failed() {
 			t.Logf("controller log:\n%s", logs.String())
 		}

@@ -349,6 +349,10 @@ func TestScenarios(t *testing.T) {
 			s.svc("b")
 			waitIPs(s.t, s.ns, "b", s.v4(1))
 			waitCondition(s.t, s.ns, "a", controller.ReasonAllocated)
+			// A Service asking for the invalid pool is told why it is invalid.
+			s.svc("c", annotate("ironlb.io/ip-pool", bad.Name))
+			waitCondition(s.t, s.ns, "c", controller.ReasonInvalidPool)
+			waitEvent(s.t, s.ns, "c", controller.ReasonInvalidPool, "overlaps")
 		}},
 		{"advertisement naming a missing pool gets Valid=False", func(s *scn) {
 			adv := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: s.name("l2")}, Spec: v1alpha1.L2AdvertisementSpec{IPPools: []string{"missing-" + s.ns}}}

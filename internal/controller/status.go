@@ -20,6 +20,9 @@ const ConditionIPAllocated = "ironlb.io/IPAllocated"
 const (
 	ReasonAllocated           = "Allocated"
 	ReasonAddressOutsidePools = "AddressOutsidePools"
+	// ReasonInvalidPool: the Service asks for a pool that exists but is
+	// invalid; the message says why.
+	ReasonInvalidPool = "InvalidPool"
 	// ReasonIPConflict is the reason of the events sent when two Services
 	// claim one address in their status.
 	ReasonIPConflict = "IPConflict"

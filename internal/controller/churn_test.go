@@ -1,0 +1,409 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+// churnIPv6Only makes a Service IPv6 single-stack.
+func churnIPv6Only(s *corev1.Service) {
+	single := corev1.IPFamilyPolicySingleStack
+	s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv6Protocol}
+}
+
+// churnPool builds an IPPool only Services of ns may draw from.
+func churnPool(name, ns, cidr string) *v1alpha1.IPPool {
+	p := ippool(name, cidr)
+	p.Spec.AllocateTo = &v1alpha1.AllocateTo{Namespaces: []string{ns}}
+	return p
+}
+
+// fastClientset is a clientset without client-side rate limiting, so the
+// test's own requests are limited by the API server only.
+func fastClientset(tb testing.TB) kubernetes.Interface {
+	tb.Helper()
+	cfg := rest.CopyConfig(testenv.Get(tb).Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cs
+}
+
+// watchServices starts a real watch on the Services of ns, from the
+// resourceVersion of a List made now, so it sees every change after this
+// call, in the order the API server stored them. The RetryWatcher resumes
+// from the last resourceVersion seen if the connection drops, so no event
+// is lost or reordered. stop ends the watch.
+func watchServices(tb testing.TB, cs kubernetes.Interface, ns string) (events <-chan watch.Event, stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	list, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	lw := &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		return cs.CoreV1().Services(ns).Watch(ctx, o)
+	}}
+	rw, err := watchtools.NewRetryWatcherWithContext(ctx, list.ResourceVersion, lw)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	return rw.ResultChan(), func() {
+		cancel()
+		rw.Stop()
+		<-rw.Done()
+	}
+}
+
+// addrTracker follows, event by event, the ingress addresses each Service
+// of a namespace shows, and reports when two Services show one address or
+// a Service shows one outside the pool.
+//
+// How it catches a duplicate: a watch delivers a namespace's Service
+// changes one at a time in the order of their resourceVersions, so after
+// each event holders is exactly the API server's state at that revision.
+// A Service's entries are only removed by a later event of that same
+// Service (a status change or its deletion). So if the API server ever
+// stores Service B with address X while Service A still shows X, A's
+// entry for X is still in holders[X] when B's event arrives, holders[X]
+// then has two members, and observe returns an error. Were A's deletion
+// (or its move away from X) stored after B took X, it would come later in
+// the stream and not save the check. The subtest "tracker catches a
+// duplicate" feeds such a stream and expects the error.
+type addrTracker struct {
+	pool    netip.Prefix
+	holders map[string]map[string]bool // address → Services showing it
+	shows   map[string][]string        // Service → addresses it shows
+	// used counts the Services that ever showed each address.
+	used   map[string]int
+	served map[string]bool
+}
+
+func newAddrTracker(pool netip.Prefix) *addrTracker {
+	return &addrTracker{pool: pool, holders: map[string]map[string]bool{}, shows: map[string][]string{}, used: map[string]int{}, served: map[string]bool{}}
+}
+
+// observe applies one watch event: the Service's addresses are now ips
+// (none when it was deleted).
+func (tr *addrTracker) observe(typ watch.EventType, svc string, ips []string) error {
+	for _, ip := range tr.shows[svc] {
+		delete(tr.holders[ip], svc)
+		if len(tr.holders[ip]) == 0 {
+			delete(tr.holders, ip)
+		}
+	}
+	delete(tr.shows, svc)
+	if typ == watch.Deleted || len(ips) == 0 {
+		return nil
+	}
+	var problems []string
+	if len(ips) > 1 {
+		problems = append(problems, fmt.Sprintf("single-stack Service %s shows %d addresses %v", svc, len(ips), ips))
+	}
+	for _, s := range ips {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || !tr.pool.Contains(ip) {
+			problems = append(problems, fmt.Sprintf("Service %s shows %q, not in the pool %s", svc, s, tr.pool))
+		}
+		if tr.holders[s] == nil {
+			tr.holders[s] = map[string]bool{}
+		}
+		tr.holders[s][svc] = true
+		if !tr.served[svc+" "+s] {
+			tr.served[svc+" "+s] = true
+			tr.used[s]++
+		}
+		if len(tr.holders[s]) > 1 {
+			others := slices.Sorted(func(yield func(string) bool) {
+				for h := range tr.holders[s] {
+					if h != svc && !yield(h) {
+						return
+					}
+				}
+			})
+			problems = append(problems, fmt.Sprintf("Service %s shows %s, which %v show(s) too", svc, s, others))
+		}
+	}
+	tr.shows[svc] = ips
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// TestChurnNoDuplicateAddresses creates and deletes 1,000 Services from
+// four goroutines at once against one pool, and checks on a watch that no
+// two Services ever show the same address.
+func TestChurnNoDuplicateAddresses(t *testing.T) {
+	pool := netip.MustParsePrefix("2001:db8:f001::/120")
+
+	t.Run("tracker catches a duplicate", func(t *testing.T) {
+		tr := newAddrTracker(pool)
+		steps := []struct {
+			typ     watch.EventType
+			svc     string
+			ips     []string
+			wantErr bool
+		}{
+			{watch.Added, "a", nil, false},
+			{watch.Modified, "a", []string{"2001:db8:f001::"}, false},
+			{watch.Added, "b", []string{"2001:db8:f001::1"}, false},
+			{watch.Deleted, "a", []string{"2001:db8:f001::"}, false},
+			{watch.Modified, "b", []string{"2001:db8:f001::"}, false}, // a is gone: fine
+			{watch.Modified, "c", []string{"2001:db8:f001::"}, true},  // b shows it
+			{watch.Modified, "c", []string{"2001:db8:f001::2"}, false},
+			{watch.Modified, "d", []string{"2001:db8:f002::"}, true}, // outside the pool
+		}
+		for i, s := range steps {
+			if err := tr.observe(s.typ, s.svc, s.ips); (err != nil) != s.wantErr {
+				t.Fatalf("step %d (%s %s %v): error %v, want error %v", i, s.typ, s.svc, s.ips, err, s.wantErr)
+			}
+		}
+	})
+
+	const (
+		workers   = 4
+		perWorker = 250 // 1,000 Services in all
+		maxLag    = 4   // a Service is deleted after 0..maxLag further creations
+	)
+	env := testenv.Get(t)
+	began := time.Now() // after the control plane is up
+	r := start(t, nil)
+	ns := namespace(t, nil)
+	apply(t, churnPool(ns+"-churn", ns, pool.String()))
+
+	// The watcher: every event updates the tracker; violations are kept.
+	cs := fastClientset(t)
+	events, stopWatch := watchServices(t, cs, ns)
+	var (
+		mu         sync.Mutex
+		tr         = newAddrTracker(pool)
+		violations []string
+		nEvents    int
+		watchErr   error
+	)
+	// Reported last (deferred first), also when a later check stops the
+	// test early.
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range violations {
+			t.Errorf("duplicate or stray address seen on the watch %s", v)
+		}
+	}()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for ev := range events {
+			switch ev.Type {
+			case watch.Added, watch.Modified, watch.Deleted:
+			case watch.Error:
+				mu.Lock()
+				watchErr = apierrors.FromObject(ev.Object)
+				mu.Unlock()
+				return
+			default:
+				continue
+			}
+			svc, ok := ev.Object.(*corev1.Service)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			nEvents++
+			if err := tr.observe(ev.Type, svc.Name, ingressIPs(svc)); err != nil {
+				violations = append(violations, fmt.Sprintf("at resourceVersion %s (%s): %v", svc.ResourceVersion, ev.Type, err))
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		stopWatch()
+		<-watchDone
+	}()
+
+	// The churn: each worker creates its Services one after another and
+	// deletes each again after a random 0..maxLag further creations; those
+	// whose turn has not come when the worker ends are kept.
+	churnStart := time.Now()
+	var wg sync.WaitGroup
+	var kept sync.Map
+	for w := range workers {
+		wg.Go(func() {
+			ctx := context.Background()
+			type pending struct {
+				name     string
+				deleteAt int
+			}
+			var live []pending
+			for i := range perWorker {
+				name := fmt.Sprintf("w%d-%03d", w, i)
+				if err := env.Client.Create(ctx, lbService(ns, name, churnIPv6Only)); err != nil {
+					t.Errorf("creating %s: %v", name, err)
+					return
+				}
+				live = append(live, pending{name, i + rand.IntN(maxLag+1)})
+				live = slices.DeleteFunc(live, func(p pending) bool {
+					if p.deleteAt > i {
+						return false
+					}
+					if err := env.Client.Delete(ctx, lbService(ns, p.name)); err != nil {
+						t.Errorf("deleting %s: %v", p.name, err)
+					}
+					return true
+				})
+			}
+			for _, p := range live {
+				kept.Store(p.name, true)
+			}
+		})
+	}
+	wg.Wait()
+	churnTook := time.Since(churnStart)
+	if t.Failed() {
+		t.FailNow()
+	}
+	var wantKept []string
+	kept.Range(func(k, _ any) bool { wantKept = append(wantKept, k.(string)); return true })
+	slices.Sort(wantKept)
+
+	// Every Service left shows one address from the pool, Allocated.
+	var final map[string]string
+	eventually(t, "every remaining Service to be Allocated", func() (bool, string) {
+		var list corev1.ServiceList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return false, err.Error()
+		}
+		final = map[string]string{}
+		var names, waiting []string
+		for i := range list.Items {
+			s := &list.Items[i]
+			names = append(names, s.Name)
+			c := meta.FindStatusCondition(s.Status.Conditions, controller.ConditionIPAllocated)
+			ips := ingressIPs(s)
+			if c == nil || c.Reason != controller.ReasonAllocated || len(ips) != 1 {
+				waiting = append(waiting, fmt.Sprintf("%s (ingress %v, condition %v)", s.Name, ips, c))
+				continue
+			}
+			final[s.Name] = ips[0]
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, wantKept) {
+			return false, fmt.Sprintf("Services %v, want %v", names, wantKept)
+		}
+		return len(waiting) == 0, fmt.Sprintf("%d of %d not allocated: %v", len(waiting), len(names), waiting)
+	})
+	seen := map[string]string{}
+	for name, ip := range final {
+		if other, dup := seen[ip]; dup {
+			t.Errorf("Services %s and %s both show %s", other, name, ip)
+		}
+		seen[ip] = name
+		if !pool.Contains(netip.MustParseAddr(ip)) {
+			t.Errorf("Service %s shows %s, outside %s", name, ip, pool)
+		}
+	}
+	// The watch has caught up: its picture is the API server's.
+	eventually(t, "the watch to catch up", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if watchErr != nil {
+			return false, watchErr.Error()
+		}
+		if len(tr.shows) != len(final) {
+			return false, fmt.Sprintf("watch sees %d Services with addresses, the API %d", len(tr.shows), len(final))
+		}
+		for name, ip := range final {
+			if got := tr.shows[name]; !slices.Equal(got, []string{ip}) {
+				return false, fmt.Sprintf("watch sees %s with %v, the API with %s", name, got, ip)
+			}
+		}
+		return true, ""
+	})
+	// No address stays held by a deleted Service.
+	eventually(t, "the pool to count only the remaining Services", func() (bool, string) {
+		var p v1alpha1.IPPool
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Name: ns + "-churn"}, &p); err != nil {
+			return false, err.Error()
+		}
+		c := p.Status.IPv6
+		return c != nil && c.Assigned == int64(len(final)) && c.Total == 256, fmt.Sprintf("IPv6 counts %+v, want %d assigned of 256", c, len(final))
+	})
+	converged := time.Since(churnStart) - churnTook
+
+	mu.Lock()
+	reused := 0
+	for _, n := range tr.used {
+		if n > 1 {
+			reused++
+		}
+	}
+	t.Logf("churn of %d Services took %v, convergence after it %v; %d remain; the watch saw %d events; %d Services got an address, %d distinct addresses, %d of them handed out again; test without control-plane start-up %v",
+		workers*perWorker, churnTook.Round(time.Millisecond), converged.Round(time.Millisecond), len(final), nEvents,
+		len(tr.served), len(tr.used), reused, time.Since(began).Round(time.Millisecond))
+	mu.Unlock()
+	logControllerTrouble(t, r)
+}
+
+// logControllerTrouble logs how many warnings and errors the controller
+// logged, by kind, with an example of each.
+func logControllerTrouble(tb testing.TB, r *running) {
+	tb.Helper()
+	kinds := map[string]int{}
+	example := map[string]string{}
+	for line := range strings.SplitSeq(r.logs.String(), "\n") {
+		if !strings.Contains(line, "level=ERROR") && !strings.Contains(line, "level=WARN") {
+			continue
+		}
+		kind := "other"
+		switch {
+		case strings.Contains(line, "not found"):
+			kind = "not found"
+		case strings.Contains(line, "has been modified"):
+			kind = "conflict (object has been modified)"
+		}
+		if strings.Contains(line, "IPPool") {
+			kind += ", IPPool"
+		} else if strings.Contains(line, "Service") {
+			kind += ", Service"
+		}
+		kinds[kind]++
+		if example[kind] == "" {
+			example[kind] = line
+		}
+	}
+	if len(kinds) == 0 {
+		tb.Logf("controller logged no warnings or errors")
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		tb.Logf("controller logged %d warnings/errors of kind %q, e.g.\n%s", kinds[k], k, example[k])
+	}
+}
