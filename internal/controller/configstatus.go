@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/big"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,34 +77,64 @@ type statusObject struct {
 	kind  string
 }
 
-// reconcilePoolStatus writes a pool's counts and Valid condition.
+// poolStatusInterval is the least time between two status writes of one
+// pool: under a burst of allocations its counts are written once a second,
+// not once per Service.
+const poolStatusInterval = time.Second
+
+// reconcilePoolStatus writes a pool's counts and Valid condition. It reads
+// the pool from the API server rather than the cache, so it never skips a
+// write because the cache lags behind its own last one.
 func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.dirtyPools, req.Name)
-	// Never write a pool's status from a configuration older than the one
-	// in the cache: the pool may have just become invalid.
-	if err := c.syncConfigLocked(ctx); err != nil {
-		return reconcile.Result{}, err
+	want, wait, err := c.poolStatus(ctx, req.Name)
+	if err != nil || wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, err
 	}
 	var pool v1alpha1.IPPool
-	if err := c.client.Get(ctx, types.NamespacedName{Name: req.Name}, &pool); err != nil {
+	if err := c.reader.Get(ctx, types.NamespacedName{Name: req.Name}, &pool); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	want := pool.Status.DeepCopy()
-	want.IPv4 = c.countsFor(req.Name, allocator.IPv4)
-	want.IPv6 = c.countsFor(req.Name, allocator.IPv6)
-	meta.SetStatusCondition(&want.Conditions, validCondition(c.problems.For(v1alpha1.KindIPPool, req.Name), pool.Generation))
-	if equalCounts(pool.Status.IPv4, want.IPv4) && equalCounts(pool.Status.IPv6, want.IPv6) &&
-		sameCondition(meta.FindStatusCondition(pool.Status.Conditions, ConditionValid), *meta.FindStatusCondition(want.Conditions, ConditionValid)) {
+	cond := validCondition(want.problems, pool.Generation)
+	if equalCounts(pool.Status.IPv4, want.ipv4) && equalCounts(pool.Status.IPv6, want.ipv6) &&
+		sameCondition(meta.FindStatusCondition(pool.Status.Conditions, ConditionValid), cond) {
 		return reconcile.Result{}, nil
 	}
 	orig := pool.DeepCopy()
-	pool.Status = *want
+	pool.Status.IPv4, pool.Status.IPv6 = want.ipv4, want.ipv6
+	meta.SetStatusCondition(&pool.Status.Conditions, cond)
 	if err := c.client.Status().Patch(ctx, &pool, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return reconcile.Result{}, fmt.Errorf("writing the status of IPPool %s: %w", req.Name, err)
+		return reconcile.Result{}, fmt.Errorf("writing the status of IPPool %s: %w", req.Name, client.IgnoreNotFound(err))
 	}
+	c.mu.Lock()
+	c.poolWritten[req.Name] = time.Now()
+	c.mu.Unlock()
 	return reconcile.Result{}, nil
+}
+
+type poolWant struct {
+	ipv4, ipv6 *v1alpha1.AddressCounts
+	problems   []*config.ObjectError
+}
+
+// poolStatus works out a pool's status under the lock, or how long to wait
+// before writing it.
+func (c *Controller) poolStatus(ctx context.Context, name string) (poolWant, time.Duration, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if wait := poolStatusInterval - time.Since(c.poolWritten[name]); wait > 0 {
+		return poolWant{}, wait, nil // stays dirty: later changes ride on this requeue
+	}
+	delete(c.dirtyPools, name)
+	// Never write from a configuration older than the cache's: the pool
+	// may have just become invalid.
+	if err := c.syncConfigLocked(ctx); err != nil {
+		return poolWant{}, 0, err
+	}
+	return poolWant{
+		ipv4:     c.countsFor(name, allocator.IPv4),
+		ipv6:     c.countsFor(name, allocator.IPv6),
+		problems: c.problems.For(v1alpha1.KindIPPool, name),
+	}, 0, nil
 }
 
 func (c *Controller) countsFor(pool string, f allocator.Family) *v1alpha1.AddressCounts {

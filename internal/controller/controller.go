@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -56,7 +57,9 @@ type Options struct {
 
 // Controller assigns addresses to Services.
 type Controller struct {
-	client  client.Client
+	client client.Client
+	// reader reads from the API server directly, bypassing the cache.
+	reader  client.Reader
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
@@ -76,9 +79,11 @@ type Controller struct {
 	// Service's first reconcile.
 	lostAtStart map[string][]allocator.Loss
 
-	// dirtyPools are pools whose status write is queued.
-	dirtyPools map[string]bool
-	poolEvents chan event.GenericEvent
+	// dirtyPools are pools whose status write is queued; poolWritten is
+	// when each pool's status was last written.
+	dirtyPools  map[string]bool
+	poolWritten map[string]time.Time
+	poolEvents  chan event.GenericEvent
 }
 
 // New returns a controller; SetupWithManager starts nothing until the
@@ -91,13 +96,14 @@ func New(opts Options) *Controller {
 		configGen:   1,
 		lostAtStart: map[string][]allocator.Loss{},
 		dirtyPools:  map[string]bool{},
+		poolWritten: map[string]time.Time{},
 		poolEvents:  make(chan event.GenericEvent, 1024),
 	}
 }
 
 // SetupWithManager registers the controller's watches with a manager.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
-	c.client = mgr.GetClient()
+	c.client, c.reader = mgr.GetClient(), mgr.GetAPIReader()
 	if err := c.metrics.register(); err != nil {
 		return err
 	}
@@ -107,7 +113,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		Named("service").
 		For(&corev1.Service{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &c.opts.SeveralPerProcess})
+		WithOptions(controller.Options{MaxConcurrentReconciles: serviceWorkers, SkipNameValidation: &c.opts.SeveralPerProcess})
 	if c.opts.Static == nil {
 		b = b.Watches(&v1alpha1.IPPool{}, configChanged, specOrLabels).
 			Watches(&v1alpha1.L2Advertisement{}, configChanged, specOrLabels).
@@ -259,15 +265,30 @@ func (c *Controller) namespaceLabels(ctx context.Context, name string) labels.Se
 	return labels.Set(ns.Labels)
 }
 
+// serviceWorkers is how many Services are reconciled at once. Decisions
+// take turns on the allocator; the API calls that write their outcome
+// overlap.
+const serviceWorkers = 4
+
 func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	write, err := c.decide(ctx, req)
+	if err != nil || write == nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, write(ctx)
+}
+
+// decide works out, under the lock, what a Service should hold and returns
+// the API write that records it, to run without the lock.
+func (c *Controller) decide(ctx context.Context, req reconcile.Request) (func(context.Context) error, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.syncConfigLocked(ctx); err != nil {
-		return reconcile.Result{}, err
+		return nil, err
 	}
 	if !c.warm {
 		if err := c.warmUpLocked(ctx); err != nil {
-			return reconcile.Result{}, err
+			return nil, err
 		}
 	}
 	key := req.Namespace + "/" + req.Name
@@ -275,12 +296,12 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 	if err := c.client.Get(ctx, req.NamespacedName, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
 			c.releaseLocked(key)
-			return reconcile.Result{}, nil
+			return nil, nil
 		}
-		return reconcile.Result{}, err
+		return nil, err
 	}
 	if !c.opts.Class.Handles(&svc) {
-		return reconcile.Result{}, c.forgetLocked(ctx, &svc)
+		return c.forgetLocked(&svc), nil
 	}
 
 	r, invalid := requestFor(&svc, c.namespaceLabels(ctx, svc.Namespace))
@@ -294,14 +315,18 @@ func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request
 			res.Err = &allocator.Error{Reason: ReasonInvalidPool, Message: fmt.Sprintf("IPPool %q is invalid: %s: %v", r.Pool, ps[0].Field, ps[0].Err)}
 		}
 	}
-	c.reportConflictsLocked(ctx, &svc, append(c.lostAtStart[key], res.Lost...), res.IPs)
+	lost := append(c.lostAtStart[key], res.Lost...)
 	delete(c.lostAtStart, key)
 	for _, ip := range symmetricDiff(before, res.IPs) {
 		if p := c.cfg.PoolFor(ip); p != nil {
 			c.poolChangedLocked(p.Name)
 		}
 	}
-	return reconcile.Result{}, c.writeStatusLocked(ctx, &svc, desiredStatus(&svc, res, c.poolName))
+	d := desiredStatus(&svc, res, c.poolName)
+	return func(ctx context.Context) error {
+		c.reportConflicts(ctx, &svc, lost, res.IPs)
+		return c.writeStatus(ctx, &svc, d)
+	}, nil
 }
 
 func (c *Controller) poolName(ip netip.Addr) string {
@@ -343,29 +368,31 @@ func (c *Controller) releaseLocked(key string) {
 }
 
 // forgetLocked handles a Service ironlb does not (or no longer) serve:
-// its addresses are released, and what ironlb wrote into its status is
-// removed. Services that were never ironlb's are not written to.
-func (c *Controller) forgetLocked(ctx context.Context, svc *corev1.Service) error {
+// its addresses are released, and the returned write removes what ironlb
+// wrote into its status. Services that were never ironlb's are not written.
+func (c *Controller) forgetLocked(svc *corev1.Service) func(context.Context) error {
 	key := svc.Namespace + "/" + svc.Name
 	ours := c.alloc.IPs(key)
 	c.releaseLocked(key)
-	cond := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
-	if cond == nil {
+	if meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated) == nil {
 		return nil
 	}
-	orig := svc.DeepCopy()
-	meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionIPAllocated)
-	svc.Status.LoadBalancer.Ingress = slices.DeleteFunc(svc.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
-		ip, err := netip.ParseAddr(in.IP)
-		return err == nil && (slices.Contains(ours, ip) || ours == nil)
-	})
-	c.log.Info("no longer served: removing its ironlb status", "service", key, "type", svc.Spec.Type)
-	return c.client.Status().Patch(ctx, svc, client.StrategicMergeFrom(orig, client.MergeFromWithOptimisticLock{}))
+	return func(ctx context.Context) error {
+		orig := svc.DeepCopy()
+		meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionIPAllocated)
+		svc.Status.LoadBalancer.Ingress = slices.DeleteFunc(svc.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
+			ip, err := netip.ParseAddr(in.IP)
+			return err == nil && (slices.Contains(ours, ip) || ours == nil)
+		})
+		c.log.Info("no longer served: removing its ironlb status", "service", key, "type", svc.Spec.Type)
+		err := c.client.Status().Patch(ctx, svc, client.StrategicMergeFrom(orig, client.MergeFromWithOptimisticLock{}))
+		return client.IgnoreNotFound(err)
+	}
 }
 
-// writeStatusLocked writes the Service's status when it differs from what
-// it should be, and records an event when the condition changes.
-func (c *Controller) writeStatusLocked(ctx context.Context, svc *corev1.Service, d desired) error {
+// writeStatus writes the Service's status when it differs from what it
+// should be, and records an event when the condition changes.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, d desired) error {
 	old := meta.FindStatusCondition(svc.Status.Conditions, ConditionIPAllocated)
 	if sameIngress(svc.Status.LoadBalancer.Ingress, d.ingress) && sameCondition(old, d.cond) {
 		return nil
@@ -375,6 +402,9 @@ func (c *Controller) writeStatusLocked(ctx context.Context, svc *corev1.Service,
 	svc.Status.LoadBalancer.Ingress = d.ingress
 	meta.SetStatusCondition(&svc.Status.Conditions, d.cond)
 	if err := c.client.Status().Patch(ctx, svc, client.StrategicMergeFrom(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil // deleted meanwhile; its deletion is queued and releases the address
+		}
 		return fmt.Errorf("writing the status of Service %s/%s: %w", svc.Namespace, svc.Name, err)
 	}
 	if changed {
@@ -389,9 +419,9 @@ func (c *Controller) writeStatusLocked(ctx context.Context, svc *corev1.Service,
 	return nil
 }
 
-// reportConflictsLocked sends a Warning event to both Services when one
-// showed an address in its status that another held first.
-func (c *Controller) reportConflictsLocked(ctx context.Context, svc *corev1.Service, lost []allocator.Loss, now []netip.Addr) {
+// reportConflicts sends a Warning event to both Services when one showed
+// an address in its status that another held first.
+func (c *Controller) reportConflicts(ctx context.Context, svc *corev1.Service, lost []allocator.Loss, now []netip.Addr) {
 	for _, l := range lost {
 		c.event(svc, corev1.EventTypeWarning, ReasonIPConflict, "%s is held by Service %s, which had it first; this Service now has %s", l.Addr, l.Holder, joinAddrs(now))
 		var holder corev1.Service

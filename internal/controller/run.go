@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 )
+
+var setGlobalLoggers sync.Once
 
 // RunOptions are everything Run needs besides the API server.
 type RunOptions struct {
@@ -48,8 +51,12 @@ func Scheme() (*runtime.Scheme, error) {
 // gives the Lease up so another replica takes over at once.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	logger := logr.FromSlogHandler(o.Log.Handler())
-	ctrl.SetLogger(logger)
-	klog.SetLogger(logger)
+	// controller-runtime's and klog's package loggers are set once per
+	// process; each manager logs through its own logger anyway.
+	setGlobalLoggers.Do(func() {
+		ctrl.SetLogger(logger)
+		klog.SetLogger(logger)
+	})
 	scheme, err := Scheme()
 	if err != nil {
 		return err
