@@ -25,7 +25,7 @@ generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config
 test: tools lint unit fuzz ## everything CI runs
 
 unit: tools
-	go test ./...
+	go test -race ./...
 
 # Short fuzz runs of the parsers; longer ones: make fuzz FUZZTIME=5m
 fuzz:

@@ -80,6 +80,7 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	cmdutil.BridgeLoggers(log)
 	var static *config.Config
 	if o.ConfigFile != "" {
 		if static, err = cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {

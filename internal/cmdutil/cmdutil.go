@@ -11,6 +11,10 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/configfile"
 )
@@ -41,6 +45,15 @@ func (o *LogOptions) Logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: must be text or json", o.Format)
+}
+
+// BridgeLoggers sends the logs of controller-runtime, client-go and klog
+// through the binary's logger. Call it once at start, before any client is
+// made: klog's logger may not change while it is in use.
+func BridgeLoggers(log *slog.Logger) {
+	l := logr.FromSlogHandler(log.Handler())
+	ctrllog.SetLogger(l)
+	klog.SetLogger(l)
 }
 
 // CheckConfigFile loads and resolves a configuration file and logs every

@@ -80,7 +80,7 @@ func allocateOnce(b *testing.B, n int) allocateResult {
 			b.Error(err)
 		}
 	}()
-	pool := churnPool(ns+"-pool", ns, cidr)
+	pool := nsPool(ns+"-pool", ns, cidr)
 	if err := env.Client.Create(ctx, pool); err != nil {
 		b.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func allocateOnce(b *testing.B, n int) allocateResult {
 
 	// A first Service shows that the controller has started and loaded the
 	// pool, so start-up is not part of what is measured.
-	if err := env.Client.Create(ctx, lbService(ns, warmup, churnIPv6Only)); err != nil {
+	if err := env.Client.Create(ctx, lbService(ns, warmup, ipv6Only)); err != nil {
 		b.Fatal(err)
 	}
 	select {
@@ -193,7 +193,7 @@ func allocateOnce(b *testing.B, n int) allocateResult {
 	for w := range creators {
 		wg.Go(func() {
 			for i := w; i < n; i += creators {
-				svc := lbService(ns, names[i], churnIPv6Only)
+				svc := lbService(ns, names[i], ipv6Only)
 				created[i] = time.Now()
 				if _, err := cs.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 					createErr.CompareAndSwap(nil, fmt.Errorf("creating %s: %w", names[i], err))

@@ -28,19 +28,6 @@ import (
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
-// churnIPv6Only makes a Service IPv6 single-stack.
-func churnIPv6Only(s *corev1.Service) {
-	single := corev1.IPFamilyPolicySingleStack
-	s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, []corev1.IPFamily{corev1.IPv6Protocol}
-}
-
-// churnPool builds an IPPool only Services of ns may draw from.
-func churnPool(name, ns, cidr string) *v1alpha1.IPPool {
-	p := ippool(name, cidr)
-	p.Spec.AllocateTo = &v1alpha1.AllocateTo{Namespaces: []string{ns}}
-	return p
-}
-
 // fastClientset is a clientset without client-side rate limiting, so the
 // test's own requests are limited by the API server only.
 func fastClientset(tb testing.TB) kubernetes.Interface {
@@ -197,7 +184,7 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 	began := time.Now() // after the control plane is up
 	r := start(t, nil)
 	ns := namespace(t, nil)
-	apply(t, churnPool(ns+"-churn", ns, pool.String()))
+	apply(t, nsPool(ns+"-churn", ns, pool.String()))
 
 	// The watcher: every event updates the tracker; violations are kept.
 	cs := fastClientset(t)
@@ -265,7 +252,7 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 			var live []pending
 			for i := range perWorker {
 				name := fmt.Sprintf("w%d-%03d", w, i)
-				if err := env.Client.Create(ctx, lbService(ns, name, churnIPv6Only)); err != nil {
+				if err := env.Client.Create(ctx, lbService(ns, name, ipv6Only)); err != nil {
 					t.Errorf("creating %s: %v", name, err)
 					return
 				}

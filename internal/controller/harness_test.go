@@ -19,12 +19,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	// As the binary does at start: controller-runtime's and klog's package
+	// loggers, set before any client exists. Each controller logs to its
+	// own buffer through its manager anyway.
+	cmdutil.BridgeLoggers(slog.New(slog.DiscardHandler))
+	testenv.Main(m)
+}
 
 // waitTimeout bounds every wait for the controller; it is a guard against
 // a hung test, not a measure of speed.

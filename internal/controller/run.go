@@ -4,22 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 )
-
-var setGlobalLoggers sync.Once
 
 // RunOptions are everything Run needs besides the API server.
 type RunOptions struct {
@@ -50,13 +46,10 @@ func Scheme() (*runtime.Scheme, error) {
 // replica holding the Lease reconciles and writes; on a graceful stop it
 // gives the Lease up so another replica takes over at once.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
+	// The manager logs through this logger; the package-level loggers of
+	// controller-runtime and klog are the binary's to set, once, at start
+	// (cmdutil.BridgeLoggers).
 	logger := logr.FromSlogHandler(o.Log.Handler())
-	// controller-runtime's and klog's package loggers are set once per
-	// process; each manager logs through its own logger anyway.
-	setGlobalLoggers.Do(func() {
-		ctrl.SetLogger(logger)
-		klog.SetLogger(logger)
-	})
 	scheme, err := Scheme()
 	if err != nil {
 		return err
