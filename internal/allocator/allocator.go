@@ -293,14 +293,17 @@ func (a *Allocator) hold(addr netip.Addr, s *service) {
 	}
 }
 
-func (a *Allocator) release(addr netip.Addr, s *service) {
+// drop removes s from the holders of addr. When nobody holds it any more,
+// it returns the family state of the pool the address is in (nil when it
+// is in none), for the caller to queue the address where it belongs.
+func (a *Allocator) drop(addr netip.Addr, s *service) (fs *familyState, freed bool) {
 	st := a.addrs[addr]
 	if st == nil {
-		return
+		return nil, false
 	}
 	st.holders = slices.DeleteFunc(st.holders, func(h *service) bool { return h == s })
 	if len(st.holders) > 0 {
-		return
+		return nil, false
 	}
 	delete(a.addrs, addr)
 	if m := a.shared[st.key]; m != nil {
@@ -309,13 +312,17 @@ func (a *Allocator) release(addr netip.Addr, s *service) {
 			delete(a.shared, st.key)
 		}
 	}
-	ps := a.poolStateFor(addr)
-	if ps == nil {
-		return
+	if ps := a.poolStateFor(addr); ps != nil {
+		fs = ps.family(FamilyOf(addr))
+		fs.assigned--
 	}
-	fs := ps.family(FamilyOf(addr))
-	fs.assigned--
-	if !fs.ahead(addr) && !a.cooling[addr] {
+	return fs, true
+}
+
+// release gives up s's hold on addr; a freed address cools down in the
+// recycled queue unless the cursor has yet to reach it.
+func (a *Allocator) release(addr netip.Addr, s *service) {
+	if fs, freed := a.drop(addr, s); freed && fs != nil && !fs.ahead(addr) && !a.cooling[addr] {
 		a.cooling[addr] = true
 		fs.recycled = append(fs.recycled, addr)
 	}
@@ -628,20 +635,10 @@ func quoteAll(s []string) []string {
 // Service, so one Assign never hands out the same address twice.
 func (a *Allocator) reserve(ip netip.Addr) { a.hold(ip, reservation) }
 
-// unreserve gives back an address reserve took, as never used.
+// unreserve gives back an address reserve took, as never used: it is
+// handed out first next time.
 func (a *Allocator) unreserve(ip netip.Addr) {
-	st := a.addrs[ip]
-	if st == nil {
-		return
-	}
-	st.holders = slices.DeleteFunc(st.holders, func(h *service) bool { return h == reservation })
-	if len(st.holders) > 0 {
-		return
-	}
-	delete(a.addrs, ip)
-	if ps := a.poolStateFor(ip); ps != nil {
-		fs := ps.family(FamilyOf(ip))
-		fs.assigned--
+	if fs, freed := a.drop(ip, reservation); freed && fs != nil {
 		fs.returned = append(fs.returned, ip)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -425,20 +426,11 @@ func (c *Controller) reportConflicts(ctx context.Context, svc *corev1.Service, l
 	for _, l := range lost {
 		c.event(svc, corev1.EventTypeWarning, ReasonIPConflict, "%s is held by Service %s, which had it first; this Service now has %s", l.Addr, l.Holder, joinAddrs(now))
 		var holder corev1.Service
-		ns, name, _ := cutKey(l.Holder)
+		ns, name, _ := strings.Cut(l.Holder, "/")
 		if err := c.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &holder); err == nil {
 			c.event(&holder, corev1.EventTypeWarning, ReasonIPConflict, "Service %s/%s also claimed %s in its status; this Service had it first and keeps it", svc.Namespace, svc.Name, l.Addr)
 		}
 	}
-}
-
-func cutKey(key string) (ns, name string, ok bool) {
-	for i := range len(key) {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", key, false
 }
 
 func (c *Controller) event(obj runtime.Object, eventType, reason, format string, args ...any) {
