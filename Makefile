@@ -26,6 +26,7 @@ test: tools lint unit fuzz ## everything CI runs
 
 unit: tools
 	go test -race ./...
+	cd e2e && go test -race ./...
 
 # Short fuzz runs of the parsers; longer ones: make fuzz FUZZTIME=5m
 fuzz:
@@ -34,6 +35,7 @@ fuzz:
 
 lint:
 	go vet ./...
+	cd e2e && go vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 

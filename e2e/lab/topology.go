@@ -1,0 +1,336 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// netnsDir is where named network namespaces live (as iproute2 keeps them).
+const netnsDir = "/var/run/netns"
+
+// Up builds the plan's network: its namespaces, the LAN bridge with a leg
+// for every participant and the host, the router's second segment, a pod
+// bridge on every node, routes and forwarding. On error it removes what
+// it built.
+func Up(p Plan) (err error) {
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, Down(p.Name))
+		}
+	}()
+	for _, ns := range p.Namespaces() {
+		if err := newNetNS(ns); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", ns, err)
+		}
+	}
+	lan, err := handle(p.LAN)
+	if err != nil {
+		return err
+	}
+	defer lan.Close()
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: lanBridge}}
+	if err := lan.LinkAdd(br); err != nil {
+		return fmt.Errorf("creating the LAN bridge: %w", err)
+	}
+	if err := up(lan, br, "lo"); err != nil {
+		return err
+	}
+	for i, h := range p.lanMembers() {
+		if err := p.legOnLAN(lan, br, fmt.Sprintf("p%d", i), h.NetNS, ifaceInside, h.Addr); err != nil {
+			return err
+		}
+	}
+	if err := p.legOnLAN(lan, br, "phost", "", p.HostIface, p.HostLeg.Addr); err != nil {
+		return err
+	}
+	// The router's second segment: a direct veth to the remote client.
+	if err := veth(p.Router.NetNS, "eth1", p.RouterRemote.Addr, p.Remote.NetNS, ifaceInside, p.Remote.Addr); err != nil {
+		return err
+	}
+
+	lanGW := p.Router.Addr.Addr()
+	for _, h := range []Host{p.ControlPlane, p.Client} {
+		if err := routes(h.NetNS, route{dst: RemoteNet, via: lanGW}, route{dst: BGPPoolNet, via: lanGW}); err != nil {
+			return err
+		}
+	}
+	// The client reaches the layer 2 pool on the LAN itself: it asks by ARP.
+	if err := routes(p.Client.NetNS, route{dst: L2PoolNet, dev: ifaceInside}); err != nil {
+		return err
+	}
+	if err := routes(p.Remote.NetNS, route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: p.RouterRemote.Addr.Addr()}); err != nil {
+		return err
+	}
+	if err := forwarding(p.Router.NetNS); err != nil {
+		return err
+	}
+	for _, n := range p.Nodes {
+		if err := p.nodeNetwork(n); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// legOnLAN connects a namespace (or the host, ns "") to the LAN bridge.
+func (p Plan) legOnLAN(lan *netlink.Handle, br *netlink.Bridge, outer, ns, inner string, addr netip.Prefix) error {
+	lanNS, err := netns.GetFromName(p.LAN)
+	if err != nil {
+		return err
+	}
+	defer lanNS.Close()
+	peerNS, err := nsOrHost(ns)
+	if err != nil {
+		return err
+	}
+	defer peerNS.Close()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: outer, Namespace: netlink.NsFd(lanNS)}, PeerName: inner, PeerNamespace: netlink.NsFd(peerNS)}
+	if err := netlink.LinkAdd(v); err != nil {
+		return fmt.Errorf("creating the veth %s/%s for %q: %w", outer, inner, ns, err)
+	}
+	link, err := lan.LinkByName(outer)
+	if err != nil {
+		return err
+	}
+	if err := lan.LinkSetMaster(link, br); err != nil {
+		return err
+	}
+	if err := lan.LinkSetUp(link); err != nil {
+		return err
+	}
+	return configure(ns, inner, addr)
+}
+
+// veth joins two namespaces directly.
+func veth(nsA, ifA string, addrA netip.Prefix, nsB, ifB string, addrB netip.Prefix) error {
+	a, err := netns.GetFromName(nsA)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	b, err := netns.GetFromName(nsB)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ifA, Namespace: netlink.NsFd(a)}, PeerName: ifB, PeerNamespace: netlink.NsFd(b)}
+	if err := netlink.LinkAdd(v); err != nil {
+		return fmt.Errorf("creating the veth %s:%s-%s:%s: %w", nsA, ifA, nsB, ifB, err)
+	}
+	return errors.Join(configure(nsA, ifA, addrA), configure(nsB, ifB, addrB))
+}
+
+// nodeNetwork gives a node its pod bridge, routes to the other nodes' pods
+// and forwarding.
+func (p Plan) nodeNetwork(n Node) error {
+	h, err := handle(n.NetNS)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: podBridge}}
+	if err := h.LinkAdd(br); err != nil {
+		return fmt.Errorf("creating the pod bridge: %w", err)
+	}
+	if err := h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(n.PodGateway())}); err != nil {
+		return err
+	}
+	if err := h.LinkSetUp(br); err != nil {
+		return err
+	}
+	rs := []route{{dst: RemoteNet, via: p.Router.Addr.Addr()}, {dst: BGPPoolNet, via: p.Router.Addr.Addr()}}
+	for _, other := range p.Nodes {
+		if other.Name != n.Name {
+			rs = append(rs, route{dst: other.PodCIDR, via: other.Addr.Addr()})
+		}
+	}
+	if err := routes(n.NetNS, rs...); err != nil {
+		return err
+	}
+	return forwarding(n.NetNS)
+}
+
+// configure brings lo and the interface up and gives it its address.
+func configure(ns, ifname string, addr netip.Prefix) error {
+	h, err := handle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("%s in %q: %w", ifname, ns, err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+		return fmt.Errorf("address %s on %s in %q: %w", addr, ifname, ns, err)
+	}
+	return up(h, link, "lo")
+}
+
+func up(h *netlink.Handle, link netlink.Link, others ...string) error {
+	if err := h.LinkSetUp(link); err != nil {
+		return err
+	}
+	for _, name := range others {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if err := h.LinkSetUp(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type route struct {
+	dst netip.Prefix
+	via netip.Addr // gateway, or
+	dev string     // an interface the destination is directly on
+}
+
+func routes(ns string, rs ...route) error {
+	h, err := handle(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	for _, r := range rs {
+		nr := &netlink.Route{Dst: ipNet(r.dst)}
+		if r.via.IsValid() {
+			nr.Gw = r.via.AsSlice()
+		} else {
+			link, err := h.LinkByName(r.dev)
+			if err != nil {
+				return err
+			}
+			nr.LinkIndex, nr.Scope = link.Attrs().Index, netlink.SCOPE_LINK
+		}
+		if err := h.RouteAdd(nr); err != nil {
+			return fmt.Errorf("route to %s in %q: %w", r.dst, ns, err)
+		}
+	}
+	return nil
+}
+
+// forwarding turns on IPv4 forwarding inside a namespace. /proc/sys/net
+// shows the namespace of the thread that opens it.
+func forwarding(ns string) error {
+	return inNetNS(ns, func() error {
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	})
+}
+
+// Down removes every namespace and host interface of the lab called name,
+// whether it came up fully, partly or was killed. Safe to call twice.
+func Down(name string) error {
+	entries, err := os.ReadDir(netnsDir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			if err := netns.DeleteNamed(e.Name()); err != nil && !os.IsNotExist(err) {
+				errs = append(errs, fmt.Errorf("removing namespace %s: %w", e.Name(), err))
+			}
+		}
+	}
+	// The host's leg disappears with the LAN namespace's end of it; remove
+	// it in case the LAN namespace was already gone.
+	if link, err := netlink.LinkByName(name + "-host"); err == nil {
+		errs = append(errs, netlink.LinkDel(link))
+	}
+	return errors.Join(errs...)
+}
+
+// Leftovers lists what of the lab called name still exists.
+func Leftovers(name string) []string {
+	var out []string
+	entries, _ := os.ReadDir(netnsDir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), name+"-") {
+			out = append(out, filepath.Join(netnsDir, e.Name()))
+		}
+	}
+	if _, err := netlink.LinkByName(name + "-host"); err == nil {
+		out = append(out, "interface "+name+"-host")
+	}
+	return out
+}
+
+// newNetNS creates a named namespace without moving the calling thread.
+func newNetNS(name string) error {
+	return onLockedThread(func() error {
+		ns, err := netns.NewNamed(name) // moves the thread into it
+		if err == nil {
+			ns.Close()
+		}
+		return err
+	})
+}
+
+// inNetNS runs f on a thread inside the named namespace.
+func inNetNS(name string, f func() error) error {
+	target, err := netns.GetFromName(name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	return onLockedThread(func() error {
+		if err := netns.Set(target); err != nil {
+			return err
+		}
+		return f()
+	})
+}
+
+// onLockedThread runs f, which may move the thread to another namespace,
+// and moves it back. A thread that cannot be moved back stays locked, so
+// the runtime ends it with the goroutine instead of reusing it.
+func onLockedThread(f func() error) error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	err = f()
+	if netns.Set(orig) == nil {
+		runtime.UnlockOSThread()
+	}
+	return err
+}
+
+func handle(ns string) (*netlink.Handle, error) {
+	if ns == "" {
+		return netlink.NewHandle()
+	}
+	n, err := netns.GetFromName(ns)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", ns, err)
+	}
+	defer n.Close()
+	return netlink.NewHandleAt(n)
+}
+
+func nsOrHost(ns string) (netns.NsHandle, error) {
+	if ns == "" {
+		return netns.Get()
+	}
+	return netns.GetFromName(ns)
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,121 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// needRoot skips outside CI when the test cannot make namespaces, and
+// fails in CI, where it must run.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root, and CI runs as root")
+	}
+	t.Skip("needs root to make network namespaces")
+}
+
+// labName is unique per test run, so a killed run's leftovers never
+// collide with a new one.
+func labName() string { return fmt.Sprintf("t%04d", time.Now().UnixNano()%10000) }
+
+func ping(t *testing.T, ns, addr string) {
+	t.Helper()
+	args := []string{"-c1", "-W2", addr}
+	cmd := exec.Command("ping", args...)
+	if ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, "ping"}, args...)...)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("ping %s from %q: %v\n%s", addr, ns, err, out)
+	}
+}
+
+func TestTopology(t *testing.T) {
+	needRoot(t)
+	p, err := NewPlan(labName(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := Down(p.Name); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		if left := Leftovers(p.Name); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	if err := Up(p); err != nil {
+		t.Fatal(err)
+	}
+	// The LAN: everyone reaches everyone.
+	for _, h := range []Host{p.Router, p.ControlPlane, p.Nodes[0].Host, p.Nodes[2].Host} {
+		ping(t, p.Client.NetNS, h.Addr.Addr().String())
+	}
+	// The host reaches the control plane through its own leg.
+	ping(t, "", p.ControlPlane.Addr.Addr().String())
+	// The remote segment reaches the LAN only through the router.
+	ping(t, p.Remote.NetNS, p.Router.Addr.Addr().String())
+	ping(t, p.Remote.NetNS, p.Nodes[1].Addr.Addr().String())
+	// Pod networks are routed between nodes.
+	ping(t, p.Nodes[0].NetNS, p.Nodes[2].PodGateway().Addr().String())
+}
+
+// TestDownCleansAHalfBuiltLab: a lab killed while coming up leaves some
+// namespaces and the host's leg; Down removes them all, and twice is fine.
+func TestDownCleansAHalfBuiltLab(t *testing.T) {
+	needRoot(t)
+	p, err := NewPlan(labName(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Down(p.Name) })
+	for _, ns := range p.Namespaces()[:3] {
+		if err := newNetNS(ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: p.HostIface}}); err != nil {
+		t.Fatal(err)
+	}
+	if left := Leftovers(p.Name); len(left) != 4 {
+		t.Fatalf("the half-built lab should show 3 namespaces and the host leg, shows %v", left)
+	}
+	if err := Down(p.Name); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(p.Name); err != nil {
+		t.Fatalf("second Down: %v", err)
+	}
+	if left := Leftovers(p.Name); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// TestUpFailingHalfwayCleansUp: when Up fails part way (here: the host's
+// interface name is taken), it removes what it built.
+func TestUpFailingHalfwayCleansUp(t *testing.T) {
+	needRoot(t)
+	p, err := NewPlan(labName(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Down(p.Name) })
+	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: p.HostIface}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Up(p); err == nil {
+		t.Fatal("Up succeeded although the host interface name was taken")
+	}
+	if left := Leftovers(p.Name); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
