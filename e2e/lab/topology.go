@@ -231,7 +231,8 @@ func forwarding(ns string) error {
 }
 
 // Down removes every namespace and host interface of the lab called name,
-// whether it came up fully, partly or was killed. Safe to call twice.
+// and kills what still runs in them, whether the lab came up fully, partly
+// or was killed. Safe to call twice.
 func Down(name string) error {
 	entries, err := os.ReadDir(netnsDir)
 	if err != nil && !os.IsNotExist(err) {
@@ -240,6 +241,7 @@ func Down(name string) error {
 	var errs []error
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), name+"-") {
+			errs = append(errs, killIn(e.Name()))
 			if err := netns.DeleteNamed(e.Name()); err != nil && !os.IsNotExist(err) {
 				errs = append(errs, fmt.Errorf("removing namespace %s: %w", e.Name(), err))
 			}

@@ -1,0 +1,146 @@
+package lab
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// repoBinaries are the control-plane programs `make tools` puts in bin/.
+func repoBinaries(t *testing.T) Binaries {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(filepath.Dir(file), "..", "..", "bin")
+	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager")}
+	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager} {
+		if _, err := os.Stat(p); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%v (make tools builds it)", err)
+			}
+			t.Skipf("%v (run make tools)", err)
+		}
+	}
+	return b
+}
+
+// eventually polls cond until it holds; the timeout guards against a hung
+// test, it measures nothing.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("waiting for %s: %s", what, last)
+}
+
+func TestControlPlane(t *testing.T) {
+	needRoot(t)
+	bin := repoBinaries(t)
+	p, err := NewPlan(labName(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if err := Down(p.Name); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		if left := Leftovers(p.Name); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	if err := Up(p); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cp, err := StartControlPlane(ctx, p, dir, bin)
+	if err != nil {
+		logs, _ := os.ReadFile(filepath.Join(dir, "kube-apiserver.log"))
+		t.Fatalf("%v\n%s", err, logs)
+	}
+	t.Cleanup(cp.Stop)
+
+	// From a node, with the same kubeconfig.
+	out, err := exec.Command("ip", "netns", "exec", p.Nodes[0].NetNS, "kubectl", "--kubeconfig", cp.Kubeconfig, "get", "--raw", "/readyz").CombinedOutput()
+	if err != nil || string(out) != "ok" {
+		t.Errorf("kubectl from %s: %v: %s", p.Nodes[0].NetNS, err, out)
+	}
+
+	// From the host: kube-controller-manager makes the default
+	// ServiceAccount, and turns a ready Pod into an EndpointSlice entry.
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	eventually(t, "the default ServiceAccount", func() (bool, string) {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, ""
+	})
+	// The EndpointSlice controller leaves out Pods of Nodes it does not know.
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: p.Nodes[0].Name}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
+		Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Labels: map[string]string{"app": "web"}}, Spec: corev1.PodSpec{
+		NodeName: p.Nodes[0].Name, AutomountServiceAccountToken: &no,
+		Containers: []corev1.Container{{Name: "web", Image: "none"}}}}
+	if pod, err = cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	setReady := func(ready bool) {
+		t.Helper()
+		st := corev1.ConditionFalse
+		if ready {
+			st = corev1.ConditionTrue
+		}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "203.0.113.2", PodIPs: []corev1.PodIP{{IP: "203.0.113.2"}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}, {Type: corev1.ContainersReady, Status: st}}}
+		var err error
+		if pod, err = cs.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	endpointReady := func(want bool) func() (bool, string) {
+		return func() (bool, string) {
+			list, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, s := range list.Items {
+				for _, e := range s.Endpoints {
+					if e.Addresses[0] == "203.0.113.2" && e.Conditions.Ready != nil && *e.Conditions.Ready == want {
+						return true, ""
+					}
+				}
+			}
+			return false, "not yet"
+		}
+	}
+	setReady(true)
+	eventually(t, "the ready pod in the EndpointSlice", endpointReady(true))
+	setReady(false)
+	eventually(t, "the pod marked unready in the EndpointSlice", endpointReady(false))
+}

@@ -1,0 +1,100 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// Process is a program the lab runs inside one of its namespaces, with
+// its output in the lab's folder.
+type Process struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startIn runs binary inside the namespace ns (through `ip netns exec`,
+// which also gives it the namespace's /etc/netns files), logging to
+// dir/name.log.
+func startIn(dir, name, ns string, env []string, binary string, args ...string) (*Process, error) {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), env...)
+	// Its own process group, so stopping it stops what it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &Process{Name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() {
+		p.done <- cmd.Wait()
+		logf.Close()
+	}()
+	return p, nil
+}
+
+// Exited reports whether the process has ended, and how.
+func (p *Process) Exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// Stop asks the process to end and kills it after a grace period.
+func (p *Process) Stop() {
+	if exited, _ := p.Exited(); exited {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// killIn kills every process whose network namespace is the named one:
+// what a killed lab left running.
+func killIn(ns string) error {
+	var target syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(netnsDir, ns), &target); err != nil {
+		return nil // no such namespace, nothing runs in it
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name(), "ns", "net"), &st) != nil {
+			continue
+		}
+		if st.Ino == target.Ino && st.Dev == target.Dev {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				errs = append(errs, fmt.Errorf("killing %d in %s: %w", pid, ns, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
