@@ -139,7 +139,7 @@ func (cp *ControlPlane) waitReady(ctx context.Context, api *Process) error {
 
 type secretFiles struct {
 	ca, serverCert, serverKey, saKey, saPub, tokens string
-	token                                        string
+	token                                           string
 }
 
 // writeSecrets makes the control plane's CA, serving certificate, service

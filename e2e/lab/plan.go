@@ -88,7 +88,9 @@ func NewPlan(name string, n int) (Plan, error) {
 			return Plan{}, fmt.Errorf("lab name %q: only lowercase letters and digits are allowed", name)
 		}
 	}
-	lan := func(last byte) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, last}), LANNet.Bits()) }
+	lan := func(last byte) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, last}), LANNet.Bits())
+	}
 	remote := func(last byte) netip.Prefix {
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, last}), RemoteNet.Bits())
 	}
