@@ -83,7 +83,7 @@ func StartControlPlane(ctx context.Context, p Plan, dir string, bin Binaries) (c
 	}
 	kcm, err := startIn(dir, "kube-controller-manager", ns, nil, bin.ControllerManager,
 		"--kubeconfig", cp.Kubeconfig, "--leader-elect=false",
-		"--controllers", "endpointslice,endpointslicemirroring,serviceaccount,serviceaccount-token,namespace,garbagecollector",
+		"--controllers", "endpointslice,endpointslicemirroring,serviceaccount,serviceaccount-token,namespace,garbagecollector,deployment,replicaset",
 		"--service-account-private-key-file", files.saKey, "--root-ca-file", files.ca,
 		"--bind-address", "127.0.0.1", "--secure-port", "10257")
 	if err != nil {

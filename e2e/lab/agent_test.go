@@ -1,0 +1,148 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// httpGetFrom makes an HTTP request from inside a namespace.
+func httpGetFrom(ns, url string) (string, error) {
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		err := inNetNS(ns, func() (err error) {
+			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// startLab brings up a lab with its control plane and node agent, and
+// tears all of it down when the test ends, checking nothing is left.
+func startLab(t *testing.T, nodes int) (Plan, kubernetes.Interface) {
+	t.Helper()
+	needRoot(t)
+	bin := repoBinaries(t)
+	p, err := NewPlan(labName(), nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		if err := Down(p.Name); err != nil {
+			t.Errorf("Down: %v", err)
+		}
+		if left := Leftovers(p.Name); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	if err := Up(p); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := StartControlPlane(context.Background(), p, dir, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	logf, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewAgent(p, cs, slog.New(slog.NewTextHandler(logf, nil))).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("agent log:\n%s", b)
+		}
+	})
+	eventually(t, "the default ServiceAccount", func() (bool, string) {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(context.Background(), "default", metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	return p, cs
+}
+
+func TestNodeAgent(t *testing.T) {
+	p, cs := startLab(t, 3)
+	ctx := context.Background()
+	no := false
+	for i := range 3 {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", i), Labels: map[string]string{"app": "web"}},
+			Spec: corev1.PodSpec{AutomountServiceAccountToken: &no, Containers: []corev1.Container{{Name: "web", Image: "none"}}}}
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	running := map[string]*corev1.Pod{}
+	eventually(t, "three running pods", func() (bool, string) {
+		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		clear(running)
+		for i := range list.Items {
+			if po := &list.Items[i]; po.Status.Phase == corev1.PodRunning && po.Status.PodIP != "" && podReady(po) == corev1.ConditionTrue {
+				running[po.Spec.NodeName] = po
+			}
+		}
+		return len(running) == 3, fmt.Sprintf("running on %d nodes", len(running))
+	})
+	// Pods on every node, reachable from another node, seeing its address.
+	target := running["node2"]
+	body, err := httpGetFrom(p.Nodes[0].NetNS, fmt.Sprintf("http://%s:%d/", target.Status.PodIP, PodPort))
+	if want := fmt.Sprintf("pod=%s client=%s:", target.Name, p.Nodes[0].Addr.Addr()); err != nil || !strings.HasPrefix(body, want) {
+		t.Errorf("GET pod on node2 from node1 = %q, %v; want it to start with %q", body, err, want)
+	}
+
+	// The readiness annotation takes the pod out.
+	target.Annotations = map[string]string{ReadyAnnotation: "false"}
+	if _, err := cs.CoreV1().Pods("default").Update(ctx, target, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the pod to turn unready", func() (bool, string) {
+		po, err := cs.CoreV1().Pods("default").Get(ctx, target.Name, metav1.GetOptions{})
+		return err == nil && podReady(po) == corev1.ConditionFalse, fmt.Sprint(err)
+	})
+
+	// Deleting a pod removes its namespace.
+	before := len(Leftovers(p.Name))
+	if err := cs.CoreV1().Pods("default").Delete(ctx, target.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the pod to be gone with its namespace", func() (bool, string) {
+		_, err := cs.CoreV1().Pods("default").Get(ctx, target.Name, metav1.GetOptions{})
+		n := len(Leftovers(p.Name))
+		return err != nil && n == before-1, fmt.Sprintf("get: %v; %d lab entries, had %d", err, n, before)
+	})
+}
