@@ -24,7 +24,7 @@ generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config
 
 test: tools lint unit fuzz ## everything CI runs
 
-unit: tools
+unit: tools build
 	go test -race ./...
 	cd e2e && go test -race ./...
 

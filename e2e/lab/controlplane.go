@@ -23,6 +23,8 @@ import (
 // Binaries are the programs the lab runs.
 type Binaries struct {
 	Etcd, APIServer, ControllerManager string
+	// Controller and Speaker are ironlb's (make build).
+	Controller, Speaker string
 }
 
 // ControlPlane is the lab's etcd, kube-apiserver and

@@ -21,11 +21,12 @@ func repoBinaries(t *testing.T) Binaries {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	bin := filepath.Join(filepath.Dir(file), "..", "..", "bin")
-	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager")}
-	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager} {
+	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
+		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
+	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager, b.Controller, b.Speaker} {
 		if _, err := os.Stat(p); err != nil {
 			if os.Getenv("CI") == "true" {
-				t.Fatalf("%v (make tools builds it)", err)
+				t.Fatalf("%v (make tools and make build make it)", err)
 			}
 			t.Skipf("%v (run make tools)", err)
 		}

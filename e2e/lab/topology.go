@@ -247,6 +247,12 @@ func Down(name string) error {
 			}
 		}
 	}
+	// FRR's per-instance folders.
+	if dirs, err := filepath.Glob(filepath.Join("/var/run/frr", name+"-*")); err == nil {
+		for _, d := range dirs {
+			errs = append(errs, os.RemoveAll(d))
+		}
+	}
 	// The host's leg disappears with the LAN namespace's end of it; remove
 	// it in case the LAN namespace was already gone.
 	if link, err := netlink.LinkByName(name + "-host"); err == nil {
@@ -267,7 +273,8 @@ func Leftovers(name string) []string {
 	if _, err := netlink.LinkByName(name + "-host"); err == nil {
 		out = append(out, "interface "+name+"-host")
 	}
-	return out
+	frr, _ := filepath.Glob(filepath.Join("/var/run/frr", name+"-*"))
+	return append(out, frr...)
 }
 
 // newNetNS creates a named namespace without moving the calling thread.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +119,36 @@ func TestUpFailingHalfwayCleansUp(t *testing.T) {
 	if left := Leftovers(p.Name); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
 	}
+}
+
+func TestRouter(t *testing.T) {
+	needRoot(t)
+	p, err := NewPlan(labName(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = Down(p.Name)
+		if left := Leftovers(p.Name); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
+	if err := Up(p); err != nil {
+		t.Fatal(err)
+	}
+	procs, err := StartRouter(p, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, pr := range procs {
+			pr.Stop()
+		}
+	})
+	var out string
+	eventualOK := func() (bool, string) {
+		out, err = Vtysh(p, "show bgp summary")
+		return err == nil && strings.Contains(out, p.Nodes[1].Addr.Addr().String()), out
+	}
+	eventually(t, "FRR to list both nodes as neighbours", eventualOK)
 }

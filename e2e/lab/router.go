@@ -1,0 +1,90 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// RouterASN and NodeASN are the lab's autonomous systems: the FRR router's
+// and the speakers'.
+const (
+	RouterASN = 64500
+	NodeASN   = 64512
+)
+
+// frrDir is where FRR keeps the sockets of an instance named after the
+// router's namespace (`-N`).
+func frrDir(ns string) string { return filepath.Join("/var/run/frr", ns) }
+
+// routerConfig is FRR's configuration: eBGP with every node, accepting the
+// routes they send and installing them (zebra) so the remote client's
+// traffic follows them, with ECMP over the nodes.
+func routerConfig(p Plan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frr defaults traditional\nhostname %s\nlog stdout informational\n!\n", p.Router.NetNS)
+	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n", RouterASN, p.Router.Addr.Addr())
+	for _, n := range p.Nodes {
+		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", n.Addr.Addr(), NodeASN)
+	}
+	b.WriteString(" address-family ipv4 unicast\n  maximum-paths 16\n exit-address-family\n!\n")
+	return b.String()
+}
+
+// StartRouter runs FRR's zebra and bgpd in the router's namespace, as an
+// instance of their own, with their configuration and logs in dir.
+func StartRouter(p Plan, dir string) (procs []*Process, err error) {
+	ns := p.Router.NetNS
+	defer func() {
+		if err != nil {
+			for _, pr := range procs {
+				pr.Stop()
+			}
+		}
+	}()
+	if err := frrRunDir(ns); err != nil {
+		return nil, err
+	}
+	// FRR reads its configuration as the frr user: keep it in the
+	// instance's own folder, not in the lab's (which may be private).
+	conf := filepath.Join(frrDir(ns), "frr.conf")
+	if err := os.WriteFile(conf, []byte(routerConfig(p)), 0o644); err != nil {
+		return nil, err
+	}
+	for _, d := range []struct{ name, bin string }{{"zebra", "/usr/lib/frr/zebra"}, {"bgpd", "/usr/lib/frr/bgpd"}} {
+		pr, err := startIn(dir, d.name, ns, nil, d.bin, "-N", ns, "-f", conf, "-i", filepath.Join(frrDir(ns), d.name+".pid"), "-z", filepath.Join(frrDir(ns), "zserv.api"))
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, pr)
+	}
+	return procs, nil
+}
+
+// frrRunDir makes FRR's per-instance folder, owned by the frr user.
+func frrRunDir(ns string) error {
+	u, err := user.Lookup("frr")
+	if err != nil {
+		return fmt.Errorf("FRR is not installed (no frr user): %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.MkdirAll(frrDir(ns), 0o755); err != nil {
+		return err
+	}
+	return os.Chown(frrDir(ns), uid, gid)
+}
+
+// Vtysh runs a command on the lab's router.
+func Vtysh(p Plan, command string) (string, error) {
+	out, err := exec.Command("vtysh", "-N", p.Router.NetNS, "-c", command).CombinedOutput()
+	if err != nil {
+		return string(out), errors.Join(err, fmt.Errorf("vtysh -N %s -c %q: %s", p.Router.NetNS, command, out))
+	}
+	return string(out), nil
+}
