@@ -58,11 +58,11 @@ $(BIN)/etcd:
 bench: ## run the benchmarks and write their figures to docs/performance.md
 	hack/bench.sh docs/performance.md
 
-lab: ## bring up the lab and run the demo (issue 4)
-	@echo "The lab is not built yet (issue 4). Run 'make test' to exercise what exists."
+lab: tools build ## bring up the lab, run the demo, stay up until interrupted (root)
+	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) up
 
-lab-down: ## remove what a killed lab left behind
-	@echo "The lab is not built yet (issue 4): nothing to remove."
+lab-down: ## remove what a killed lab left behind (root)
+	cd e2e && go run ./cmd/lab down
 
 clean:
 	rm -rf $(BIN)

@@ -303,6 +303,11 @@ func (a *Agent) writeStatus(ctx context.Context, pod *corev1.Pod, lp *labPod) er
 		return nil
 	}
 	now := metav1.Now()
+	var containers []corev1.ContainerStatus
+	for _, c := range pod.Spec.Containers {
+		containers = append(containers, corev1.ContainerStatus{Name: c.Name, Image: c.Image, Ready: ready == corev1.ConditionTrue,
+			Started: ptrTo(true), State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}})
+	}
 	st := pod.DeepCopy()
 	st.Status = corev1.PodStatus{
 		Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}, HostIP: node.Addr.Addr().String(), StartTime: &now,
@@ -312,6 +317,7 @@ func (a *Agent) writeStatus(ctx context.Context, pod *corev1.Pod, lp *labPod) er
 			{Type: corev1.ContainersReady, Status: ready, LastTransitionTime: now},
 			{Type: corev1.PodReady, Status: ready, LastTransitionTime: now},
 		},
+		ContainerStatuses: containers,
 	}
 	_, err := a.cs.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, st, metav1.UpdateOptions{})
 	return client404(err)
@@ -353,3 +359,5 @@ func (a *Agent) removeAll() {
 		a.remove(k)
 	}
 }
+
+func ptrTo[T any](v T) *T { return &v }

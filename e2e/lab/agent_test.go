@@ -21,12 +21,7 @@ import (
 // httpGetFrom makes an HTTP request from inside a namespace.
 func httpGetFrom(ns, url string) (string, error) {
 	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var conn net.Conn
-		err := inNetNS(ns, func() (err error) {
-			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return conn, err
+		return DialFrom(ctx, ns, network, addr)
 	}}}
 	resp, err := client.Get(url)
 	if err != nil {

@@ -58,6 +58,11 @@ func StartControlPlane(ctx context.Context, p Plan, dir string, bin Binaries) (c
 		return nil, err
 	}
 	ns := p.ControlPlane.NetNS
+	// Every lab starts from an empty cluster, also in a folder reused
+	// from an earlier lab.
+	if err := os.RemoveAll(filepath.Join(dir, "etcd")); err != nil {
+		return nil, err
+	}
 	etcd, err := startIn(dir, "etcd", ns, nil, bin.Etcd,
 		"--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -210,3 +211,8 @@ func established(c *apiextensionsv1.CustomResourceDefinition) bool {
 	}
 	return false
 }
+
+// ExampleConfig is the configuration make lab applies.
+//
+//go:embed example.yaml
+var ExampleConfig []byte

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -342,4 +343,14 @@ func nsOrHost(ns string) (netns.NsHandle, error) {
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// DialFrom opens a connection from inside a namespace of the lab.
+func DialFrom(ctx context.Context, ns, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := inNetNS(ns, func() (err error) {
+		conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
 }
