@@ -27,6 +27,19 @@ type Binaries struct {
 	Controller, Speaker string
 }
 
+// BinariesIn finds the lab's programs in a folder (the repository's bin/,
+// filled by make tools and make build).
+func BinariesIn(bin string) (Binaries, error) {
+	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
+		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
+	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager, b.Controller, b.Speaker} {
+		if _, err := os.Stat(p); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
 // ControlPlane is the lab's etcd, kube-apiserver and
 // kube-controller-manager, running in the control plane's namespace.
 type ControlPlane struct {

@@ -19,7 +19,7 @@ import (
 // repoBinaries are the programs `make tools` and `make build` put in bin/.
 func repoBinaries(t *testing.T) Binaries {
 	t.Helper()
-	b, err := binariesIn(repoBin())
+	b, err := BinariesIn(repoBin())
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%v (make tools and make build make it)", err)
@@ -32,18 +32,6 @@ func repoBinaries(t *testing.T) Binaries {
 func repoBin() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "bin")
-}
-
-// binariesIn finds the lab's programs in a folder.
-func binariesIn(bin string) (Binaries, error) {
-	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
-		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
-	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager, b.Controller, b.Speaker} {
-		if _, err := os.Stat(p); err != nil {
-			return b, err
-		}
-	}
-	return b, nil
 }
 
 // eventually polls cond until it holds; the timeout guards against a hung

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 }
 
 func runChildLab(name, dir string) {
-	bin, err := binariesIn(repoBin())
+	bin, err := BinariesIn(repoBin())
 	if err != nil {
 		os.Stderr.WriteString(err.Error())
 		os.Exit(1)

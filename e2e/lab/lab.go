@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,6 +145,16 @@ func (l *Lab) speakerState(grace time.Duration) map[string]string {
 		b, _ := os.ReadFile(filepath.Join(l.Dir, pr.Name+".log"))
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		out[node] = "not running: " + lines[len(lines)-1]
+	}
+	return out
+}
+
+// Processes returns the process IDs of what the lab runs, to check that
+// none survives Close.
+func (l *Lab) Processes() []int {
+	var out []int
+	for _, pr := range append(slices.Clone(l.procs), l.CP.procs...) {
+		out = append(out, pr.cmd.Process.Pid)
 	}
 	return out
 }

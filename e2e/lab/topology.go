@@ -23,6 +23,9 @@ const netnsDir = "/var/run/netns"
 // bridge on every node, routes and forwarding. On error it removes what
 // it built.
 func Up(p Plan) (err error) {
+	if other := otherLab(p.Name); other != "" {
+		return fmt.Errorf("another lab, %q, is running on this machine (one lab at a time: they share the host's address on the LAN); stop it, or remove its leftovers with `make lab-down` (lab -name %s down)", other, other)
+	}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, Down(p.Name))
@@ -262,7 +265,9 @@ func Down(name string) error {
 	return errors.Join(errs...)
 }
 
-// Leftovers lists what of the lab called name still exists.
+// Leftovers lists what of the lab called name still exists: namespaces,
+// their mounts, the host's leg and FRR's folders. (Processes die with
+// their namespace's Down, and with the lab's process: see Processes.)
 func Leftovers(name string) []string {
 	var out []string
 	entries, _ := os.ReadDir(netnsDir)
@@ -275,7 +280,37 @@ func Leftovers(name string) []string {
 		out = append(out, "interface "+name+"-host")
 	}
 	frr, _ := filepath.Glob(filepath.Join("/var/run/frr", name+"-*"))
-	return append(out, frr...)
+	out = append(out, frr...)
+	// Namespace bind mounts whose file is gone.
+	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, line := range strings.Split(string(mounts), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || !strings.Contains(f[1], "/netns/"+name+"-") {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(netnsDir, filepath.Base(f[1]))); err != nil {
+				out = append(out, "mount "+f[1])
+			}
+		}
+	}
+	return out
+}
+
+// otherLab names a lab other than name whose leg is in the host's
+// namespace: its 198.51.100.3 and routes would clash with this one's.
+func otherLab(name string) string {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return ""
+	}
+	for _, l := range links {
+		if n := l.Attrs().Name; strings.HasSuffix(n, "-host") && n != name+"-host" {
+			if _, ok := l.(*netlink.Veth); ok {
+				return strings.TrimSuffix(n, "-host")
+			}
+		}
+	}
+	return ""
 }
 
 // newNetNS creates a named namespace without moving the calling thread.

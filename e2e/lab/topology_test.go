@@ -152,3 +152,29 @@ func TestRouter(t *testing.T) {
 	}
 	eventually(t, "FRR to list both nodes as neighbours", eventualOK)
 }
+
+// TestOneLabAtATime: a lab refuses to come up while another lab's leg is
+// in the host's namespace, and says which lab and what to do.
+func TestOneLabAtATime(t *testing.T) {
+	needRoot(t)
+	first, err := NewPlan(labName(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Down(first.Name) })
+	if err := Up(first); err != nil {
+		t.Fatal(err)
+	}
+	second, err := NewPlan("x"+first.Name[1:], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = Down(second.Name) })
+	err = Up(second)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("another lab, %q, is running", first.Name)) || !strings.Contains(err.Error(), "make lab-down") {
+		t.Fatalf("Up of a second lab = %v", err)
+	}
+	if left := Leftovers(second.Name); len(left) > 0 {
+		t.Fatalf("the refused lab left %v", left)
+	}
+}

@@ -1,9 +1,8 @@
-package lab
+package suite
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 	"testing"
@@ -11,55 +10,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/e2e/lab"
 )
 
-// startFullLab runs lab.Start as make lab does, and checks at the end that
-// Close leaves nothing behind.
-func startFullLab(t *testing.T, nodes int) (*Lab, client.Client) {
-	t.Helper()
-	needRoot(t)
-	l, err := Start(context.Background(), Options{Name: labName(), Nodes: nodes, Dir: t.TempDir(), Bin: repoBinaries(t), Log: slog.Default()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if left := Leftovers(l.Plan.Name); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l, c
-}
-
+// TestLoadBalancerService: on a three-node lab, a LoadBalancer Service gets
+// an address from the lab's pool, its EndpointSlice lists the node agent's
+// pods, and a pod made unready leaves its ready endpoints.
 func TestLoadBalancerService(t *testing.T) {
-	l, c := startFullLab(t, 3)
+	l, c := startLab(t, 3)
 	ctx := context.Background()
 	t.Logf("speakers: %v", l.Speakers)
-	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lab-l2"}, Spec: v1alpha1.IPPoolSpec{Addresses: []v1alpha1.AddressRange{v1alpha1.AddressRange(L2PoolNet.String())}}}
+	pool := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lab-l2"}, Spec: v1alpha1.IPPoolSpec{Addresses: []v1alpha1.AddressRange{v1alpha1.AddressRange(lab.L2PoolNet.String())}}}
 	if err := c.Create(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +43,7 @@ func TestLoadBalancerService(t *testing.T) {
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}, Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "demo"},
-		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(PodPort)}}}}
+		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}}}
 	if err := c.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +56,7 @@ func TestLoadBalancerService(t *testing.T) {
 			return false, fmt.Sprintf("%+v", svc.Status)
 		}
 		ip, err := netip.ParseAddr(in[0].IP)
-		return err == nil && L2PoolNet.Contains(ip), in[0].IP
+		return err == nil && lab.L2PoolNet.Contains(ip), in[0].IP
 	})
 
 	ready := func() (ready, notReady []string) {
@@ -116,7 +81,7 @@ func TestLoadBalancerService(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "demo-1"}, &pod); err != nil {
 		t.Fatal(err)
 	}
-	pod.Annotations = map[string]string{ReadyAnnotation: "false"}
+	pod.Annotations = map[string]string{lab.ReadyAnnotation: "false"}
 	if err := c.Update(ctx, &pod); err != nil {
 		t.Fatal(err)
 	}
