@@ -2,8 +2,12 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -77,10 +81,9 @@ func TestControlPlane(t *testing.T) {
 	}
 	t.Cleanup(cp.Stop)
 
-	// From a node, with the same kubeconfig.
-	out, err := exec.Command("ip", "netns", "exec", p.Nodes[0].NetNS, "kubectl", "--kubeconfig", cp.Kubeconfig, "get", "--raw", "/readyz").CombinedOutput()
-	if err != nil || string(out) != "ok" {
-		t.Errorf("kubectl from %s: %v: %s", p.Nodes[0].NetNS, err, out)
+	// From a node, with the kubeconfig's CA and token.
+	if body, err := readyzFrom(p.Nodes[0].NetNS, cp); err != nil || body != "ok" {
+		t.Errorf("/readyz from %s: %q, %v", p.Nodes[0].NetNS, body, err)
 	}
 
 	// From the host: kube-controller-manager makes the default
@@ -144,4 +147,29 @@ func TestControlPlane(t *testing.T) {
 	eventually(t, "the ready pod in the EndpointSlice", endpointReady(true))
 	setReady(false)
 	eventually(t, "the pod marked unready in the EndpointSlice", endpointReady(false))
+}
+
+// readyzFrom asks the API server's /readyz from inside a namespace.
+func readyzFrom(ns string, cp *ControlPlane) (string, error) {
+	pemCA, err := os.ReadFile(cp.CAFile)
+	if err != nil {
+		return "", err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCA)
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return DialFrom(ctx, ns, network, addr)
+		},
+	}}
+	req, _ := http.NewRequest(http.MethodGet, cp.URL+"/readyz", nil)
+	req.Header.Set("Authorization", "Bearer "+cp.Token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
