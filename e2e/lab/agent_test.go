@@ -3,14 +3,12 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,42 +16,13 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// httpGetFrom makes an HTTP request from inside a namespace.
-func httpGetFrom(ns, url string) (string, error) {
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return DialFrom(ctx, ns, network, addr)
-	}}}
-	resp, err := client.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
 // startLab brings up a lab with its control plane and node agent, and
 // tears all of it down when the test ends, checking nothing is left.
 func startLab(t *testing.T, nodes int) (Plan, kubernetes.Interface) {
 	t.Helper()
-	needRoot(t)
 	bin := repoBinaries(t)
-	p, err := NewPlan(labName(), nodes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := upLab(t, nodes)
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		if err := Down(p.Name); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-		if left := Leftovers(p.Name); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
-	if err := Up(p); err != nil {
-		t.Fatal(err)
-	}
 	cp, err := StartControlPlane(context.Background(), p, dir, bin)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +84,7 @@ func TestNodeAgent(t *testing.T) {
 	})
 	// Pods on every node, reachable from another node, seeing its address.
 	target := running["node2"]
-	body, err := httpGetFrom(p.Nodes[0].NetNS, fmt.Sprintf("http://%s:%d/", target.Status.PodIP, PodPort))
+	body, err := HTTPGetFrom(p.Nodes[0].NetNS, fmt.Sprintf("http://%s:%d/", target.Status.PodIP, PodPort), 10*time.Second)
 	if want := fmt.Sprintf("pod=%s client=%s:", target.Name, p.Nodes[0].Addr.Addr()); err != nil || !strings.HasPrefix(body, want) {
 		t.Errorf("GET pod on node2 from node1 = %q, %v; want it to start with %q", body, err, want)
 	}

@@ -55,24 +55,9 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 func TestControlPlane(t *testing.T) {
-	needRoot(t)
 	bin := repoBinaries(t)
-	p, err := NewPlan(labName(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := upLab(t, 2)
 	dir := t.TempDir()
-	t.Cleanup(func() {
-		if err := Down(p.Name); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-		if left := Leftovers(p.Name); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
-	if err := Up(p); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	cp, err := StartControlPlane(ctx, p, dir, bin)
 	if err != nil {

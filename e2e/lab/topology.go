@@ -3,6 +3,9 @@ package lab
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"time"
 	"fmt"
 	"net"
 	"net/netip"
@@ -388,4 +391,19 @@ func DialFrom(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 		return err
 	})
 	return conn, err
+}
+
+// HTTPGetFrom makes an HTTP GET from inside a namespace of the lab and
+// returns the body.
+func HTTPGetFrom(ns, url string, timeout time.Duration) (string, error) {
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return DialFrom(ctx, ns, network, addr)
+	}}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

@@ -40,9 +40,12 @@ func ping(t *testing.T, ns, addr string) {
 	}
 }
 
-func TestTopology(t *testing.T) {
+// upLab brings up the network of a lab of n nodes for one test, and when
+// the test ends removes it and checks nothing is left.
+func upLab(t *testing.T, nodes int) Plan {
+	t.Helper()
 	needRoot(t)
-	p, err := NewPlan(labName(), 3)
+	p, err := NewPlan(labName(), nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +60,11 @@ func TestTopology(t *testing.T) {
 	if err := Up(p); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestTopology(t *testing.T) {
+	p := upLab(t, 3)
 	// The LAN: everyone reaches everyone.
 	for _, h := range []Host{p.Router, p.ControlPlane, p.Nodes[0].Host, p.Nodes[2].Host} {
 		ping(t, p.Client.NetNS, h.Addr.Addr().String())
@@ -122,20 +130,7 @@ func TestUpFailingHalfwayCleansUp(t *testing.T) {
 }
 
 func TestRouter(t *testing.T) {
-	needRoot(t)
-	p, err := NewPlan(labName(), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = Down(p.Name)
-		if left := Leftovers(p.Name); len(left) > 0 {
-			t.Errorf("left behind: %v", left)
-		}
-	})
-	if err := Up(p); err != nil {
-		t.Fatal(err)
-	}
+	p := upLab(t, 2)
 	procs, err := StartRouter(p, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -108,7 +106,7 @@ look around:
 
 `, ip, l.CP.Kubeconfig, p.Client.NetNS, p.Router.NetNS, dir)
 	fmt.Printf("demo request from %s to http://%s/: ", p.Client.NetNS, ip)
-	if body, err := getFrom(p.Client.NetNS, "http://"+ip+"/"); err != nil {
+	if body, err := lab.HTTPGetFrom(p.Client.NetNS, "http://"+ip+"/", 3*time.Second); err != nil {
 		fmt.Printf("no answer (%v)\n  nothing answers ARP for it or forwards it to a pod until the speaker (issue 5) and forwarding (issue 7) land\n", err)
 	} else {
 		fmt.Printf("%s", body)
@@ -182,18 +180,4 @@ func wait(ctx context.Context, what string, cond func() bool) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
-}
-
-// getFrom makes an HTTP request from inside a namespace of the lab.
-func getFrom(ns, url string) (string, error) {
-	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return lab.DialFrom(ctx, ns, network, addr)
-	}}}
-	resp, err := client.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
 }
