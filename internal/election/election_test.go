@@ -1,0 +1,157 @@
+package election
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+// owner computes from scratch what Table must agree with.
+func owner(addr netip.Addr, eligible []string, alive map[string]bool) string {
+	best, bestClaim := "", uint64(0)
+	for _, n := range eligible {
+		if alive[n] {
+			if c := Claim(n, addr); best == "" || beats(n, c, best, bestClaim) {
+				best, bestClaim = n, c
+			}
+		}
+	}
+	return best
+}
+
+func TestClaimIsStable(t *testing.T) {
+	// Claims are a protocol between the speakers of one cluster: every
+	// speaker, whatever its machine or Go version, must compute the same
+	// values, so they are pinned here. Changing them moves addresses
+	// during a rolling upgrade.
+	for _, tt := range []struct {
+		node string
+		addr string
+		want uint64
+	}{
+		{"node1", "203.0.113.7", 0x456e1726000bb575},
+		{"node2", "2001:db8::7", 0x7d0be6d2ae6306e4},
+	} {
+		if got := Claim(tt.node, netip.MustParseAddr(tt.addr)); got != tt.want {
+			t.Errorf("Claim(%s, %s) = %#x, want %#x", tt.node, tt.addr, got, tt.want)
+		}
+	}
+	a := netip.MustParseAddr("203.0.113.7")
+	if Claim("node1", a) == Claim("node2", a) || Claim("node1", a) == Claim("node1", a.Next()) {
+		t.Fatal("Claim ignores its inputs")
+	}
+}
+
+func TestSteps(t *testing.T) {
+	tb := New()
+	a := netip.MustParseAddr("203.0.113.64")
+	nodes := []string{"node1", "node2", "node3"}
+	alive := map[string]bool{}
+	check := func(step string) {
+		t.Helper()
+		got, _ := tb.Owner(a)
+		if want := owner(a, nodes, alive); got != want {
+			t.Fatalf("%s: owner %q, want %q", step, got, want)
+		}
+	}
+	tb.SetEligible(a, nodes)
+	check("nobody alive")
+	for _, n := range nodes {
+		tb.NodeUp(n)
+		alive[n] = true
+		check("up " + n)
+	}
+	first, _ := tb.Owner(a)
+	if changed := tb.NodeDown(first); !slices.Equal(changed, []netip.Addr{a}) {
+		t.Fatalf("the owner leaving must re-elect its address, got %v", changed)
+	}
+	delete(alive, first)
+	check("owner down")
+	second, _ := tb.Owner(a)
+	var other string
+	for _, n := range nodes {
+		if n != first && n != second {
+			other = n
+		}
+	}
+	if changed := tb.NodeDown(other); len(changed) != 0 {
+		t.Fatalf("a node that owned nothing leaving changed %v", changed)
+	}
+	delete(alive, other)
+	check("non-owner down")
+	tb.SetEligible(a, []string{other})
+	nodes = []string{other}
+	check("only a dead node eligible")
+	if _, ok := tb.Owner(a); ok {
+		t.Fatal("a dead node owns the address")
+	}
+}
+
+// TestRandomOrder: after any sequence of joins, leaves and eligibility
+// changes, every owner equals the from-scratch answer.
+func TestRandomOrder(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		tb := New()
+		alive := map[string]bool{}
+		eligible := map[netip.Addr][]string{}
+		var addrs []netip.Addr
+		for i := range 30 {
+			addrs = append(addrs, netip.AddrFrom4([4]byte{203, 0, 113, byte(64 + i)}))
+		}
+		node := func() string { return fmt.Sprintf("node%d", rng.IntN(8)) }
+		for op := range 2000 {
+			switch rng.IntN(4) {
+			case 0:
+				n := node()
+				tb.NodeUp(n)
+				alive[n] = true
+			case 1:
+				n := node()
+				tb.NodeDown(n)
+				delete(alive, n)
+			case 2:
+				a := addrs[rng.IntN(len(addrs))]
+				var el []string
+				for range rng.IntN(5) {
+					el = append(el, node())
+				}
+				tb.SetEligible(a, el)
+				eligible[a] = el
+			case 3:
+				a := addrs[rng.IntN(len(addrs))]
+				tb.Remove(a)
+				delete(eligible, a)
+			}
+			for _, a := range addrs {
+				got, _ := tb.Owner(a)
+				if want := owner(a, eligible[a], alive); got != want {
+					t.Fatalf("seed %d op %d: %s owned by %q, want %q", seed, op, a, got, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkMembershipChange: 500 nodes, 5,000 addresses each eligible on
+// every node; one node leaves and comes back.
+func BenchmarkMembershipChange(b *testing.B) {
+	tb := New()
+	var nodes []string
+	for i := range 500 {
+		nodes = append(nodes, fmt.Sprintf("node-%03d", i))
+	}
+	for i := range 5000 {
+		tb.SetEligible(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), nodes)
+	}
+	for _, n := range nodes {
+		tb.NodeUp(n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		tb.NodeDown("node-123")
+		tb.NodeUp("node-123")
+	}
+}
