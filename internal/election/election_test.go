@@ -56,7 +56,7 @@ func TestSteps(t *testing.T) {
 			t.Fatalf("%s: owner %q, want %q", step, got, want)
 		}
 	}
-	tb.SetEligible(a, nodes)
+	tb.SetEligible(a, NewNodes(nodes...))
 	check("nobody alive")
 	for _, n := range nodes {
 		tb.NodeUp(n)
@@ -81,7 +81,7 @@ func TestSteps(t *testing.T) {
 	}
 	delete(alive, other)
 	check("non-owner down")
-	tb.SetEligible(a, []string{other})
+	tb.SetEligible(a, NewNodes(other))
 	nodes = []string{other}
 	check("only a dead node eligible")
 	if _, ok := tb.Owner(a); ok {
@@ -98,8 +98,9 @@ func TestRandomOrder(t *testing.T) {
 		alive := map[string]bool{}
 		eligible := map[netip.Addr][]string{}
 		var addrs []netip.Addr
-		for i := range 30 {
-			addrs = append(addrs, netip.AddrFrom4([4]byte{203, 0, 113, byte(64 + i)}))
+		for i := range 15 {
+			addrs = append(addrs, netip.AddrFrom4([4]byte{203, 0, 113, byte(64 + i)}),
+				netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0x64, 15: byte(i)}))
 		}
 		node := func() string { return fmt.Sprintf("node%d", rng.IntN(8)) }
 		for op := range 2000 {
@@ -118,19 +119,38 @@ func TestRandomOrder(t *testing.T) {
 				for range rng.IntN(5) {
 					el = append(el, node())
 				}
-				tb.SetEligible(a, el)
+				tb.SetEligible(a, NewNodes(el...))
 				eligible[a] = el
 			case 3:
 				a := addrs[rng.IntN(len(addrs))]
 				tb.Remove(a)
 				delete(eligible, a)
 			}
+			owned := map[string][]netip.Addr{}
 			for _, a := range addrs {
 				got, _ := tb.Owner(a)
 				if want := owner(a, eligible[a], alive); got != want {
 					t.Fatalf("seed %d op %d: %s owned by %q, want %q", seed, op, a, got, want)
 				}
+				if got != "" {
+					owned[got] = append(owned[got], a)
+				}
 			}
+			for i := range 8 {
+				n := fmt.Sprintf("node%d", i)
+				got := tb.Owned(n)
+				slices.SortFunc(got, netip.Addr.Compare)
+				slices.SortFunc(owned[n], netip.Addr.Compare)
+				if !slices.Equal(got, owned[n]) {
+					t.Fatalf("seed %d op %d: Owned(%s) = %v, want %v", seed, op, n, got, owned[n])
+				}
+			}
+		}
+		for _, a := range addrs {
+			tb.Remove(a)
+		}
+		if len(tb.groups) != 0 || len(tb.nodeGroups) != 0 || len(tb.owned) != 0 {
+			t.Fatalf("seed %d: an empty table still indexes %d groups, %d nodes' groups, %d owners", seed, len(tb.groups), len(tb.nodeGroups), len(tb.owned))
 		}
 	}
 }
@@ -143,8 +163,9 @@ func BenchmarkMembershipChange(b *testing.B) {
 	for i := range 500 {
 		nodes = append(nodes, fmt.Sprintf("node-%03d", i))
 	}
+	all := NewNodes(nodes...)
 	for i := range 5000 {
-		tb.SetEligible(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), nodes)
+		tb.SetEligible(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), all)
 	}
 	for _, n := range nodes {
 		tb.NodeUp(n)
@@ -153,5 +174,41 @@ func BenchmarkMembershipChange(b *testing.B) {
 	for b.Loop() {
 		tb.NodeDown("node-123")
 		tb.NodeUp("node-123")
+	}
+}
+
+// BenchmarkResync: the speaker's full resync after a Service or node
+// change sets every address's eligible set again; 5,000 addresses, most
+// sharing their pool's set of 500 nodes, one in ten with a set of its own
+// (externalTrafficPolicy Local). The sets are built anew each time, as the
+// planner does.
+func BenchmarkResync(b *testing.B) {
+	var nodes []string
+	for i := range 500 {
+		nodes = append(nodes, fmt.Sprintf("node-%03d", i))
+	}
+	sets := func() []*Nodes {
+		all := NewNodes(nodes...)
+		out := make([]*Nodes, 5000)
+		for i := range out {
+			out[i] = all
+			if i%10 == 0 {
+				out[i] = NewNodes(nodes[i%500], nodes[(i+1)%500])
+			}
+		}
+		return out
+	}
+	tb := New()
+	for _, n := range nodes {
+		tb.NodeUp(n)
+	}
+	for i, s := range sets() {
+		tb.SetEligible(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), s)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, s := range sets() {
+			tb.SetEligible(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), s)
+		}
 	}
 }
