@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/ironlb/ironlb/internal/allocator"
+	"github.com/ironlb/ironlb/internal/config"
 )
 
 // Annotations a Service may carry, each with the MetalLB spellings that are
@@ -20,24 +21,9 @@ var (
 	annotationSharing = []string{"ironlb.io/allow-shared-ip", "metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"}
 )
 
-// Class says which Services this controller handles.
-type Class struct {
-	// Name is the loadBalancerClass handled.
-	Name string
-	// Require: Services without a class are not handled.
-	Require bool
-}
-
-// Handles tells whether the Service is ironlb's to serve.
-func (c Class) Handles(svc *corev1.Service) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return !c.Require
-	}
-	return *svc.Spec.LoadBalancerClass == c.Name
-}
+// Class says which Services this controller handles (shared with the
+// speaker, which announces the same ones).
+type Class = config.Class
 
 // requestFor builds the allocator's request for a Service. When the
 // Service's annotations or spec cannot be understood it returns a request
