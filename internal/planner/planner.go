@@ -1,0 +1,184 @@
+// Package planner is the speaker's brain: from the configuration, the
+// cluster's Nodes and the Services' addresses and endpoints, it works out
+// which nodes may announce each address in layer 2 mode and on which
+// interfaces this node would answer. It is pure; the speaker feeds its
+// answer to the election table and the ARP/NDP responders.
+package planner
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/election"
+)
+
+// ExcludeLabel keeps a node from announcing any address.
+const ExcludeLabel = "node.kubernetes.io/exclude-from-external-load-balancers"
+
+// Node is what the planner needs of a Node.
+type Node struct {
+	Name   string
+	Labels labels.Set
+	// NetworkUnavailable: the node's NetworkUnavailable condition is True.
+	NetworkUnavailable bool
+}
+
+// Service is what the planner needs of a Service ironlb handles.
+type Service struct {
+	// Key is namespace/name.
+	Key string
+	// Addrs are the addresses in the Service's status.
+	Addrs []netip.Addr
+	// Local: externalTrafficPolicy is Local, so only nodes holding a
+	// ready endpoint may announce.
+	Local bool
+	// ReadyNodes are the nodes holding a ready endpoint of the Service.
+	ReadyNodes []string
+}
+
+// Input is everything a plan depends on.
+type Input struct {
+	Config   *config.Config
+	Nodes    []Node
+	Services []Service
+	// Self is this speaker's node.
+	Self string
+}
+
+// L2 is the plan for one address announced in layer 2 mode.
+type L2 struct {
+	// Services are the keys of the Services using the address, sorted.
+	Services []string
+	// Pool is the name of the address's pool.
+	Pool string
+	// Eligible are the nodes that may announce it.
+	Eligible *election.Nodes
+	// Interfaces are where Self answers when it owns the address; nil
+	// means every up, non-loopback Ethernet interface.
+	Interfaces []string
+	// Advertisements are the L2Advertisements that select Self for the
+	// address's pool, sorted (they name the interfaces).
+	Advertisements []string
+}
+
+// Plan is the layer 2 plan of every address.
+type Plan struct {
+	L2 map[netip.Addr]*L2
+	// Warnings are configuration that does nothing on this cluster (an
+	// L2Advertisement selecting no node), one line each, sorted.
+	Warnings []string
+}
+
+// poolPlan is what every address of a pool shares.
+type poolPlan struct {
+	eligible   *election.Nodes
+	interfaces []string
+	all        bool // some advertisement selecting Self names no interface
+	advs       []string
+}
+
+// Layer2 plans every address of the Services that belongs to a pool
+// announced in layer 2 mode.
+func Layer2(in Input) Plan {
+	plan := Plan{L2: map[netip.Addr]*L2{}}
+	usable := make([]Node, 0, len(in.Nodes))
+	for _, n := range in.Nodes {
+		if _, excluded := n.Labels[ExcludeLabel]; !excluded && !n.NetworkUnavailable {
+			usable = append(usable, n)
+		}
+	}
+	pools := map[string]*poolPlan{}
+	names := map[string][]string{}
+	for _, adv := range in.Config.L2Advertisements {
+		var selected []string
+		for _, n := range usable {
+			if adv.NodeSelector.Matches(n.Labels) {
+				selected = append(selected, n.Name)
+			}
+		}
+		if len(selected) == 0 {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("L2Advertisement %q: spec.nodeSelector selects none of the %d nodes that may announce (not excluded, network available), so it announces nothing", adv.Name, len(usable)))
+		}
+		for _, p := range adv.Pools {
+			pp := pools[p.Name]
+			if pp == nil {
+				pp = &poolPlan{}
+				pools[p.Name] = pp
+			}
+			names[p.Name] = append(names[p.Name], selected...)
+			if slices.Contains(selected, in.Self) {
+				pp.advs = append(pp.advs, adv.Name)
+				if len(adv.Interfaces) == 0 {
+					pp.all = true
+				}
+				pp.interfaces = append(pp.interfaces, adv.Interfaces...)
+			}
+		}
+	}
+	for name, pp := range pools {
+		pp.eligible = election.NewNodes(names[name]...)
+		if pp.all {
+			pp.interfaces = nil
+		} else {
+			slices.Sort(pp.interfaces)
+			pp.interfaces = slices.Compact(pp.interfaces)
+		}
+		slices.Sort(pp.advs)
+	}
+
+	// local holds, per address, the nodes allowed by its Local Services
+	// so far; an address shared by several Services may be announced only
+	// from nodes every one of them allows.
+	local := map[netip.Addr][]string{}
+	for _, svc := range in.Services {
+		for _, a := range svc.Addrs {
+			pool := in.Config.PoolFor(a)
+			if pool == nil || pools[pool.Name] == nil {
+				continue
+			}
+			pp := pools[pool.Name]
+			l := plan.L2[a]
+			if l == nil {
+				l = &L2{Pool: pool.Name, Eligible: pp.eligible, Interfaces: pp.interfaces, Advertisements: pp.advs}
+				plan.L2[a] = l
+			}
+			l.Services = append(l.Services, svc.Key)
+			if svc.Local {
+				allowed := svc.ReadyNodes
+				if prev, ok := local[a]; ok {
+					allowed = intersect(prev, allowed)
+				}
+				local[a] = allowed
+			}
+		}
+	}
+	for a, allowed := range local {
+		l := plan.L2[a]
+		var keep []string
+		for _, n := range allowed {
+			if l.Eligible.Contains(n) {
+				keep = append(keep, n)
+			}
+		}
+		l.Eligible = election.NewNodes(keep...)
+	}
+	for _, l := range plan.L2 {
+		slices.Sort(l.Services)
+	}
+	slices.Sort(plan.Warnings)
+	return plan
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
