@@ -205,7 +205,7 @@ func TestGeneratedFilesFresh(t *testing.T) {
 		t.Fatalf("controller-gen: %v\n%s", err, b)
 	}
 	generated, _ := filepath.Glob(filepath.Join(out, "*"))
-	if len(generated) != 5 {
+	if len(generated) != 6 {
 		t.Fatalf("controller-gen wrote %v", generated)
 	}
 	for _, g := range generated {

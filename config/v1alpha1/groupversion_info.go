@@ -27,6 +27,7 @@ const (
 	KindL2Advertisement  = "L2Advertisement"
 	KindBGPPeer          = "BGPPeer"
 	KindBGPAdvertisement = "BGPAdvertisement"
+	KindNodeAnnouncement = "NodeAnnouncement"
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
@@ -35,6 +36,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&L2Advertisement{}, &L2AdvertisementList{},
 		&BGPPeer{}, &BGPPeerList{},
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
+		&NodeAnnouncement{}, &NodeAnnouncementList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

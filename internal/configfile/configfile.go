@@ -114,7 +114,8 @@ func (l *Loader) loadDocument(ctx context.Context, text []byte, snap *config.Sna
 	derr.Name, _ = meta["name"].(string)
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	gvk := gv.WithKind(kind)
-	if err != nil || !l.validator.Known(gvk) {
+	// NodeAnnouncements are the speakers' reports, not configuration.
+	if err != nil || !l.validator.Known(gvk) || kind == v1alpha1.KindNodeAnnouncement {
 		derr.Kind = ""
 		return fail(fmt.Errorf("%w %q of apiVersion %q: allowed are %s, %s, %s and %s of %s", ErrUnknownKind, kind, apiVersion,
 			v1alpha1.KindIPPool, v1alpha1.KindL2Advertisement, v1alpha1.KindBGPPeer, v1alpha1.KindBGPAdvertisement, v1alpha1.GroupVersion))

@@ -229,6 +229,11 @@ func TestUnknownKind(t *testing.T) {
 			mention: `""`,
 		},
 		{
+			name:    "a speaker's report is not configuration",
+			doc:     "apiVersion: ironlb.io/v1alpha1\nkind: NodeAnnouncement\nmetadata: {name: node1}\n",
+			mention: `"NodeAnnouncement"`,
+		},
+		{
 			name:    "empty mapping",
 			doc:     "{}\n",
 			mention: `""`,

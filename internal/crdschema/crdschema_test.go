@@ -20,8 +20,8 @@ import (
 // second rather than in the integration tests.
 func TestCRDsAcceptable(t *testing.T) {
 	files, _ := fs.Glob(crd.FS, "*.yaml")
-	if len(files) != 4 {
-		t.Fatalf("expected 4 CRDs, found %v", files)
+	if len(files) != 5 {
+		t.Fatalf("expected 5 CRDs, found %v", files)
 	}
 	for _, f := range files {
 		data, _ := fs.ReadFile(crd.FS, f)

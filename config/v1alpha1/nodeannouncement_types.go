@@ -1,0 +1,62 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NodeAnnouncementStatus is what one node's speaker announces right now.
+type NodeAnnouncementStatus struct {
+	// Layer2 lists the addresses this node answers ARP (IPv4) or NDP
+	// (IPv6) for, sorted by address.
+	// +optional
+	// +listType=map
+	// +listMapKey=address
+	Layer2 []L2Announcement `json:"layer2,omitempty"`
+
+	// Members is how many speakers this node sees alive in the memberlist
+	// cluster, itself included.
+	// +optional
+	Members int32 `json:"members,omitempty"`
+}
+
+// L2Announcement is one address announced in layer 2 mode from a node.
+type L2Announcement struct {
+	// Address is the LoadBalancer address.
+	Address string `json:"address"`
+	// Services are the Services using the address, as namespace/name.
+	// +listType=set
+	Services []string `json:"services"`
+	// Interfaces are the node's interfaces answering for it.
+	// +optional
+	// +listType=set
+	Interfaces []string `json:"interfaces,omitempty"`
+	// Since is when this node started announcing the address.
+	Since metav1.Time `json:"since"`
+}
+
+// NodeAnnouncement shows what one node's speaker announces. The speaker
+// of the node of the same name creates it and is its only writer, so
+// speakers never overwrite each other; it is deleted with the Node.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=nodeann,categories=ironlb
+// +kubebuilder:printcolumn:name="Layer2",type=string,JSONPath=`.status.layer2[*].address`
+// +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.members`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeAnnouncement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Status NodeAnnouncementStatus `json:"status,omitempty"`
+}
+
+// NodeAnnouncementList is a list of NodeAnnouncements.
+//
+// +kubebuilder:object:root=true
+type NodeAnnouncementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NodeAnnouncement `json:"items"`
+}
