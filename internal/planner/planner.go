@@ -69,8 +69,16 @@ type L2 struct {
 type Plan struct {
 	L2 map[netip.Addr]*L2
 	// Warnings are configuration that does nothing on this cluster (an
-	// L2Advertisement selecting no node), one line each, sorted.
-	Warnings []string
+	// L2Advertisement selecting no node), sorted by name.
+	Warnings []Warning
+}
+
+// Warning is an object that has no effect.
+type Warning struct {
+	// Kind and Name name the object.
+	Kind, Name string
+	// Message says what and why.
+	Message string
 }
 
 // poolPlan is what every address of a pool shares.
@@ -101,7 +109,8 @@ func Layer2(in Input) Plan {
 			}
 		}
 		if len(selected) == 0 {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("L2Advertisement %q: spec.nodeSelector selects none of the %d nodes that may announce (not excluded, network available), so it announces nothing", adv.Name, len(usable)))
+			plan.Warnings = append(plan.Warnings, Warning{"L2Advertisement", adv.Name,
+				fmt.Sprintf("spec.nodeSelector selects none of the %d nodes that may announce (not excluded, network available), so it announces nothing", len(usable))})
 		}
 		for _, p := range adv.Pools {
 			pp := pools[p.Name]
@@ -169,7 +178,6 @@ func Layer2(in Input) Plan {
 	for _, l := range plan.L2 {
 		slices.Sort(l.Services)
 	}
-	slices.Sort(plan.Warnings)
 	return plan
 }
 

@@ -53,7 +53,7 @@ spec:
   ipPools: [edge]
 `
 
-func load(t *testing.T, doc string) *config.Config {
+func load(t testing.TB, doc string) *config.Config {
 	t.Helper()
 	l, err := configfile.New()
 	if err != nil {
@@ -199,7 +199,7 @@ func TestWarnings(t *testing.T) {
 		{Name: "n1", Labels: labels.Set{"rack": "a", ExcludeLabel: "true"}},
 		{Name: "n2", Labels: labels.Set{"rack": "b"}},
 	}})
-	want := []string{`L2Advertisement "rack-a": spec.nodeSelector selects none of the 1 nodes that may announce (not excluded, network available), so it announces nothing`}
+	want := []Warning{{"L2Advertisement", "rack-a", "spec.nodeSelector selects none of the 1 nodes that may announce (not excluded, network available), so it announces nothing"}}
 	if diff := cmp.Diff(want, plan.Warnings); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
