@@ -112,7 +112,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// heartbeat creates the Node objects and marks them Ready.
+// heartbeat creates the Node objects, with an InternalIP of each family,
+// and marks them Ready.
 func (a *Agent) heartbeat(ctx context.Context) error {
 	var errs []error
 	for _, n := range a.plan.Nodes {
@@ -134,7 +135,11 @@ func (a *Agent) registerNode(ctx context.Context, n Node) error {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	now := metav1.Now()
-	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.Addr.Addr().String()}, {Type: corev1.NodeHostName, Address: n.Name}}
+	node.Status.Addresses = []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: n.Addr.Addr().String()},
+		{Type: corev1.NodeInternalIP, Address: n.Addr6.Addr().String()},
+		{Type: corev1.NodeHostName, Address: n.Name},
+	}
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "LabNodeAgent", Message: "the lab's node agent is running", LastHeartbeatTime: now, LastTransitionTime: now}}
 	_, err = nodes.UpdateStatus(ctx, node, metav1.UpdateOptions{})
 	return err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,20 @@ func TestNodeAgent(t *testing.T) {
 		}
 		return len(running) == 3, fmt.Sprintf("running on %d nodes", len(running))
 	})
+	// Nodes carry both of their LAN addresses.
+	node, err := cs.CoreV1().Nodes().Get(ctx, p.Nodes[1].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var internal []string
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			internal = append(internal, a.Address)
+		}
+	}
+	if want := []string{p.Nodes[1].Addr.Addr().String(), p.Nodes[1].Addr6.Addr().String()}; !slices.Equal(internal, want) {
+		t.Errorf("node2's InternalIPs = %v, want %v", internal, want)
+	}
 	// Pods on every node, reachable from another node, seeing its address.
 	target := running["node2"]
 	body, err := HTTPGetFrom(p.Nodes[0].NetNS, fmt.Sprintf("http://%s:%d/", target.Status.PodIP, PodPort), 10*time.Second)

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -52,6 +53,10 @@ type ControlPlane struct {
 	Token      string
 	procs      []*Process
 }
+
+// clusterNet6 is the lab's IPv6 ClusterIP range, so Services may be IPv6
+// or dual-stack.
+var clusterNet6 = netip.MustParsePrefix("2001:db8:ffff::/112")
 
 // StartControlPlane starts the control plane in p's control plane
 // namespace, with its files in dir, and waits until the API server is ready.
@@ -93,7 +98,7 @@ func StartControlPlane(ctx context.Context, p Plan, dir string, bin Binaries) (c
 		"--token-auth-file", files.tokens, "--authorization-mode", "RBAC",
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", files.saPub, "--service-account-signing-key-file", files.saKey,
-		"--service-cluster-ip-range", ClusterNet.String())
+		"--service-cluster-ip-range", ClusterNet.String()+","+clusterNet6.String())
 	if err != nil {
 		return nil, err
 	}

@@ -4,13 +4,24 @@
 //
 // Every address comes from the test ranges of DESIGN.md:
 //
-//	198.51.100.0/25    the LAN: router .1, control plane .2, host .3,
-//	                   nodes .11 upwards, external client .100
-//	198.51.100.128/25  the router's second segment: router .129, remote client .130
-//	203.0.113.0/26     pod networks, one /28 per node
-//	203.0.113.64/27    the layer 2 pool (reached on the LAN by ARP)
-//	203.0.113.96/27    the BGP pool (reached through the router)
-//	198.18.0.0/16      ClusterIPs
+//	198.51.100.0/25     the LAN: router .1, control plane .2, host .3,
+//	                    nodes .11 upwards, external client .100
+//	198.51.100.128/25   the router's second segment: router .129, remote client .130
+//	203.0.113.0/26      pod networks, one /28 per node
+//	203.0.113.64/27     the layer 2 pool (reached on the LAN by ARP)
+//	203.0.113.96/27     the BGP pool (reached through the router)
+//	198.18.0.0/16       ClusterIPs
+//
+// and IPv6 beside it, on the same links, with the same last digits:
+//
+//	2001:db8:5100::/64  the LAN: router ::1, control plane ::2, host ::3,
+//	                    nodes ::11 upwards, external client ::100
+//	2001:db8:5101::/64  the router's second segment: router ::1, remote client ::2
+//	2001:db8:ff64::/120 the layer 2 pool's IPv6 range (reached on the LAN by NDP)
+//
+// Pods, the BGP pool and ClusterIPs are IPv4 only. The client and the
+// router reach both layer 2 ranges on the LAN itself: they resolve the
+// pools' addresses by ARP and NDP, with no gateway.
 package lab
 
 import (
@@ -28,18 +39,27 @@ var (
 	L2PoolNet   = netip.MustParsePrefix("203.0.113.64/27")
 	BGPPoolNet  = netip.MustParsePrefix("203.0.113.96/27")
 	ClusterNet  = netip.MustParsePrefix("198.18.0.0/16")
+	LANNet6     = netip.MustParsePrefix("2001:db8:5100::/64")
+	RemoteNet6  = netip.MustParsePrefix("2001:db8:5101::/64")
+	L2PoolNet6  = netip.MustParsePrefix("2001:db8:ff64::/120")
 	lanBridge   = "br0"
 	podBridge   = "cbr0"
 	ifaceInside = "eth0"
 )
 
-// Host is one participant: a network namespace with an address on a segment.
+// Host is one participant: a network namespace with an address of each
+// family on a segment.
 type Host struct {
 	// NetNS is the namespace's name (empty for the machine's own).
 	NetNS string
-	// Addr is the host's address and the segment's prefix length.
+	// Addr is the host's IPv4 address and the segment's prefix length.
 	Addr netip.Prefix
+	// Addr6 is the host's IPv6 address and the segment's prefix length.
+	Addr6 netip.Prefix
 }
+
+// Addrs are the host's addresses, IPv4 first.
+func (h Host) Addrs() []netip.Prefix { return []netip.Prefix{h.Addr, h.Addr6} }
 
 // Node is a Kubernetes node of the lab.
 type Node struct {
@@ -94,25 +114,46 @@ func NewPlan(name string, n int) (Plan, error) {
 	remote := func(last byte) netip.Prefix {
 		return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, 100, last}), RemoteNet.Bits())
 	}
+	// IPv6 hosts are numbered as in IPv4, the number written in hex
+	// digits: .11 is ::11.
+	lan6 := func(last uint16) netip.Prefix { return v6In(LANNet6, last) }
+	remote6 := func(last uint16) netip.Prefix { return v6In(RemoteNet6, last) }
 	p := Plan{
 		Name:         name,
 		LAN:          name + "-lan",
-		ControlPlane: Host{NetNS: name + "-cp", Addr: lan(2)},
-		HostLeg:      Host{Addr: lan(3)},
+		ControlPlane: Host{NetNS: name + "-cp", Addr: lan(2), Addr6: lan6(0x2)},
+		HostLeg:      Host{Addr: lan(3), Addr6: lan6(0x3)},
 		HostIface:    name + "-host",
-		Router:       Host{NetNS: name + "-rtr", Addr: lan(1)},
-		RouterRemote: Host{NetNS: name + "-rtr", Addr: remote(129)},
-		Client:       Host{NetNS: name + "-client", Addr: lan(100)},
-		Remote:       Host{NetNS: name + "-remote", Addr: remote(130)},
+		Router:       Host{NetNS: name + "-rtr", Addr: lan(1), Addr6: lan6(0x1)},
+		RouterRemote: Host{NetNS: name + "-rtr", Addr: remote(129), Addr6: remote6(0x1)},
+		Client:       Host{NetNS: name + "-client", Addr: lan(100), Addr6: lan6(0x100)},
+		Remote:       Host{NetNS: name + "-remote", Addr: remote(130), Addr6: remote6(0x2)},
 	}
 	for i := range n {
 		p.Nodes = append(p.Nodes, Node{
 			Name:    fmt.Sprintf("node%d", i+1),
-			Host:    Host{NetNS: fmt.Sprintf("%s-node%d", name, i+1), Addr: lan(byte(11 + i))},
+			Host:    Host{NetNS: fmt.Sprintf("%s-node%d", name, i+1), Addr: lan(byte(11 + i)), Addr6: lan6(uint16(0x11 + i))},
 			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(16 * i)}), 28),
 		})
 	}
 	return p, nil
+}
+
+// v6In is the address of a /64 whose last 16 bits are last.
+func v6In(seg netip.Prefix, last uint16) netip.Prefix {
+	b := seg.Addr().As16()
+	b[14], b[15] = byte(last>>8), byte(last)
+	return netip.PrefixFrom(netip.AddrFrom16(b), seg.Bits())
+}
+
+// Node returns the node called name.
+func (p Plan) Node(name string) (Node, error) {
+	for _, n := range p.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return Node{}, fmt.Errorf("lab %s has no node %q", p.Name, name)
 }
 
 // Namespaces lists every namespace of the plan, the LAN's first.
@@ -131,4 +172,18 @@ func (p Plan) lanMembers() []Host {
 		out = append(out, n.Host)
 	}
 	return out
+}
+
+// lanPort names the LAN bridge's end of the i-th LAN member's veth.
+func lanPort(i int) string { return fmt.Sprintf("p%d", i) }
+
+// lanPortOf names the LAN bridge's end of the veth of the LAN member in
+// namespace ns: unplugging it is pulling that member's cable.
+func (p Plan) lanPortOf(ns string) (string, error) {
+	for i, h := range p.lanMembers() {
+		if h.NetNS == ns {
+			return lanPort(i), nil
+		}
+	}
+	return "", fmt.Errorf("namespace %q has no leg on the LAN of lab %s", ns, p.Name)
 }

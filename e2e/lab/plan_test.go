@@ -1,9 +1,18 @@
 package lab
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/iprange"
 )
 
 func TestNewPlan(t *testing.T) {
@@ -16,16 +25,24 @@ func TestNewPlan(t *testing.T) {
 		got  netip.Prefix
 		want string
 	}{
-		"router":        {p.Router.Addr, "198.51.100.1/25"},
-		"control plane": {p.ControlPlane.Addr, "198.51.100.2/25"},
-		"host":          {p.HostLeg.Addr, "198.51.100.3/25"},
-		"node1":         {p.Nodes[0].Addr, "198.51.100.11/25"},
-		"node3":         {p.Nodes[2].Addr, "198.51.100.13/25"},
-		"client":        {p.Client.Addr, "198.51.100.100/25"},
-		"router remote": {p.RouterRemote.Addr, "198.51.100.129/25"},
-		"remote":        {p.Remote.Addr, "198.51.100.130/25"},
-		"node2 pods":    {p.Nodes[1].PodCIDR, "203.0.113.16/28"},
-		"node2 gateway": {p.Nodes[1].PodGateway(), "203.0.113.17/28"},
+		"router":           {p.Router.Addr, "198.51.100.1/25"},
+		"control plane":    {p.ControlPlane.Addr, "198.51.100.2/25"},
+		"host":             {p.HostLeg.Addr, "198.51.100.3/25"},
+		"node1":            {p.Nodes[0].Addr, "198.51.100.11/25"},
+		"node3":            {p.Nodes[2].Addr, "198.51.100.13/25"},
+		"client":           {p.Client.Addr, "198.51.100.100/25"},
+		"router remote":    {p.RouterRemote.Addr, "198.51.100.129/25"},
+		"remote":           {p.Remote.Addr, "198.51.100.130/25"},
+		"node2 pods":       {p.Nodes[1].PodCIDR, "203.0.113.16/28"},
+		"node2 gateway":    {p.Nodes[1].PodGateway(), "203.0.113.17/28"},
+		"router v6":        {p.Router.Addr6, "2001:db8:5100::1/64"},
+		"control plane v6": {p.ControlPlane.Addr6, "2001:db8:5100::2/64"},
+		"host v6":          {p.HostLeg.Addr6, "2001:db8:5100::3/64"},
+		"node1 v6":         {p.Nodes[0].Addr6, "2001:db8:5100::11/64"},
+		"node3 v6":         {p.Nodes[2].Addr6, "2001:db8:5100::13/64"},
+		"client v6":        {p.Client.Addr6, "2001:db8:5100::100/64"},
+		"router remote v6": {p.RouterRemote.Addr6, "2001:db8:5101::1/64"},
+		"remote v6":        {p.Remote.Addr6, "2001:db8:5101::2/64"},
 	}
 	for name, c := range checks {
 		if c.got.String() != c.want {
@@ -44,6 +61,33 @@ func TestNewPlan(t *testing.T) {
 		if !PodNet.Contains(n.PodCIDR.Addr()) || !pods.Contains(n.PodCIDR.Addr()) || n.PodCIDR.Overlaps(L2PoolNet) || n.PodCIDR.Overlaps(BGPPoolNet) {
 			t.Errorf("pod CIDR %s of %s outside the pod range or overlapping a pool", n.PodCIDR, n.Name)
 		}
+	}
+	// Each family on its own segments, inside the test ranges; the pools
+	// apart from the segments.
+	v6 := netip.MustParsePrefix("2001:db8::/32")
+	for _, pool := range []netip.Prefix{L2PoolNet6, LANNet6, RemoteNet6} {
+		if !v6.Contains(pool.Addr()) || pool.Bits() < v6.Bits() {
+			t.Errorf("%s is outside %s", pool, v6)
+		}
+	}
+	if L2PoolNet6.Overlaps(LANNet6) || L2PoolNet6.Overlaps(RemoteNet6) || LANNet6.Overlaps(RemoteNet6) {
+		t.Errorf("IPv6 segments and pool overlap: %s %s %s", LANNet6, RemoteNet6, L2PoolNet6)
+	}
+	for _, h := range append(p.lanMembers(), p.HostLeg, p.RouterRemote, p.Remote) {
+		lan4, lan6 := LANNet, LANNet6
+		if h == p.RouterRemote || h == p.Remote {
+			lan4, lan6 = RemoteNet, RemoteNet6
+		}
+		if !h.Addr.Addr().Is4() || !lan4.Contains(h.Addr.Addr()) || h.Addr.Bits() != lan4.Bits() ||
+			!h.Addr6.Addr().Is6() || !lan6.Contains(h.Addr6.Addr()) || h.Addr6.Bits() != lan6.Bits() {
+			t.Errorf("%q has %v, want one address of each family on %s and %s", h.NetNS, h.Addrs(), lan4, lan6)
+		}
+	}
+	if n, err := p.Node("node2"); err != nil || n.NetNS != "ilb-node2" {
+		t.Errorf("Node(node2) = %+v, %v", n, err)
+	}
+	if _, err := p.Node("node4"); err == nil {
+		t.Error("Node(node4) of a three-node lab succeeded")
 	}
 	if len(p.HostIface) > 15 {
 		t.Errorf("host interface name %q is longer than 15", p.HostIface)
@@ -65,6 +109,57 @@ func TestNewPlanRefuses(t *testing.T) {
 	} {
 		if _, err := NewPlan(tt.name, tt.nodes); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("NewPlan(%q, %d) = %v, want an error containing %q", tt.name, tt.nodes, err, tt.want)
+		}
+	}
+}
+
+// TestExampleConfig: the example configuration resolves with ironlb's
+// own resolver, and announces the plan's layer 2 pool of each family on
+// the lab's LAN interface.
+func TestExampleConfig(t *testing.T) {
+	var snap config.Snapshot
+	for i, doc := range strings.Split(string(ExampleConfig), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatalf("example.yaml document %d: %v", i+1, err)
+		}
+		var err error
+		switch meta.Kind {
+		case v1alpha1.KindIPPool:
+			snap.IPPools = append(snap.IPPools, v1alpha1.IPPool{})
+			err = yaml.UnmarshalStrict([]byte(doc), &snap.IPPools[len(snap.IPPools)-1])
+		case v1alpha1.KindL2Advertisement:
+			snap.L2Advertisements = append(snap.L2Advertisements, v1alpha1.L2Advertisement{})
+			err = yaml.UnmarshalStrict([]byte(doc), &snap.L2Advertisements[len(snap.L2Advertisements)-1])
+		case v1alpha1.KindBGPPeer:
+			snap.BGPPeers = append(snap.BGPPeers, v1alpha1.BGPPeer{})
+			err = yaml.UnmarshalStrict([]byte(doc), &snap.BGPPeers[len(snap.BGPPeers)-1])
+		case v1alpha1.KindBGPAdvertisement:
+			snap.BGPAdvertisements = append(snap.BGPAdvertisements, v1alpha1.BGPAdvertisement{})
+			err = yaml.UnmarshalStrict([]byte(doc), &snap.BGPAdvertisements[len(snap.BGPAdvertisements)-1])
+		default:
+			err = fmt.Errorf("unknown kind %q", meta.Kind)
+		}
+		if err != nil {
+			t.Fatalf("example.yaml document %d: %v", i+1, err)
+		}
+	}
+	cfg, problems := config.Resolve(snap)
+	if len(problems) > 0 {
+		t.Fatalf("example.yaml: %v", problems)
+	}
+	for _, pool := range []netip.Prefix{L2PoolNet, L2PoolNet6} {
+		p := cfg.PoolFor(pool.Masked().Addr())
+		if p == nil || cfg.PoolFor(iprange.FromPrefix(pool).Last) != p {
+			t.Errorf("example.yaml: %s is not all in one pool", pool)
+			continue
+		}
+		announced := false
+		for _, adv := range cfg.L2Advertisements {
+			announced = announced || slices.Contains(adv.Pools, p) && slices.Equal(adv.Interfaces, []string{ifaceInside})
+		}
+		if !announced {
+			t.Errorf("example.yaml: pool %s (holding %s) is not announced in layer 2 on %s", p.Name, pool, ifaceInside)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // netnsDir is where named network namespaces live (as iproute2 keeps them).
@@ -44,7 +45,10 @@ func Up(p Plan) (err error) {
 		return err
 	}
 	defer lan.Close()
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: lanBridge}}
+	// A switch without multicast snooping: it floods neighbour
+	// solicitations to every port, whoever joined which group.
+	no := false
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: lanBridge}, MulticastSnooping: &no}
 	if err := lan.LinkAdd(br); err != nil {
 		return fmt.Errorf("creating the LAN bridge: %w", err)
 	}
@@ -52,32 +56,37 @@ func Up(p Plan) (err error) {
 		return err
 	}
 	for i, h := range p.lanMembers() {
-		if err := p.legOnLAN(lan, br, fmt.Sprintf("p%d", i), h.NetNS, ifaceInside, h.Addr); err != nil {
+		if err := p.legOnLAN(lan, br, lanPort(i), h.NetNS, ifaceInside, h.Addrs()...); err != nil {
 			return err
 		}
 	}
-	if err := p.legOnLAN(lan, br, "phost", "", p.HostIface, p.HostLeg.Addr); err != nil {
+	if err := p.legOnLAN(lan, br, "phost", "", p.HostIface, p.HostLeg.Addrs()...); err != nil {
 		return err
 	}
 	// The router's second segment: a direct veth to the remote client.
-	if err := veth(p.Router.NetNS, "eth1", p.RouterRemote.Addr, p.Remote.NetNS, ifaceInside, p.Remote.Addr); err != nil {
+	if err := veth(p.Router.NetNS, "eth1", p.RouterRemote.Addrs(), p.Remote.NetNS, ifaceInside, p.Remote.Addrs()); err != nil {
 		return err
 	}
 
-	lanGW := p.Router.Addr.Addr()
+	lanGW, lanGW6 := p.Router.Addr.Addr(), p.Router.Addr6.Addr()
 	for _, h := range []Host{p.ControlPlane, p.Client} {
-		if err := routes(h.NetNS, route{dst: RemoteNet, via: lanGW}, route{dst: BGPPoolNet, via: lanGW}); err != nil {
+		if err := routes(h.NetNS, route{dst: RemoteNet, via: lanGW}, route{dst: RemoteNet6, via: lanGW6}, route{dst: BGPPoolNet, via: lanGW}); err != nil {
 			return err
 		}
 	}
-	// The client reaches the layer 2 pool on the LAN itself: it asks by ARP.
-	if err := routes(p.Client.NetNS, route{dst: L2PoolNet, dev: ifaceInside}); err != nil {
+	// The client and the router reach the layer 2 pools on the LAN
+	// itself: they ask by ARP and NDP.
+	for _, h := range []Host{p.Client, p.Router} {
+		if err := routes(h.NetNS, route{dst: L2PoolNet, dev: ifaceInside}, route{dst: L2PoolNet6, dev: ifaceInside}); err != nil {
+			return err
+		}
+	}
+	if err := routes(p.Remote.NetNS,
+		route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: p.RouterRemote.Addr.Addr()},
+		route{dst: netip.MustParsePrefix("::/0"), via: p.RouterRemote.Addr6.Addr()}); err != nil {
 		return err
 	}
-	if err := routes(p.Remote.NetNS, route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: p.RouterRemote.Addr.Addr()}); err != nil {
-		return err
-	}
-	if err := forwarding(p.Router.NetNS); err != nil {
+	if err := errors.Join(forwarding(p.Router.NetNS), sysctl(p.Router.NetNS, "net/ipv6/conf/all/forwarding", "1")); err != nil {
 		return err
 	}
 	for _, n := range p.Nodes {
@@ -89,7 +98,7 @@ func Up(p Plan) (err error) {
 }
 
 // legOnLAN connects a namespace (or the host, ns "") to the LAN bridge.
-func (p Plan) legOnLAN(lan *netlink.Handle, br *netlink.Bridge, outer, ns, inner string, addr netip.Prefix) error {
+func (p Plan) legOnLAN(lan *netlink.Handle, br *netlink.Bridge, outer, ns, inner string, addrs ...netip.Prefix) error {
 	lanNS, err := netns.GetFromName(p.LAN)
 	if err != nil {
 		return err
@@ -114,11 +123,11 @@ func (p Plan) legOnLAN(lan *netlink.Handle, br *netlink.Bridge, outer, ns, inner
 	if err := lan.LinkSetUp(link); err != nil {
 		return err
 	}
-	return configure(ns, inner, addr)
+	return configure(ns, inner, addrs...)
 }
 
 // veth joins two namespaces directly.
-func veth(nsA, ifA string, addrA netip.Prefix, nsB, ifB string, addrB netip.Prefix) error {
+func veth(nsA, ifA string, addrsA []netip.Prefix, nsB, ifB string, addrsB []netip.Prefix) error {
 	a, err := netns.GetFromName(nsA)
 	if err != nil {
 		return err
@@ -133,7 +142,7 @@ func veth(nsA, ifA string, addrA netip.Prefix, nsB, ifB string, addrB netip.Pref
 	if err := netlink.LinkAdd(v); err != nil {
 		return fmt.Errorf("creating the veth %s:%s-%s:%s: %w", nsA, ifA, nsB, ifB, err)
 	}
-	return errors.Join(configure(nsA, ifA, addrA), configure(nsB, ifB, addrB))
+	return errors.Join(configure(nsA, ifA, addrsA...), configure(nsB, ifB, addrsB...))
 }
 
 // nodeNetwork gives a node its pod bridge, routes to the other nodes' pods
@@ -154,7 +163,7 @@ func (p Plan) nodeNetwork(n Node) error {
 	if err := h.LinkSetUp(br); err != nil {
 		return err
 	}
-	rs := []route{{dst: RemoteNet, via: p.Router.Addr.Addr()}, {dst: BGPPoolNet, via: p.Router.Addr.Addr()}}
+	rs := []route{{dst: RemoteNet, via: p.Router.Addr.Addr()}, {dst: RemoteNet6, via: p.Router.Addr6.Addr()}, {dst: BGPPoolNet, via: p.Router.Addr.Addr()}}
 	for _, other := range p.Nodes {
 		if other.Name != n.Name {
 			rs = append(rs, route{dst: other.PodCIDR, via: other.Addr.Addr()})
@@ -166,8 +175,12 @@ func (p Plan) nodeNetwork(n Node) error {
 	return forwarding(n.NetNS)
 }
 
-// configure brings lo and the interface up and gives it its address.
-func configure(ns, ifname string, addr netip.Prefix) error {
+// configure gives the interface its addresses and brings it and lo up.
+// IPv6 addresses skip duplicate address detection, and so does the link
+// local address the interface gets when it comes up: they are usable at
+// once (an NDP socket needs the link local one), where DAD would hold
+// them back a second or more, and again after every loss of carrier.
+func configure(ns, ifname string, addrs ...netip.Prefix) error {
 	h, err := handle(ns)
 	if err != nil {
 		return err
@@ -177,8 +190,21 @@ func configure(ns, ifname string, addr netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("%s in %q: %w", ifname, ns, err)
 	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
-		return fmt.Errorf("address %s on %s in %q: %w", addr, ifname, ns, err)
+	conf := "net/ipv6/conf/" + ifname + "/"
+	if err := errors.Join(sysctl(ns, conf+"disable_ipv6", "0"), sysctl(ns, conf+"accept_dad", "0")); err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if !a.IsValid() {
+			continue
+		}
+		na := &netlink.Addr{IPNet: ipNet(a)}
+		if a.Addr().Is6() {
+			na.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, na); err != nil {
+			return fmt.Errorf("address %s on %s in %q: %w", a, ifname, ns, err)
+		}
 	}
 	return up(h, link, "lo")
 }
@@ -229,12 +255,23 @@ func routes(ns string, rs ...route) error {
 	return nil
 }
 
-// forwarding turns on IPv4 forwarding inside a namespace. /proc/sys/net
-// shows the namespace of the thread that opens it.
-func forwarding(ns string) error {
-	return inNetNS(ns, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
-	})
+// forwarding turns on IPv4 forwarding inside a namespace.
+func forwarding(ns string) error { return sysctl(ns, "net/ipv4/ip_forward", "1") }
+
+// sysctl sets a sysctl (key as under /proc/sys) inside a namespace, or the
+// machine's own for ns "". /proc/sys/net shows the namespace of the thread
+// that opens it.
+func sysctl(ns, key, value string) error {
+	write := func() error {
+		if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s in %q: %w", key, value, ns, err)
+		}
+		return nil
+	}
+	if ns == "" {
+		return write()
+	}
+	return inNetNS(ns, write)
 }
 
 // Down removes every namespace and host interface of the lab called name,
@@ -317,13 +354,21 @@ func otherLab(name string) string {
 }
 
 // newNetNS creates a named namespace without moving the calling thread.
+// Its interfaces skip IPv6 duplicate address detection (see configure).
 func newNetNS(name string) error {
 	return onLockedThread(func() error {
 		ns, err := netns.NewNamed(name) // moves the thread into it
-		if err == nil {
-			ns.Close()
+		if err != nil {
+			return err
 		}
-		return err
+		ns.Close()
+		for _, conf := range []string{"all", "default"} {
+			key := filepath.Join("/proc/sys/net/ipv6/conf", conf, "accept_dad")
+			if err := os.WriteFile(key, []byte("0"), 0o644); err != nil {
+				return fmt.Errorf("namespace %s: %w", name, err)
+			}
+		}
+		return nil
 	})
 }
 
@@ -406,4 +451,63 @@ func HTTPGetFrom(ns, url string, timeout time.Duration) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
+}
+
+// NodeMAC is the hardware address of a node's LAN interface: the one its
+// ARP replies and neighbour advertisements carry.
+func NodeMAC(p Plan, node string) (net.HardwareAddr, error) {
+	n, err := p.Node(node)
+	if err != nil {
+		return nil, err
+	}
+	h, err := handle(n.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ifaceInside)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", node, err)
+	}
+	return link.Attrs().HardwareAddr, nil
+}
+
+// LinkDown pulls a node's LAN cable: it takes the LAN bridge's end of the
+// node's veth down. The node's eth0 stays administratively up with its
+// addresses but loses its carrier (NO-CARRIER), so the node neither
+// reaches nor is reached by anyone on the LAN (the client, the router,
+// the other nodes), and notices as a real node would. LinkUp plugs it
+// back in.
+func LinkDown(p Plan, node string) error { return cable(p, node, false) }
+
+// LinkUp plugs back in a cable LinkDown pulled.
+func LinkUp(p Plan, node string) error { return cable(p, node, true) }
+
+func cable(p Plan, node string, in bool) error {
+	n, err := p.Node(node)
+	if err != nil {
+		return err
+	}
+	port, err := p.lanPortOf(n.NetNS)
+	if err != nil {
+		return err
+	}
+	h, err := handle(p.LAN)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(port)
+	if err != nil {
+		return fmt.Errorf("node %s's port %s on the LAN bridge: %w", node, port, err)
+	}
+	if in {
+		err = h.LinkSetUp(link)
+	} else {
+		err = h.LinkSetDown(link)
+	}
+	if err != nil {
+		return fmt.Errorf("node %s's cable (port %s, in %t): %w", node, port, in, err)
+	}
+	return nil
 }

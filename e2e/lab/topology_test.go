@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // needRoot skips outside CI when the test cannot make namespaces, and
@@ -65,17 +67,95 @@ func upLab(t *testing.T, nodes int) Plan {
 
 func TestTopology(t *testing.T) {
 	p := upLab(t, 3)
-	// The LAN: everyone reaches everyone.
-	for _, h := range []Host{p.Router, p.ControlPlane, p.Nodes[0].Host, p.Nodes[2].Host} {
-		ping(t, p.Client.NetNS, h.Addr.Addr().String())
+	// Right after Up, every LAN interface has its link-local address and
+	// its IPv6 address ready, none still tentative (no DAD to wait for).
+	for _, h := range append(p.lanMembers(), p.HostLeg) {
+		ifname := ifaceInside
+		if h == p.HostLeg {
+			ifname = p.HostIface
+		}
+		checkIPv6Ready(t, h.NetNS, ifname, h.Addr6.Addr())
 	}
-	// The host reaches the control plane through its own leg.
-	ping(t, "", p.ControlPlane.Addr.Addr().String())
-	// The remote segment reaches the LAN only through the router.
-	ping(t, p.Remote.NetNS, p.Router.Addr.Addr().String())
-	ping(t, p.Remote.NetNS, p.Nodes[1].Addr.Addr().String())
+	for _, family := range []func(Host) netip.Prefix{
+		func(h Host) netip.Prefix { return h.Addr },
+		func(h Host) netip.Prefix { return h.Addr6 },
+	} {
+		addr := func(h Host) string { return family(h).Addr().String() }
+		// The LAN: everyone reaches everyone.
+		for _, h := range []Host{p.Router, p.ControlPlane, p.Nodes[0].Host, p.Nodes[2].Host} {
+			ping(t, p.Client.NetNS, addr(h))
+		}
+		// The host reaches the control plane through its own leg.
+		ping(t, "", addr(p.ControlPlane))
+		// The remote segment reaches the LAN only through the router.
+		ping(t, p.Remote.NetNS, addr(p.Router))
+		ping(t, p.Remote.NetNS, addr(p.Nodes[1].Host))
+		ping(t, p.Client.NetNS, addr(p.Remote))
+	}
 	// Pod networks are routed between nodes.
 	ping(t, p.Nodes[0].NetNS, p.Nodes[2].PodGateway().Addr().String())
+	// The client and the router find the layer 2 pools' addresses on the
+	// LAN (ARP, NDP), the BGP pool's through the router.
+	for _, h := range []Host{p.Client, p.Router} {
+		for _, pool := range []netip.Prefix{L2PoolNet, L2PoolNet6} {
+			checkOnLink(t, h.NetNS, pool.Addr().Next(), true)
+		}
+	}
+	checkOnLink(t, p.Client.NetNS, BGPPoolNet.Addr().Next(), false)
+}
+
+// checkIPv6Ready checks an interface has a link-local address and want,
+// neither of them tentative.
+func checkIPv6Ready(t *testing.T, ns, ifname string, want netip.Addr) {
+	t.Helper()
+	h, err := handle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var linkLocal, global bool
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			t.Errorf("%s on %s in %q is tentative (flags %#x)", ip, ifname, ns, a.Flags)
+			continue
+		}
+		linkLocal = linkLocal || ip.IsLinkLocalUnicast()
+		global = global || ip == want
+	}
+	if !linkLocal || !global {
+		t.Errorf("%s in %q has %v: want a link-local address and %s, ready", ifname, ns, addrs, want)
+	}
+}
+
+// checkOnLink checks whether ns reaches dst directly on its LAN
+// interface, with no gateway.
+func checkOnLink(t *testing.T, ns string, dst netip.Addr, want bool) {
+	t.Helper()
+	h, err := handle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	rs, err := h.RouteGet(dst.AsSlice())
+	if err != nil || len(rs) == 0 {
+		t.Fatalf("route to %s in %q: %v", dst, ns, err)
+	}
+	link, err := h.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if onLink := rs[0].Gw == nil && link.Attrs().Name == ifaceInside; onLink != want {
+		t.Errorf("route to %s in %q: via %v dev %s; want on the LAN itself: %t", dst, ns, rs[0].Gw, link.Attrs().Name, want)
+	}
 }
 
 // TestDownCleansAHalfBuiltLab: a lab killed while coming up leaves some
