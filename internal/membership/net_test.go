@@ -1,0 +1,145 @@
+package membership
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var loopback = netip.MustParseAddr("127.0.0.1")
+
+// directory lists the addresses of the running members of a loopback test,
+// as a speaker's peer discovery would.
+type directory struct {
+	mu      sync.Mutex
+	members []*member // guarded by mu
+}
+
+func (d *directory) add(m *member) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.members = append(d.members, m)
+}
+
+func (d *directory) peers() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for _, m := range d.members {
+		if c := m.cluster(); c != nil {
+			out = append(out, c.Addr().String())
+		}
+	}
+	return out
+}
+
+// startLoopback starts m on 127.0.0.1:port (0: any free port), joining
+// the members of d, and adds it to d.
+func startLoopback(t testing.TB, d *directory, m *member, key []byte, port int) {
+	t.Helper()
+	m.start(t, Options{BindAddr: loopback, Port: port, Key: key, RejoinInterval: 250 * time.Millisecond}, d.peers)
+	d.add(m)
+	t.Cleanup(func() { m.stop(t, true) })
+}
+
+// freePort returns a port, other than not, on which 127.0.0.1 had both a
+// TCP and a UDP port free a moment ago.
+func freePort(t testing.TB, not int) int {
+	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			if port != not {
+				return port
+			}
+		}
+	}
+	t.Fatal("no free port on 127.0.0.1")
+	return 0
+}
+
+func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+// Encrypted members over real sockets: they join, drop a member whose
+// process died, and take it back when it restarts under its name at
+// another port, without a name conflict.
+func TestLoopback(t *testing.T) {
+	var d directory
+	ms := []*member{newMember("node-a"), newMember("node-b"), newMember("node-c")}
+	names := []string{"node-a", "node-b", "node-c"}
+	key := testKey(1)
+	for _, m := range ms {
+		startLoopback(t, &d, m, key, 0)
+	}
+	waitViews(t, "joined", ms, names)
+
+	c := ms[2]
+	oldPort := int(c.cluster().Addr().Port())
+	c.stop(t, false)
+	waitViews(t, "node-c dropped after failing", ms, names[:2])
+
+	c.start(t, Options{BindAddr: loopback, Port: freePort(t, oldPort), Key: key, RejoinInterval: 250 * time.Millisecond}, d.peers)
+	waitViews(t, "node-c back at another port", ms, names)
+	for _, m := range ms {
+		if lines := m.logs.matching("Conflicting address"); len(lines) > 0 {
+			t.Errorf("%s rejected node-c's new address %d times, first: %s", m.name, len(lines), lines[0])
+		}
+		if lines := m.logs.matching("memberlist started", "encrypted=true"); len(lines) == 0 {
+			t.Errorf("%s did not log starting encrypted", m.name)
+		}
+	}
+}
+
+// A member with another key, or none, cannot join, and the logs of both
+// sides say why.
+func TestWrongKey(t *testing.T) {
+	var d directory
+	a, b := newMember("node-a"), newMember("node-b")
+	other, plain := newMember("node-other-key"), newMember("node-no-key")
+	startLoopback(t, &d, a, testKey(1), 0)
+	startLoopback(t, &d, b, testKey(1), 0)
+	waitViews(t, "same key joined", []*member{a, b}, []string{"node-a", "node-b"})
+	startLoopback(t, &d, other, testKey(2), 0)
+	startLoopback(t, &d, plain, nil, 0)
+
+	// Each outsider retries every peer; after several failed rounds they
+	// are still alone and the others never saw them.
+	for _, m := range []*member{other, plain} {
+		waitFor(t, m.name+" failed joins", func() (bool, string) {
+			lines := m.logs.matching("cannot join peer")
+			return len(lines) >= 6, fmt.Sprintf("alive %v; failed joins:\n%s", m.cluster().Alive(), strings.Join(lines, "\n"))
+		})
+	}
+	waitViews(t, "keyed members by themselves", []*member{a, b}, []string{"node-a", "node-b"})
+	waitViews(t, "other key alone", []*member{other}, []string{"node-other-key"})
+	waitViews(t, "no key alone", []*member{plain}, []string{"node-no-key"})
+
+	// Both sides name the cause: the keyed members when refusing the
+	// outsiders, the outsiders in the warning about their failed join.
+	for _, want := range []struct {
+		m    *member
+		subs []string
+	}{
+		{a, []string{"ERROR", "no installed keys could decrypt the message"}},
+		{a, []string{"ERROR", "encryption is configured but remote state is not encrypted"}},
+		{other, []string{"WARN", "cannot join peer", "no installed keys could decrypt the message"}},
+		{plain, []string{"WARN", "cannot join peer", "remote state is encrypted and encryption is not configured"}},
+	} {
+		if len(want.m.logs.matching(want.subs...)) == 0 {
+			t.Errorf("%s logged no line with %q; its errors and warnings:\n%s", want.m.name, want.subs,
+				strings.Join(append(want.m.logs.matching("ERROR"), want.m.logs.matching("WARN")...), "\n"))
+		}
+	}
+}
