@@ -1,0 +1,488 @@
+// Package layer2 puts the speaker's layer 2 decisions on the wire: it
+// answers ARP requests (IPv4) and neighbor solicitations (IPv6) for the
+// LoadBalancer addresses this node owns, on the interfaces chosen for
+// them, and announces an address with gratuitous ARP / unsolicited
+// neighbor advertisements when this node gains it. The addresses are not
+// configured on any interface. See README.md for how it works.
+package layer2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults of Options.
+const (
+	// DefaultGratuitousCount frames are sent for an address gained on an
+	// interface.
+	DefaultGratuitousCount = 3
+	// DefaultGratuitousInterval spaces them: the first goes out at once,
+	// so failover is not slowed, and the burst spans two seconds, so one
+	// lost frame or a port that is still settling does not leave
+	// neighbours on the old MAC.
+	DefaultGratuitousInterval = time.Second
+)
+
+const (
+	// resyncInterval: Run looks at the interfaces this often even without
+	// netlink events, retrying responders that could not open.
+	resyncInterval = 30 * time.Second
+	// resubscribeDelay: the pause before subscribing to netlink again
+	// after a subscription broke.
+	resubscribeDelay = time.Second
+)
+
+// Options configure an Announcer; zero values get the defaults.
+type Options struct {
+	// Log is required.
+	Log *slog.Logger
+	// Metrics may be nil: no metrics.
+	Metrics *Metrics
+	// GratuitousCount is the number of frames in the burst sent when an
+	// address is gained on an interface (DefaultGratuitousCount when 0;
+	// negative: none).
+	GratuitousCount int
+	// GratuitousInterval is the spacing of the burst
+	// (DefaultGratuitousInterval when 0).
+	GratuitousInterval time.Duration
+	// Repeat, when not 0, re-sends one gratuitous frame for every owned
+	// address this often, for switches and hosts that age entries out.
+	Repeat time.Duration
+}
+
+// Announcer answers for the addresses of the latest Set.
+type Announcer struct {
+	log      *slog.Logger
+	metrics  *Metrics
+	count    int
+	interval time.Duration
+	repeat   time.Duration
+	kick     chan struct{} // capacity 1: a responder asks Run for a resync
+	// macs holds the MACs of this node's interfaces as of the last
+	// listing, for responders, which must not take mu.
+	macs atomic.Pointer[map[string]bool]
+
+	// mu guards the fields below. Set and Run's resyncs hold it for a
+	// whole reconcile (interface listing, sockets opened and closed);
+	// the responders' goroutines never take it.
+	mu         sync.Mutex
+	desired    map[netip.Addr][]string
+	links      []link // the last successful listing
+	running    bool
+	responders map[key]*responder
+	openErrs   map[key]error           // wanted responders that failed to open, retried on every resync
+	announced  map[netip.Addr][]string // as last logged
+}
+
+// New returns an Announcer; it starts nothing.
+func New(o Options) *Announcer {
+	if o.Log == nil {
+		panic("layer2: Options.Log is required")
+	}
+	a := &Announcer{
+		log:        o.Log,
+		metrics:    o.Metrics,
+		count:      o.GratuitousCount,
+		interval:   o.GratuitousInterval,
+		repeat:     o.Repeat,
+		kick:       make(chan struct{}, 1),
+		desired:    map[netip.Addr][]string{},
+		responders: map[key]*responder{},
+		openErrs:   map[key]error{},
+		announced:  map[netip.Addr][]string{},
+	}
+	if a.count == 0 {
+		a.count = DefaultGratuitousCount
+	}
+	if a.interval <= 0 {
+		a.interval = DefaultGratuitousInterval
+	}
+	return a
+}
+
+// Set replaces the desired state: for every owned address, the interfaces
+// to answer on (nil or empty: every interface that is up, Ethernet, not
+// loopback, and not a bridge or bond port or NOARP). It may be called
+// again and again, from any goroutine, before or during Run. While Run
+// runs, addresses gained are announced on each of their interfaces, and
+// addresses lost are not answered any more once Set returns.
+//
+// The error joins one error per problem, and the desire is kept whatever
+// it says: named interfaces that do not exist (ErrNoSuchInterface; used
+// once they appear, dropped while they are gone) or cannot answer
+// (ErrNotEthernet), and responders that could not open, such as NDP on an
+// interface without IPv6 (ErrNoLinkLocal; IPv4 there is not affected, and
+// NDP starts once IPv6 comes up).
+func (a *Announcer) Set(desired map[netip.Addr][]string) error {
+	d, err := normalize(desired)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.desired = d
+	var n [2]int
+	for addr := range d {
+		n[familyOf(addr)]++
+	}
+	a.metrics.setOwned(ipv4, n[ipv4])
+	a.metrics.setOwned(ipv6, n[ipv6])
+	return errors.Join(err, a.syncLocked())
+}
+
+// Announced reports where each address is answered right now: address ->
+// sorted interface names.
+func (a *Announcer) Announced() map[netip.Addr][]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.announcedLocked()
+}
+
+func (a *Announcer) announcedLocked() map[netip.Addr][]string {
+	out := map[netip.Addr][]string{}
+	for k, r := range a.responders {
+		for _, addr := range r.addresses() {
+			out[addr] = append(out[addr], k.name)
+		}
+	}
+	for _, names := range out {
+		slices.Sort(names)
+	}
+	return out
+}
+
+// Run follows the interfaces (netlink link and address events, and a
+// periodic resync) and keeps one responder per interface and family that
+// has addresses to answer for. It returns nil once ctx ends and every
+// socket is closed, or an error at once if Run is already running.
+func (a *Announcer) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running {
+		a.mu.Unlock()
+		return errors.New("layer2: Run is already running")
+	}
+	a.running = true
+	a.mu.Unlock()
+	defer a.stop()
+
+	tick := time.NewTicker(resyncInterval)
+	defer tick.Stop()
+	var sub *subscription
+	defer func() { sub.close() }()
+	for {
+		if sub == nil {
+			s, err := subscribe(a.log)
+			if err != nil {
+				a.log.Warn("layer2: cannot follow interfaces through netlink; retrying", "error", err)
+			}
+			sub = s
+		}
+		a.resync()
+
+		var events, broken <-chan struct{}
+		var resubscribe <-chan time.Time
+		if sub != nil {
+			events, broken = sub.events, sub.broken
+		} else {
+			resubscribe = time.After(resubscribeDelay)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-events:
+		case <-broken:
+			// Events may have been lost (a full socket buffer ends the
+			// subscription): subscribe again, and the resync at the top
+			// of the loop catches up.
+			a.log.Warn("layer2: netlink subscription ended; subscribing again")
+			sub.close()
+			sub = nil
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(resubscribeDelay):
+			}
+		case <-resubscribe:
+		case <-a.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+// localMAC reports whether m belongs to one of this node's interfaces.
+func (a *Announcer) localMAC(m net.HardwareAddr) bool {
+	macs := a.macs.Load()
+	return macs != nil && (*macs)[string(m)]
+}
+
+// requestResync asks Run for a resync; it never blocks.
+func (a *Announcer) requestResync() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Announcer) resync() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// Set reports the errors to its caller; open failures are logged
+	// when they change.
+	_ = a.syncLocked()
+}
+
+// stop closes every responder; Run ends with it.
+func (a *Announcer) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, r := range a.responders {
+		r.close()
+		delete(a.responders, k)
+	}
+	clear(a.openErrs)
+	a.running = false
+	a.logChangesLocked()
+}
+
+// syncLocked lists the interfaces, plans, and (while Run runs) applies.
+func (a *Announcer) syncLocked() error {
+	var listErr error
+	links, err := listLinks()
+	if err != nil {
+		listErr = fmt.Errorf("layer2: listing interfaces: %w", err)
+		links = a.links // plan with what was last seen; lost addresses still stop
+	} else {
+		a.links = links
+		macs := make(map[string]bool, len(links))
+		for _, l := range links {
+			macs[string(l.MAC)] = true
+		}
+		a.macs.Store(&macs)
+	}
+	want, planErr := plan(a.desired, links)
+	if !a.running {
+		return errors.Join(listErr, planErr)
+	}
+	return errors.Join(listErr, planErr, a.applyLocked(want, links))
+}
+
+// applyLocked converges the responders on want: it opens and updates
+// first, then closes responders nothing needs any more.
+func (a *Announcer) applyLocked(want map[key]addrSet, links []link) error {
+	byName := make(map[string]link, len(links))
+	for _, l := range links {
+		byName[l.Name] = l
+	}
+	var errs []error
+	for _, k := range slices.SortedFunc(maps.Keys(want), compareKeys) {
+		l := byName[k.name]
+		r := a.responders[k]
+		if r != nil && (r.cfg.index != l.Index || string(r.cfg.mac) != string(l.MAC)) {
+			// The interface was replaced or changed its MAC.
+			r.close()
+			delete(a.responders, k)
+			r = nil
+		}
+		if r == nil {
+			var err error
+			if r, err = a.openLocked(k, l); err != nil {
+				err = fmt.Errorf("layer2: cannot answer for %v on %s: %w", want[k].sorted(), k.name, err)
+				if prev := a.openErrs[k]; prev == nil || prev.Error() != err.Error() {
+					a.log.Warn("layer2: responder did not open; retrying on interface changes", "interface", k.name, "family", k.fam, "error", err)
+				}
+				a.openErrs[k] = err
+				errs = append(errs, err)
+				continue
+			}
+			delete(a.openErrs, k)
+			a.responders[k] = r
+			r.start()
+			a.log.Info("layer2: responder open", "interface", k.name, "family", k.fam, "mac", l.MAC.String())
+		}
+		if _, _, err := r.update(want[k]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for k, r := range a.responders {
+		if _, ok := want[k]; !ok {
+			r.close()
+			delete(a.responders, k)
+			a.log.Info("layer2: responder closed", "interface", k.name, "family", k.fam)
+		}
+	}
+	for k := range a.openErrs {
+		if _, ok := want[k]; !ok {
+			delete(a.openErrs, k)
+		}
+	}
+	a.logChangesLocked()
+	return errors.Join(errs...)
+}
+
+func (a *Announcer) openLocked(k key, l link) (*responder, error) {
+	ifi, err := net.InterfaceByIndex(l.Index)
+	if err != nil {
+		return nil, err
+	}
+	if ifi.Name != l.Name {
+		return nil, fmt.Errorf("interface %d is now %q", l.Index, ifi.Name)
+	}
+	return openResponder(k, ifi, responderConfig{
+		log:        a.log,
+		metrics:    a.metrics,
+		count:      max(a.count, 0),
+		interval:   a.interval,
+		repeat:     a.repeat,
+		readFailed: a.requestResync,
+		local:      a.localMAC,
+	})
+}
+
+// logChangesLocked logs every address whose interfaces changed since the
+// last call.
+func (a *Announcer) logChangesLocked() {
+	now := a.announcedLocked()
+	for _, addr := range sortedKeys(now) {
+		if !slices.Equal(now[addr], a.announced[addr]) {
+			a.log.Info("layer2: answering", "address", addr, "interfaces", now[addr])
+		}
+	}
+	for _, addr := range sortedKeys(a.announced) {
+		if _, ok := now[addr]; !ok {
+			a.log.Info("layer2: no longer answering", "address", addr)
+		}
+	}
+	a.announced = now
+}
+
+func compareKeys(x, y key) int {
+	if x.name != y.name {
+		if x.name < y.name {
+			return -1
+		}
+		return 1
+	}
+	return int(x.fam) - int(y.fam)
+}
+
+// listLinks lists the interfaces of the calling thread's network
+// namespace.
+func listLinks() ([]link, error) {
+	var ls []netlink.Link
+	var err error
+	for range 3 { // a dump interrupted by a concurrent change is retried
+		if ls, err = netlink.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	kind := make(map[int]string, len(ls))
+	for _, l := range ls {
+		kind[l.Attrs().Index] = l.Type()
+	}
+	out := make([]link, 0, len(ls))
+	for _, l := range ls {
+		at := l.Attrs()
+		out = append(out, link{
+			Name:     at.Name,
+			Index:    at.Index,
+			MAC:      at.HardwareAddr,
+			Up:       at.Flags&net.FlagUp != 0,
+			Loopback: at.Flags&net.FlagLoopback != 0,
+			NoARP:    at.RawFlags&unix.IFF_NOARP != 0,
+			Port:     at.MasterIndex != 0 && kind[at.MasterIndex] != "vrf",
+		})
+	}
+	return out, nil
+}
+
+// subscription forwards netlink link events, and events about IPv6
+// link-local addresses (NDP needs one), as wake-ups.
+type subscription struct {
+	events   chan struct{} // capacity 1: something changed
+	broken   chan struct{} // closed when a subscription ended by itself
+	done     chan struct{} // closed by close: ends the subscriptions
+	finished chan struct{} // closed when the forwarding goroutine ended
+	once     sync.Once
+}
+
+func subscribe(log *slog.Logger) (*subscription, error) {
+	s := &subscription{
+		events:   make(chan struct{}, 1),
+		broken:   make(chan struct{}),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
+	}
+	onErr := func(err error) {
+		select {
+		case <-s.done: // closing: the socket's end is expected
+		default:
+			log.Warn("layer2: netlink subscription", "error", err)
+		}
+	}
+	links := make(chan netlink.LinkUpdate, 64)
+	addrs := make(chan netlink.AddrUpdate, 64)
+	if err := netlink.LinkSubscribeWithOptions(links, s.done, netlink.LinkSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		close(s.done)
+		return nil, err
+	}
+	if err := netlink.AddrSubscribeWithOptions(addrs, s.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		close(s.done)
+		go func() {
+			for range links { // until the link subscription has ended
+			}
+		}()
+		return nil, err
+	}
+	go s.forward(links, addrs)
+	return s, nil
+}
+
+func (s *subscription) forward(links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate) {
+	defer close(s.finished)
+	var once sync.Once
+	broke := func() { once.Do(func() { close(s.broken) }) }
+	for links != nil || addrs != nil {
+		select {
+		case _, ok := <-links:
+			if !ok {
+				links = nil
+				broke()
+				continue
+			}
+		case u, ok := <-addrs:
+			if !ok {
+				addrs = nil
+				broke()
+				continue
+			}
+			if u.LinkAddress.IP.To4() != nil || !u.LinkAddress.IP.IsLinkLocalUnicast() {
+				continue
+			}
+		}
+		select {
+		case s.events <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// close ends the subscription and waits for its goroutine. Nil-safe.
+func (s *subscription) close() {
+	if s == nil {
+		return
+	}
+	s.once.Do(func() { close(s.done) })
+	<-s.finished
+}
