@@ -9,11 +9,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
+	"os/signal"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/ironlb/ironlb/internal/cmdutil"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/layer2"
+	"github.com/ironlb/ironlb/internal/membership"
+	"github.com/ironlb/ironlb/internal/speaker"
 )
 
 // Forwarding modes of the speaker's dataplane.
@@ -32,6 +43,10 @@ type Options struct {
 	MemberlistJoin     string
 	MemberlistKeyFile  string
 	MemberlistSecret   string
+	PodNamespace       string
+	PodSelector        string
+	LeaveGrace         time.Duration
+	Handoff            time.Duration
 	ProbeInterval      time.Duration
 	ProbeTimeout       time.Duration
 	SuspicionMult      int
@@ -49,13 +64,17 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ConfigFile, "config-file", "", "read IPPools and advertisements from this multi-document YAML file instead of the cluster's custom resources")
 	fs.StringVar(&o.LBClass, "lb-class", "ironlb.io/lb", "spec.loadBalancerClass of the Services to announce")
 	fs.BoolVar(&o.RequireClass, "require-class", false, "announce only Services whose loadBalancerClass is --lb-class, not those without a class")
-	fs.StringVar(&o.MemberlistBindAddr, "memberlist-bind-address", "", "address memberlist listens on (default: the node's address)")
+	fs.StringVar(&o.MemberlistBindAddr, "memberlist-bind-address", os.Getenv("POD_IP"), "address memberlist listens on and others reach this speaker at (default: $POD_IP, else the Node's first InternalIP)")
 	fs.IntVar(&o.MemberlistPort, "memberlist-port", 7946, "TCP and UDP port of memberlist")
 	fs.StringVar(&o.MemberlistJoin, "memberlist-join", "", "comma-separated addresses of speakers to join; empty means discover speaker pods by label")
 	fs.StringVar(&o.MemberlistKeyFile, "memberlist-key-file", "", "file holding the key that encrypts memberlist traffic")
 	fs.StringVar(&o.MemberlistSecret, "memberlist-secret", "ironlb-system/ironlb-memberlist", "namespace/name of the Secret holding the memberlist key, when --memberlist-key-file is not set")
-	fs.DurationVar(&o.ProbeInterval, "memberlist-probe-interval", 200*time.Millisecond, "how often each speaker probes another for liveness")
-	fs.DurationVar(&o.ProbeTimeout, "memberlist-probe-timeout", 100*time.Millisecond, "how long a probe waits for an answer")
+	fs.StringVar(&o.PodNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the speaker pods, searched for speakers to join when --memberlist-join is empty (default: $POD_NAMESPACE)")
+	fs.StringVar(&o.PodSelector, "memberlist-pod-selector", "app.kubernetes.io/name=ironlb,app.kubernetes.io/component=speaker", "label selector of the speaker pods to join when --memberlist-join is empty")
+	fs.DurationVar(&o.LeaveGrace, "leave-grace", time.Second, "on a graceful stop, how long to keep answering after leaving the memberlist cluster, while the successors take over")
+	fs.DurationVar(&o.Handoff, "handoff", 500*time.Millisecond, "how long to keep answering for an address another speaker now ranks first for (one that just joined), while it starts answering; 0 stops at once")
+	fs.DurationVar(&o.ProbeInterval, "memberlist-probe-interval", 100*time.Millisecond, "how often each speaker probes another for liveness")
+	fs.DurationVar(&o.ProbeTimeout, "memberlist-probe-timeout", 50*time.Millisecond, "how long a probe waits for an answer")
 	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", 2, "how many probe intervals (scaled by cluster size) a suspected speaker has to refute before it is declared dead")
 	fs.DurationVar(&o.GossipInterval, "memberlist-gossip-interval", 100*time.Millisecond, "how often gossip messages are sent")
 	fs.DurationVar(&o.GratuitousRepeat, "gratuitous-repeat", 0, "repeat gratuitous ARP / unsolicited NA for owned addresses this often (0: only when ownership is gained)")
@@ -81,6 +100,22 @@ func (o *Options) validate() error {
 	}
 	if o.GossipInterval <= 0 || o.GratuitousRepeat < 0 {
 		errs = append(errs, errors.New("--memberlist-gossip-interval must be positive and --gratuitous-repeat not negative"))
+	}
+	if o.MemberlistBindAddr != "" {
+		if _, err := netip.ParseAddr(o.MemberlistBindAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--memberlist-bind-address %q: must be an IP address", o.MemberlistBindAddr))
+		}
+	}
+	if o.MemberlistJoin == "" {
+		if o.PodNamespace == "" {
+			errs = append(errs, errors.New("--memberlist-join is empty, so speakers are found as pods, which needs --pod-namespace (or $POD_NAMESPACE)"))
+		}
+		if _, err := labels.Parse(o.PodSelector); err != nil || o.PodSelector == "" {
+			errs = append(errs, fmt.Errorf("--memberlist-pod-selector %q: must be a non-empty label selector", o.PodSelector))
+		}
+	}
+	if o.LeaveGrace < 0 || o.Handoff < 0 {
+		errs = append(errs, errors.New("--leave-grace and --handoff must not be negative"))
 	}
 	if !slices.Contains(forwardingModes, o.ForwardingMode) {
 		errs = append(errs, fmt.Errorf("--forwarding-mode %q: must be one of %v", o.ForwardingMode, forwardingModes))
@@ -111,10 +146,56 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	cmdutil.BridgeLoggers(log)
+	var static *config.Config
 	if o.ConfigFile != "" {
-		if _, err := cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
+		if static, err = cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
 			return err
 		}
 	}
-	return errors.New("announcing is not implemented yet (issues 5-7); flags and --config-file were checked")
+	restCfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("--kubeconfig: %w", err)
+	}
+	ro := speaker.RunOptions{
+		Options: speaker.Options{
+			Node:    o.NodeName,
+			Class:   config.Class{Name: o.LBClass, Require: o.RequireClass},
+			Static:  static,
+			Log:     log,
+			Handoff: o.Handoff,
+		},
+		MetricsAddr: o.MetricsAddr,
+		HealthAddr:  o.HealthAddr,
+		Membership: membership.Options{
+			Name:           o.NodeName,
+			Port:           o.MemberlistPort,
+			ProbeInterval:  o.ProbeInterval,
+			ProbeTimeout:   o.ProbeTimeout,
+			GossipInterval: o.GossipInterval,
+			SuspicionMult:  o.SuspicionMult,
+		},
+		KeyFile:      o.MemberlistKeyFile,
+		KeySecret:    o.MemberlistSecret,
+		PodNamespace: o.PodNamespace,
+		Layer2:       layer2.Options{Repeat: o.GratuitousRepeat},
+		Linger:       o.LeaveGrace,
+	}
+	if o.MemberlistKeyFile != "" {
+		ro.KeySecret = ""
+	}
+	if o.MemberlistBindAddr != "" {
+		ro.Membership.BindAddr = netip.MustParseAddr(o.MemberlistBindAddr)
+	}
+	for _, j := range strings.Split(o.MemberlistJoin, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			ro.Join = append(ro.Join, j)
+		}
+	}
+	if len(ro.Join) == 0 {
+		ro.PodSelector, _ = labels.Parse(o.PodSelector)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return speaker.Run(ctx, restCfg, ro)
 }

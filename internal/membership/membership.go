@@ -19,8 +19,8 @@ import (
 // Defaults used when an Options field is zero. The failure detection ones
 // are the speaker's flag defaults.
 const (
-	DefaultProbeInterval  = 200 * time.Millisecond
-	DefaultProbeTimeout   = 100 * time.Millisecond
+	DefaultProbeInterval  = 100 * time.Millisecond
+	DefaultProbeTimeout   = 50 * time.Millisecond
 	DefaultGossipInterval = 100 * time.Millisecond
 	DefaultSuspicionMult  = 2
 	DefaultRejoinInterval = 10 * time.Second

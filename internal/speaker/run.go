@@ -1,0 +1,376 @@
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/layer2"
+	"github.com/ironlb/ironlb/internal/membership"
+)
+
+// RunOptions are everything Run needs besides the API server.
+type RunOptions struct {
+	Options
+	MetricsAddr string
+	HealthAddr  string
+	// Membership configures memberlist; its Key, Log and Metrics are
+	// filled in by Run.
+	Membership membership.Options
+	// KeyFile holds the memberlist key; when empty, KeySecret
+	// (namespace/name, data key "key") does. Both empty: gossip is not
+	// encrypted, and Run says so.
+	KeyFile, KeySecret string
+	// Join lists speakers to join; when empty, the speaker pods in
+	// PodNamespace matching PodSelector are found through the API server.
+	Join         []string
+	PodNamespace string
+	PodSelector  labels.Selector
+	Layer2       layer2.Options
+	// Linger is how long a stopping speaker keeps answering after it left
+	// the memberlist cluster, so its successors take over first.
+	Linger time.Duration
+}
+
+// keyRetry is how often an unusable memberlist key is read again.
+const keyRetry = 10 * time.Second
+
+// Run runs the speaker until ctx ends, then leaves the memberlist cluster,
+// keeps answering for Linger while the others take over, and stops.
+func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
+	scheme, err := controller.Scheme()
+	if err != nil {
+		return err
+	}
+	cacheOpts := cache.Options{}
+	if len(o.Join) == 0 && o.PodNamespace != "" {
+		cacheOpts.ByObject = map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {Namespaces: map[string]cache.Config{o.PodNamespace: {}}, Label: o.PodSelector},
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Logger:                 logr.FromSlogHandler(o.Log.Handler()),
+		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress: o.HealthAddr,
+		Cache:                  cacheOpts,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if o.Events == nil {
+		o.Events = mgr.GetEventRecorder("ironlb-speaker")
+	}
+	o.Layer2.Log = o.Log.With("component", "layer2")
+	o.Layer2.Metrics = layer2.NewMetrics(ctrlmetrics.Registry)
+	announcer := layer2.New(o.Layer2)
+	o.Membership.Log = o.Log.With("component", "memberlist")
+	o.Membership.Metrics = membership.NewMetrics(ctrlmetrics.Registry)
+	var members clusterRef
+	o.Announcer, o.Members = announcer, &members
+	sp := New(o.Options)
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("memberlist", func(*http.Request) error {
+		if members.Alive() == nil {
+			return errors.New("not a member of the speakers' memberlist cluster yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// The announcer outlives everything else: it must keep answering
+	// while the memberlist leave spreads.
+	annCtx, annStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer annStop()
+	annDone := make(chan error, 1)
+	go func() { annDone <- announcer.Run(annCtx) }()
+
+	if err := sp.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	var joined sync.WaitGroup
+	var wasMember bool // written before joined.Done, read after Wait
+	joined.Add(1)
+	go func() {
+		defer joined.Done()
+		select {
+		case <-ctx.Done():
+			return
+		case <-sp.synced:
+		}
+		wasMember = runMembership(ctx, o, mgr.GetAPIReader(), mgr.GetClient(), &members, sp)
+	}()
+
+	o.Log.Info("starting", "node", o.Node, "class", o.Class.Name, "requireClass", o.Class.Require, "configFile", o.Static != nil)
+	mgrErr := mgr.Start(ctx)
+	joined.Wait() // memberlist has left (or never joined)
+	if o.Linger > 0 && wasMember {
+		o.Log.Info("left the memberlist cluster; answering a little longer while successors take over", "linger", o.Linger)
+		time.Sleep(o.Linger)
+	}
+	annStop()
+	annErr := <-annDone
+	clearStatus(mgr.GetClient(), o.Node)
+	return errors.Join(mgrErr, annErr)
+}
+
+// clusterRef lets the speaker ask for the alive set before memberlist runs.
+type clusterRef struct {
+	mu sync.Mutex
+	c  *membership.Cluster // guarded by mu; nil until the key is usable
+}
+
+func (r *clusterRef) set(c *membership.Cluster) {
+	r.mu.Lock()
+	r.c = c
+	r.mu.Unlock()
+}
+
+// Alive implements Members.
+func (r *clusterRef) Alive() []string {
+	r.mu.Lock()
+	c := r.c
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Alive()
+}
+
+// runMembership loads the key (retrying until it is usable) and runs the
+// memberlist cluster until ctx ends; it reports whether it ran.
+func runMembership(ctx context.Context, o RunOptions, reader client.Reader, cached client.Reader, ref *clusterRef, sp *Speaker) bool {
+	log := o.Log
+	var lastErr string
+	for !o.Membership.BindAddr.IsValid() {
+		a, err := nodeAddress(ctx, cached, o.Node)
+		if err == nil {
+			o.Membership.BindAddr = a
+			break
+		}
+		log.Error("no address for memberlist; set --memberlist-bind-address or $POD_IP", "error", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(keyRetry):
+		}
+	}
+	for {
+		key, err := loadKey(ctx, reader, o.KeyFile, o.KeySecret)
+		if err == nil {
+			mo := o.Membership
+			mo.Key = key
+			c, err := membership.New(mo)
+			if err == nil {
+				if key == nil {
+					log.Warn("memberlist traffic is not encrypted: --memberlist-key-file and --memberlist-secret are both empty")
+				}
+				ref.set(c)
+				err = c.Run(ctx, func() []string { return peers(ctx, o, cached, log) }, sp.Trigger)
+				if err != nil {
+					log.Error("memberlist stopped", "error", err)
+				}
+				return true
+			}
+			lastErr = ""
+			log.Error("cannot start memberlist; layer 2 announcements from this node are off until it can", "error", err)
+		} else if err.Error() != lastErr {
+			lastErr = err.Error()
+			log.Error("memberlist key unusable; this node does not join the speakers and announces nothing in layer 2 until it is fixed", "error", err)
+			sp.nodeEvent(corev1.EventTypeWarning, "MemberlistKeyInvalid", "%v", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(keyRetry):
+		}
+	}
+}
+
+// nodeAddress is the Node's first InternalIP.
+func nodeAddress(ctx context.Context, reader client.Reader, name string) (netip.Addr, error) {
+	var n corev1.Node
+	if err := reader.Get(ctx, types.NamespacedName{Name: name}, &n); err != nil {
+		return netip.Addr{}, fmt.Errorf("reading Node %s: %w", name, err)
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			if ip, err := netip.ParseAddr(a.Address); err == nil {
+				return ip, nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("Node %s has no InternalIP address", name)
+}
+
+// loadKey reads the memberlist key from a file or a Secret; nil without
+// either.
+func loadKey(ctx context.Context, reader client.Reader, file, secret string) ([]byte, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--memberlist-key-file: %w", err)
+		}
+		k, err := membership.ParseKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("--memberlist-key-file %s: %w", file, err)
+		}
+		return k, nil
+	case secret != "":
+		ns, name, ok := strings.Cut(secret, "/")
+		if !ok {
+			return nil, fmt.Errorf("--memberlist-secret %q: must be namespace/name", secret)
+		}
+		var s corev1.Secret
+		if err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
+			return nil, fmt.Errorf("reading Secret %s (--memberlist-secret): %w", secret, err)
+		}
+		b, ok := s.Data["key"]
+		if !ok {
+			return nil, fmt.Errorf("Secret %s (--memberlist-secret): data.key is missing; it must hold a 16, 24 or 32 byte key, raw or base64", secret)
+		}
+		k, err := membership.ParseKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("Secret %s (--memberlist-secret) data.key: %w", secret, err)
+		}
+		return k, nil
+	}
+	return nil, nil
+}
+
+// peers returns the addresses of the speakers to join.
+func peers(ctx context.Context, o RunOptions, cached client.Reader, log interface{ Error(string, ...any) }) []string {
+	if len(o.Join) > 0 {
+		return o.Join
+	}
+	var pods corev1.PodList
+	if err := cached.List(ctx, &pods, client.InNamespace(o.PodNamespace), client.MatchingLabelsSelector{Selector: o.PodSelector}); err != nil {
+		log.Error("listing speaker pods to join", "error", err)
+		return nil
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.Status.PodIP != "" && p.Spec.NodeName != o.Node {
+			out = append(out, p.Status.PodIP)
+		}
+	}
+	return out
+}
+
+// clearStatus empties this node's NodeAnnouncement on the way out, best
+// effort: the node no longer announces anything.
+func clearStatus(c client.Client, node string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	w := newStatusWriter(c, node, nil)
+	_ = w.write(ctx, v1alpha1.NodeAnnouncementStatus{})
+}
+
+// SetupWithManager makes the manager run the speaker: once the caches
+// are synced, the sync loop runs until the manager stops.
+func (s *Speaker) SetupWithManager(mgr manager.Manager) error {
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		if err := s.watch(ctx, mgr.GetCache()); err != nil {
+			return err
+		}
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return ctx.Err()
+		}
+		close(s.synced)
+		s.Loop(ctx, mgr.GetClient(), mgr.GetClient())
+		return nil
+	}))
+}
+
+// watch asks for a sync on every change of what the plan reads.
+func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
+	objs := []struct {
+		obj    client.Object
+		config bool
+	}{
+		{&corev1.Service{}, false},
+		{&discoveryv1.EndpointSlice{}, false},
+		{&corev1.Node{}, false},
+	}
+	if s.opts.Static == nil {
+		objs = append(objs,
+			struct {
+				obj    client.Object
+				config bool
+			}{&v1alpha1.IPPool{}, true},
+			struct {
+				obj    client.Object
+				config bool
+			}{&v1alpha1.L2Advertisement{}, true})
+	}
+	for _, o := range objs {
+		inf, err := c.GetInformer(ctx, o.obj)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", o.obj, err)
+		}
+		isConfig := o.config
+		_, isNode := o.obj.(*corev1.Node)
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { s.Changed(isConfig) },
+			UpdateFunc: func(old, new any) {
+				if isNode && !nodeChanged(old, new) {
+					return // heartbeats
+				}
+				s.Changed(isConfig)
+			},
+			DeleteFunc: func(any) { s.Changed(isConfig) },
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nodeChanged tells whether a Node update matters to the plan: its labels
+// or its NetworkUnavailable condition.
+func nodeChanged(old, new any) bool {
+	a, ok1 := old.(*corev1.Node)
+	b, ok2 := new.(*corev1.Node)
+	if !ok1 || !ok2 {
+		return true
+	}
+	pa, pb := nodeFor(a), nodeFor(b)
+	return pa.NetworkUnavailable != pb.NetworkUnavailable || !labels.Equals(pa.Labels, pb.Labels)
+}
+
+// nodeEvent records an event on this speaker's Node.
+func (s *Speaker) nodeEvent(eventType, reason, format string, args ...any) {
+	if s.opts.Events == nil {
+		return
+	}
+	ref := &corev1.ObjectReference{Kind: "Node", Name: s.opts.Node, UID: types.UID(s.opts.Node), APIVersion: "v1"}
+	s.opts.Events.Eventf(ref, nil, eventType, reason, "Announce", format, args...)
+}

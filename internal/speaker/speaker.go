@@ -1,0 +1,461 @@
+// Package speaker is the speaker's sync loop: it reads the cluster from
+// controller-runtime's caches, plans with the planner, elects with the
+// election table and hands this node's share to the ARP/NDP responders. It
+// is the only package of the speaker that talks to the API server.
+//
+// Event handlers only mark what changed and ask for a sync; one goroutine
+// syncs, coalescing however many changes arrived meanwhile. A membership
+// change alone costs only the election table's incremental update; a
+// change of Services, endpoints, Nodes or configuration re-plans (see
+// BenchmarkSync).
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/planner"
+)
+
+// Announcer puts this node's layer 2 share on the wire
+// (layer2.Announcer).
+type Announcer interface {
+	// Set replaces the addresses answered for and their interfaces (nil:
+	// every interface).
+	Set(desired map[netip.Addr][]string) error
+	// Announced reports where each address is answered right now.
+	Announced() map[netip.Addr][]string
+}
+
+// Members tells which speakers are alive (membership.Cluster).
+type Members interface {
+	// Alive returns the names of the alive speakers; nil until this
+	// speaker has joined.
+	Alive() []string
+}
+
+// EventSink records Kubernetes events (events.k8s.io).
+type EventSink interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Event reasons on Services.
+const (
+	ReasonAnnounced = "AnnouncedL2"
+	ReasonWithdrawn = "WithdrawnL2"
+)
+
+// Options configure a speaker.
+type Options struct {
+	// Node is this speaker's Node.
+	Node  string
+	Class config.Class
+	// Static, when set, is the configuration read from --config-file; the
+	// cluster's ironlb objects are then not read.
+	Static    *config.Config
+	Log       *slog.Logger
+	Events    EventSink
+	Announcer Announcer
+	Members   Members
+	// Handoff is how long this speaker keeps answering for an address
+	// that another alive speaker now ranks first for, while that one
+	// starts; 0 stops at once.
+	Handoff time.Duration
+}
+
+// Speaker syncs this node's announcements with the cluster.
+type Speaker struct {
+	opts   Options
+	log    *slog.Logger
+	reader client.Reader
+	status *statusWriter
+	// kick has room for one pending sync request.
+	kick chan struct{}
+	// synced is closed when the caches are synced and the loop runs.
+	synced chan struct{}
+
+	// mu guards the dirty flags, which event handlers set.
+	mu          sync.Mutex
+	dirtyConfig bool
+	dirtyPlan   bool
+
+	// Everything below belongs to the sync goroutine.
+	table    *election.Table
+	cfg      *config.Config
+	plan     planner.Plan
+	warnings []planner.Warning
+	// warnedFirst: this speaker was first among the alive at the last
+	// sync, so it has recorded the warnings' events.
+	warnedFirst bool
+	// desired is what Announcer was last given; since is when each of
+	// those addresses was gained.
+	desired map[netip.Addr][]string
+	since   map[netip.Addr]time.Time
+	// handoff holds, for addresses being handed to another speaker, when
+	// this one stops answering.
+	handoff    map[netip.Addr]time.Time
+	setErr     string
+	lastAlive  []string
+	svcObjects map[string]*corev1.Service
+}
+
+// New returns a speaker; nothing runs until Run.
+func New(o Options) *Speaker {
+	return &Speaker{
+		opts:        o,
+		log:         o.Log,
+		kick:        make(chan struct{}, 1),
+		synced:      make(chan struct{}),
+		dirtyConfig: true,
+		dirtyPlan:   true,
+		table:       election.New(),
+		desired:     map[netip.Addr][]string{},
+		since:       map[netip.Addr]time.Time{},
+		handoff:     map[netip.Addr]time.Time{},
+	}
+}
+
+// Trigger asks for a sync; it never blocks. Membership changes call it.
+func (s *Speaker) Trigger() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Changed records that the cluster changed (config: ironlb objects) and
+// asks for a sync.
+func (s *Speaker) Changed(config bool) {
+	s.mu.Lock()
+	s.dirtyPlan = true
+	s.dirtyConfig = s.dirtyConfig || config
+	s.mu.Unlock()
+	s.Trigger()
+}
+
+// Loop syncs on every trigger until ctx ends. The reader must be backed
+// by synced caches.
+func (s *Speaker) Loop(ctx context.Context, reader client.Reader, w client.Client) {
+	s.reader = reader
+	s.status = newStatusWriter(w, s.opts.Node, s.log)
+	go s.status.run(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		if ctx.Err() != nil {
+			// Stopping: the responders keep the last state while the
+			// memberlist leave spreads; nothing may withdraw early.
+			return
+		}
+		if err := s.sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Error("sync failed; retrying", "error", err)
+			s.Changed(false)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// sync brings the table, the responders and the status up to date.
+func (s *Speaker) sync(ctx context.Context) error {
+	s.mu.Lock()
+	dirtyConfig, dirtyPlan := s.dirtyConfig, s.dirtyPlan
+	s.dirtyConfig, s.dirtyPlan = false, false
+	s.mu.Unlock()
+	if dirtyConfig {
+		if err := s.loadConfig(ctx); err != nil {
+			s.mu.Lock()
+			s.dirtyConfig = true
+			s.mu.Unlock()
+			return err
+		}
+	}
+	if dirtyPlan {
+		if err := s.replan(ctx); err != nil {
+			s.mu.Lock()
+			s.dirtyPlan = true
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.updateMembers()
+	s.apply()
+	s.warn(ctx)
+	return nil
+}
+
+// warn logs configuration that has no effect when it changes. Every
+// speaker sees the same; the first by name among the alive ones also
+// records an event, so there is one.
+func (s *Speaker) warn(ctx context.Context) {
+	first := len(s.lastAlive) > 0 && s.lastAlive[0] == s.opts.Node
+	changed := !slices.Equal(s.warnings, s.plan.Warnings)
+	if changed {
+		for _, w := range s.plan.Warnings {
+			s.log.Warn("configuration has no effect", "kind", w.Kind, "name", w.Name, "problem", w.Message)
+		}
+		s.warnings = s.plan.Warnings
+	}
+	if first && (changed || !s.warnedFirst) && s.opts.Events != nil {
+		for _, w := range s.plan.Warnings {
+			if adv := s.l2Advertisement(ctx, w.Name); w.Kind == v1alpha1.KindL2Advertisement && adv != nil {
+				s.opts.Events.Eventf(adv, nil, corev1.EventTypeWarning, "SelectsNoNode", "Announce", "%s", w.Message)
+			}
+		}
+	}
+	s.warnedFirst = first
+}
+
+func (s *Speaker) loadConfig(ctx context.Context) error {
+	if s.opts.Static != nil {
+		s.cfg = s.opts.Static
+		return nil
+	}
+	var snap config.Snapshot
+	var pools v1alpha1.IPPoolList
+	var l2 v1alpha1.L2AdvertisementList
+	var peers v1alpha1.BGPPeerList
+	var bgp v1alpha1.BGPAdvertisementList
+	for _, l := range []client.ObjectList{&pools, &l2, &peers, &bgp} {
+		if err := s.reader.List(ctx, l); err != nil {
+			return fmt.Errorf("listing the configuration: %w", err)
+		}
+	}
+	snap.IPPools, snap.L2Advertisements, snap.BGPPeers, snap.BGPAdvertisements = pools.Items, l2.Items, peers.Items, bgp.Items
+	// The controller reports invalid objects in their status; the speaker
+	// uses the valid rest, exactly as the controller does.
+	s.cfg, _ = config.Resolve(snap)
+	return nil
+}
+
+// replan reads Services, EndpointSlices and Nodes and gives every
+// address its eligible nodes.
+func (s *Speaker) replan(ctx context.Context) error {
+	var nodes corev1.NodeList
+	var svcs corev1.ServiceList
+	var eps discoveryv1.EndpointSliceList
+	for _, l := range []client.ObjectList{&nodes, &svcs, &eps} {
+		if err := s.reader.List(ctx, l); err != nil {
+			return fmt.Errorf("listing %T: %w", l, err)
+		}
+	}
+	in := planner.Input{Config: s.cfg, Self: s.opts.Node}
+	for i := range nodes.Items {
+		in.Nodes = append(in.Nodes, nodeFor(&nodes.Items[i]))
+	}
+	ready := readyNodes(eps.Items)
+	s.svcObjects = map[string]*corev1.Service{}
+	for i := range svcs.Items {
+		svc := &svcs.Items[i]
+		if !s.opts.Class.Handles(svc) {
+			continue
+		}
+		ps := serviceFor(svc, ready)
+		if len(ps.Addrs) == 0 {
+			continue
+		}
+		s.svcObjects[ps.Key] = svc
+		in.Services = append(in.Services, ps)
+	}
+	old := s.plan.L2
+	s.plan = planner.Layer2(in)
+	for a, l := range s.plan.L2 {
+		s.table.SetEligible(a, l.Eligible)
+	}
+	for a := range old {
+		if s.plan.L2[a] == nil {
+			s.table.Remove(a)
+		}
+	}
+	return nil
+}
+
+// updateMembers tells the table who joined and who left.
+func (s *Speaker) updateMembers() {
+	alive := slices.Clone(s.opts.Members.Alive())
+	slices.Sort(alive)
+	if slices.Equal(alive, s.lastAlive) {
+		return
+	}
+	for _, n := range s.lastAlive {
+		if _, ok := slices.BinarySearch(alive, n); !ok {
+			s.table.NodeDown(n)
+		}
+	}
+	for _, n := range alive {
+		s.table.NodeUp(n)
+	}
+	s.log.Info("speakers alive", "count", len(alive), "members", strings.Join(alive, ","))
+	s.lastAlive = alive
+}
+
+// apply gives the responders this node's share and reports changes.
+func (s *Speaker) apply() {
+	now := time.Now()
+	desired := map[netip.Addr][]string{}
+	for _, a := range s.table.Owned(s.opts.Node) {
+		if l := s.plan.L2[a]; l != nil {
+			desired[a] = l.Interfaces
+			delete(s.handoff, a)
+		}
+	}
+	s.keepHandingOff(desired, now)
+	if !maps.EqualFunc(desired, s.desired, slices.Equal) {
+		err := s.opts.Announcer.Set(desired)
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != s.setErr {
+			if err != nil {
+				s.log.Error("some interfaces named by L2Advertisements are missing on this node; answering on the others, and on these once they appear", "error", err)
+				s.nodeEvent(corev1.EventTypeWarning, "InterfaceMissing", "interfaces named by L2Advertisements are missing on this node (answering on the others, and on these once they appear): %v", err)
+			}
+			s.setErr = msg
+		}
+		for a := range desired {
+			if _, had := s.desired[a]; !had {
+				s.since[a] = now
+				s.serviceEvents(a, corev1.EventTypeNormal, ReasonAnnounced, "announcing %s from node %s (layer 2, %s)", a, s.opts.Node, interfacesText(desired[a]))
+				s.log.Info("announcing", "address", a, "interfaces", interfacesText(desired[a]))
+			}
+		}
+		for a := range s.desired {
+			if _, keep := desired[a]; !keep {
+				delete(s.since, a)
+				why := s.withdrawReason(a)
+				s.serviceEvents(a, corev1.EventTypeNormal, ReasonWithdrawn, "node %s stopped announcing %s: %s", s.opts.Node, a, why)
+				s.log.Info("withdrawn", "address", a, "reason", why)
+			}
+		}
+		s.desired = desired
+	}
+	s.status.set(s.report())
+}
+
+// keepHandingOff keeps answering, for Options.Handoff, for the addresses
+// this node lost to another alive speaker while still eligible itself:
+// make before break. The other speaker (one that just joined, typically)
+// may take a moment to answer, and the two answering together for a
+// moment is harmless, as both forward the traffic. An address lost for any
+// other reason (this node no longer eligible, the Service gone) is
+// withdrawn at once.
+func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time) {
+	for a, ifs := range s.desired {
+		if _, own := desired[a]; own || s.opts.Handoff <= 0 {
+			continue
+		}
+		l := s.plan.L2[a]
+		owner, ok := s.table.Owner(a)
+		if l == nil || !l.Eligible.Contains(s.opts.Node) || !ok || owner == s.opts.Node {
+			delete(s.handoff, a)
+			continue
+		}
+		until, handing := s.handoff[a]
+		if !handing {
+			until = now.Add(s.opts.Handoff)
+			s.handoff[a] = until
+			time.AfterFunc(s.opts.Handoff, s.Trigger)
+		}
+		if now.Before(until) {
+			desired[a] = ifs
+		} else {
+			delete(s.handoff, a)
+		}
+	}
+}
+
+// withdrawReason says why this node no longer announces a.
+func (s *Speaker) withdrawReason(a netip.Addr) string {
+	l := s.plan.L2[a]
+	if l == nil {
+		return "no Service uses it in a pool announced in layer 2"
+	}
+	if !l.Eligible.Contains(s.opts.Node) {
+		return "this node is no longer eligible (node selectors, exclusion label, network availability or, for externalTrafficPolicy Local, no ready local endpoint)"
+	}
+	if owner, ok := s.table.Owner(a); ok {
+		return "node " + owner + " ranks first among the eligible speakers"
+	}
+	return "no eligible speaker is alive"
+}
+
+func (s *Speaker) serviceEvents(a netip.Addr, eventType, reason, format string, args ...any) {
+	if s.opts.Events == nil {
+		return
+	}
+	var keys []string
+	if l := s.plan.L2[a]; l != nil {
+		keys = l.Services
+	}
+	for _, k := range keys {
+		if svc := s.svcObjects[k]; svc != nil {
+			s.opts.Events.Eventf(svc, nil, eventType, reason, "Announce", format, args...)
+		}
+	}
+}
+
+// report builds this node's NodeAnnouncement status.
+func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
+	var st v1alpha1.NodeAnnouncementStatus
+	st.Members = int32(len(s.lastAlive))
+	announced := s.opts.Announcer.Announced()
+	for a := range s.desired {
+		l := s.plan.L2[a]
+		if l == nil {
+			continue
+		}
+		st.Layer2 = append(st.Layer2, v1alpha1.L2Announcement{
+			Address:    a.String(),
+			Services:   l.Services,
+			Interfaces: announced[a],
+			Since:      metaTime(s.since[a]),
+		})
+	}
+	slices.SortFunc(st.Layer2, func(x, y v1alpha1.L2Announcement) int {
+		return netip.MustParseAddr(x.Address).Compare(netip.MustParseAddr(y.Address))
+	})
+	return st
+}
+
+func interfacesText(ifs []string) string {
+	if len(ifs) == 0 {
+		return "every interface"
+	}
+	return "interfaces " + strings.Join(ifs, ",")
+}
+
+func (s *Speaker) l2Advertisement(ctx context.Context, name string) *v1alpha1.L2Advertisement {
+	if s.opts.Static != nil {
+		return nil
+	}
+	var adv v1alpha1.L2Advertisement
+	if err := s.reader.Get(ctx, client.ObjectKey{Name: name}, &adv); err != nil {
+		return nil
+	}
+	return &adv
+}

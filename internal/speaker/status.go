@@ -1,0 +1,105 @@
+package speaker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+)
+
+// statusWriter writes this node's NodeAnnouncement in its own goroutine,
+// so a slow API server never delays a failover; only the latest status is
+// written.
+type statusWriter struct {
+	c    client.Client
+	node string
+	log  *slog.Logger
+	// latest holds the newest status not yet written.
+	latest chan v1alpha1.NodeAnnouncementStatus
+}
+
+func newStatusWriter(c client.Client, node string, log *slog.Logger) *statusWriter {
+	return &statusWriter{c: c, node: node, log: log, latest: make(chan v1alpha1.NodeAnnouncementStatus, 1)}
+}
+
+// set replaces the status waiting to be written.
+func (w *statusWriter) set(st v1alpha1.NodeAnnouncementStatus) {
+	for {
+		select {
+		case w.latest <- st:
+			return
+		default:
+		}
+		select {
+		case <-w.latest:
+		default:
+		}
+	}
+}
+
+func (w *statusWriter) run(ctx context.Context) {
+	var written *v1alpha1.NodeAnnouncementStatus
+	for {
+		var st v1alpha1.NodeAnnouncementStatus
+		select {
+		case <-ctx.Done():
+			return
+		case st = <-w.latest:
+		}
+		if written != nil && equality.Semantic.DeepEqual(*written, st) {
+			continue
+		}
+		if err := w.write(ctx, st); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.log.Error("writing the NodeAnnouncement failed; retrying", "node", w.node, "error", err)
+			w.set(st) // unless a newer one arrived meanwhile
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		written = &st
+	}
+}
+
+// write replaces the status of the node's NodeAnnouncement, creating the
+// object first if needed (owned by the Node, so it goes with it).
+func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementStatus) error {
+	// A merge patch replaces the lists whole; this speaker is the
+	// object's only writer, so there is nothing to merge with.
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"layer2": st.Layer2, "members": st.Members}})
+	if err != nil {
+		return err
+	}
+	obj := &v1alpha1.NodeAnnouncement{ObjectMeta: metav1.ObjectMeta{Name: w.node}}
+	err = w.c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+	if apierrors.IsNotFound(err) {
+		var node corev1.Node
+		if err := w.c.Get(ctx, types.NamespacedName{Name: w.node}, &node); err != nil {
+			return fmt.Errorf("reading Node %s: %w", w.node, err)
+		}
+		obj.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		if err := w.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating NodeAnnouncement %s: %w", w.node, err)
+		}
+		err = w.c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+	}
+	if err != nil {
+		return fmt.Errorf("writing the status of NodeAnnouncement %s: %w", w.node, err)
+	}
+	return nil
+}
