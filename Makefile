@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: build generate test unit fuzz lint tools bench lab lab-down clean
+.PHONY: build generate test unit fuzz lint tools bench lab lab-failover lab-down clean
 
 build: ## build the controller and speaker into bin/
 	go build -o $(BIN)/controller ./controller
@@ -32,6 +32,7 @@ unit: tools build
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/iprange
 	go test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/configfile
+	go test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./internal/layer2
 
 lint:
 	go vet ./...
@@ -60,6 +61,9 @@ bench: ## run the benchmarks and write their figures to docs/performance.md
 
 lab: tools build ## bring up the lab, run the demo, stay up until interrupted (root)
 	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) up
+
+lab-failover: tools build ## measure layer 2 failover on a lab and write docs/failover.md (root, about ten minutes)
+	cd e2e && go run ./cmd/lab -name ilbm -dir $(CURDIR)/_output/lab-failover -bin $(BIN) -out $(CURDIR)/docs/failover.md measure
 
 lab-down: ## remove what a killed lab left behind (root)
 	cd e2e && go run ./cmd/lab down

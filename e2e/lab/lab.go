@@ -1,12 +1,17 @@
 package lab
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +22,8 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -43,7 +50,12 @@ type Lab struct {
 	// Speakers says, per node, whether its speaker runs, or why not.
 	Speakers map[string]string
 
-	procs       []*Process
+	procs []*Process
+	// speakers are the speaker processes by node; each is also in procs
+	// until it is stopped or killed.
+	speakers    map[string]*Process
+	bin         Binaries
+	keyFile     string
 	agentCancel context.CancelFunc
 	agentDone   chan error
 }
@@ -63,7 +75,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l = &Lab{Plan: p, Dir: o.Dir, Speakers: map[string]string{}}
+	l = &Lab{Plan: p, Dir: o.Dir, Speakers: map[string]string{}, speakers: map[string]*Process{}, bin: o.Bin}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, l.Close())
@@ -76,6 +88,11 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 		return l, err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
+	if err == nil {
+		// client-go's default limit (5 requests a second) would throttle
+		// the measurements and scenarios, not the system under test.
+		cfg.QPS, cfg.Burst = 1000, 1000
+	}
 	if err != nil {
 		return l, err
 	}
@@ -107,17 +124,101 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 		return l, err
 	}
 	l.procs = append(l.procs, ctrl)
+	l.keyFile = filepath.Join(o.Dir, "memberlist.key")
+	if err := writeMemberlistKey(l.keyFile); err != nil {
+		return l, err
+	}
 	for _, n := range p.Nodes {
-		sp, err := startIn(o.Dir, "speaker-"+n.Name, n.NetNS, []string{"NODE_NAME=" + n.Name}, o.Bin.Speaker,
-			"--kubeconfig", l.CP.Kubeconfig, "--memberlist-join", joinList(p))
-		if err != nil {
+		if err := l.StartSpeaker(n.Name); err != nil {
 			return l, err
 		}
-		l.procs = append(l.procs, sp)
 	}
-	l.Speakers = l.speakerState(2 * time.Second)
+	l.Speakers = l.speakerState(ctx, 30*time.Second)
 	return l, nil
 }
+
+// writeMemberlistKey writes a fresh random key for the speakers' gossip.
+func writeMemberlistKey(path string) error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+}
+
+// node returns the plan's node of that name.
+func (l *Lab) node(name string) (Node, error) {
+	for _, n := range l.Plan.Nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return Node{}, fmt.Errorf("the lab has no node %q", name)
+}
+
+// StartSpeaker starts the speaker of a node (again).
+func (l *Lab) StartSpeaker(node string) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	if pr := l.speakers[node]; pr != nil {
+		if exited, _ := pr.Exited(); !exited {
+			return fmt.Errorf("the speaker of %s runs already", node)
+		}
+	}
+	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, []string{"NODE_NAME=" + n.Name}, l.bin.Speaker,
+		"--kubeconfig", l.CP.Kubeconfig, "--memberlist-join", joinList(l.Plan),
+		"--memberlist-bind-address", n.Addr.Addr().String(), "--memberlist-key-file", l.keyFile)
+	if err != nil {
+		return err
+	}
+	l.speakers[node] = pr
+	l.procs = append(l.procs, pr)
+	return nil
+}
+
+// KillSpeaker kills a node's speaker with SIGKILL, as a crash would, and
+// waits until it is gone.
+func (l *Lab) KillSpeaker(node string) error {
+	pr := l.speakers[node]
+	if pr == nil {
+		return fmt.Errorf("no speaker runs on %s", node)
+	}
+	pr.Kill()
+	return nil
+}
+
+// StopSpeaker stops a node's speaker gracefully (SIGTERM) and waits until
+// it has ended.
+func (l *Lab) StopSpeaker(node string) error {
+	pr := l.speakers[node]
+	if pr == nil {
+		return fmt.Errorf("no speaker runs on %s", node)
+	}
+	pr.Stop()
+	return nil
+}
+
+// SpeakerReady tells whether a node's speaker answers /readyz (it has
+// synced its caches and joined the memberlist cluster).
+func (l *Lab) SpeakerReady(node string) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	body, err := HTTPGetFrom(l.Plan.ControlPlane.NetNS, fmt.Sprintf("http://%s/readyz", netip.AddrPortFrom(n.Addr.Addr(), speakerHealthPort)), 2*time.Second)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(body) != "ok" {
+		return fmt.Errorf("readyz: %s", body)
+	}
+	return nil
+}
+
+// speakerHealthPort is the speaker's default --health-probe-bind-address port.
+const speakerHealthPort = 7475
 
 func joinList(p Plan) string {
 	var addrs []string
@@ -127,24 +228,32 @@ func joinList(p Plan) string {
 	return strings.Join(addrs, ",")
 }
 
-// speakerState waits a moment and reports each speaker running, or the
-// last line it wrote before it ended (until the speaker issues land, it
-// says it is not implemented yet).
-func (l *Lab) speakerState(grace time.Duration) map[string]string {
-	time.Sleep(grace)
+// speakerState waits until every speaker is ready or has ended, at most
+// limit, and reports each "ready", or why not: the last line of its log
+// when it ended, its readiness answer otherwise.
+func (l *Lab) speakerState(ctx context.Context, limit time.Duration) map[string]string {
+	deadline := time.Now().Add(limit)
 	out := map[string]string{}
-	for _, pr := range l.procs {
-		node, ok := strings.CutPrefix(pr.Name, "speaker-")
-		if !ok {
-			continue
+	for _, n := range l.Plan.Nodes {
+		pr := l.speakers[n.Name]
+		for {
+			if exited, _ := pr.Exited(); exited {
+				b, _ := os.ReadFile(filepath.Join(l.Dir, pr.Name+".log"))
+				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+				out[n.Name] = "not running: " + lines[len(lines)-1]
+				break
+			}
+			err := l.SpeakerReady(n.Name)
+			if err == nil {
+				out[n.Name] = "ready"
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				out[n.Name] = "not ready: " + err.Error()
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if exited, _ := pr.Exited(); !exited {
-			out[node] = "running"
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join(l.Dir, pr.Name+".log"))
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		out[node] = "not running: " + lines[len(lines)-1]
 	}
 	return out
 }
@@ -227,3 +336,18 @@ func established(c *apiextensionsv1.CustomResourceDefinition) bool {
 //
 //go:embed example.yaml
 var ExampleConfig []byte
+
+// ExampleObjects decodes ExampleConfig into objects to create.
+func ExampleObjects() ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(ExampleConfig), 4096)
+	var out []*unstructured.Unstructured
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("example.yaml: %w", err)
+		}
+		out = append(out, u)
+	}
+}

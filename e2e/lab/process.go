@@ -23,7 +23,8 @@ type Process struct {
 // which also gives it the namespace's /etc/netns files), logging to
 // dir/name.log.
 func startIn(dir, name, ns string, env []string, binary string, args ...string) (*Process, error) {
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	// Appended to, so a restarted process keeps its earlier log.
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -61,12 +62,24 @@ func (p *Process) Stop() {
 		return
 	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	var err error
 	select {
-	case <-p.done:
+	case err = <-p.done:
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+		err = <-p.done
 	}
+	p.done <- err // for Exited
+}
+
+// Kill kills the process with SIGKILL, as a crash would, and waits until
+// it has ended.
+func (p *Process) Kill() {
+	if exited, _ := p.Exited(); exited {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.done <- <-p.done // for Exited
 }
 
 // killIn kills every process whose network namespace is the named one:

@@ -49,8 +49,14 @@ func startLab(t *testing.T, nodes int) (*lab.Lab, client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pids := l.Processes()
 	t.Cleanup(func() {
+		if t.Failed() {
+			keep := filepath.Join(os.TempDir(), "ironlb-e2e-"+name)
+			if err := os.CopyFS(keep, os.DirFS(l.Dir)); err == nil {
+				t.Logf("the lab's logs are kept in %s", keep)
+			}
+		}
+		pids := l.Processes() // restarted speakers included
 		if err := l.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
@@ -63,6 +69,11 @@ func startLab(t *testing.T, nodes int) (*lab.Lab, client.Client) {
 			}
 		}
 	})
+	for node, state := range l.Speakers {
+		if state != "ready" {
+			t.Fatalf("speaker on %s: %s", node, state)
+		}
+	}
 	scheme := clientgoscheme.Scheme
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)

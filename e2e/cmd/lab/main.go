@@ -37,8 +37,10 @@ func main() {
 	nodes := fs.Int("nodes", 3, fmt.Sprintf("how many nodes (1 to %d)", lab.MaxNodes))
 	dir := fs.String("dir", "_output/lab", "folder for the lab's files and logs")
 	bin := fs.String("bin", "../bin", "folder holding etcd, kube-apiserver, kube-controller-manager, controller and speaker")
+	trials := fs.Int("trials", 20, "measure: trials of each fault and family")
+	out := fs.String("out", "", "measure: write the report to this file instead of standard output")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -55,6 +57,9 @@ func main() {
 		}
 	case "up", "":
 		err = up(*name, *nodes, *dir, *bin)
+	case "measure":
+		d, _ := filepath.Abs(*dir)
+		err = measure(*name, d, binaries(*bin), *trials, *out)
 	default:
 		fs.Usage()
 		os.Exit(2)
@@ -65,13 +70,17 @@ func main() {
 	}
 }
 
+func binaries(bin string) lab.Binaries {
+	bin, _ = filepath.Abs(bin)
+	return lab.Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
+		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
+}
+
 func up(name string, nodes int, dir, bin string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	dir, _ = filepath.Abs(dir)
-	bin, _ = filepath.Abs(bin)
-	b := lab.Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
-		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
+	b := binaries(bin)
 	start := time.Now()
 	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: nodes, Dir: dir, Bin: b, Log: slog.Default()})
 	if err != nil {
@@ -107,7 +116,7 @@ look around:
 `, ip, l.CP.Kubeconfig, p.Client.NetNS, p.Router.NetNS, dir)
 	fmt.Printf("demo request from %s to http://%s/: ", p.Client.NetNS, ip)
 	if body, err := lab.HTTPGetFrom(p.Client.NetNS, "http://"+ip+"/", 3*time.Second); err != nil {
-		fmt.Printf("no answer (%v)\n  nothing answers ARP for it or forwards it to a pod until the speaker (issue 5) and forwarding (issue 7) land\n", err)
+		fmt.Printf("no answer (%v)\n  a speaker answers ARP for it, but nothing forwards it to a pod until the forwarding path (issue 7) lands\n", err)
 	} else {
 		fmt.Printf("%s", body)
 	}

@@ -1,0 +1,337 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Fault is something that happens to the node announcing an address.
+type Fault string
+
+const (
+	// FaultKill kills the owner's speaker with SIGKILL, then starts it again.
+	FaultKill Fault = "speaker SIGKILL"
+	// FaultLink pulls the owner's LAN cable, then plugs it back in.
+	FaultLink Fault = "node link down"
+	// FaultRestart stops the owner's speaker gracefully (SIGTERM) and
+	// starts it again, as a rolling upgrade does.
+	FaultRestart Fault = "graceful restart"
+)
+
+// Trial is what the client saw of one fault.
+type Trial struct {
+	Fault  Fault
+	Target netip.Addr
+	// Old is the node announcing Target before the fault, New the one
+	// that took over.
+	Old, New string
+	// Failover is the handover from Old to New as the client saw it (for
+	// FaultRestart: to the successor while the owner was away).
+	Failover Failover
+	// Unanswered counts the probes of the whole trial, from the fault
+	// until the old owner alone answered again, after which no answer at
+	// all came within AnswerWithin.
+	Unanswered int
+	Probes     int
+	// Timeline summarises who answered the trial's probes, in order, as
+	// runs: "node3 x52, - x4, node2+node3 x3, node2 x80".
+	Timeline string
+}
+
+// timeline summarises who answered each probe.
+func (l *Lab) timeline(ps []Probe) string {
+	var runs []string
+	prev, n := "", 0
+	flush := func() {
+		if n > 0 {
+			runs = append(runs, fmt.Sprintf("%s x%d", prev, n))
+		}
+	}
+	for _, p := range ps {
+		var who []string
+		for _, r := range p.Replies {
+			if !r.Solicited || !p.answered(DefaultProbeInterval) {
+				continue
+			}
+			if node, _ := l.nodeOfMAC(r.MAC); node != "" && !slices.Contains(who, node) {
+				who = append(who, node)
+			}
+		}
+		slices.Sort(who)
+		cur := strings.Join(who, "+")
+		if cur == "" {
+			cur = "-"
+		}
+		if cur != prev {
+			flush()
+			prev, n = cur, 0
+		}
+		n++
+	}
+	flush()
+	return strings.Join(runs, ", ")
+}
+
+// AnswerWithin is how soon after a probe some answer must come for the
+// probe to count as answered in a trial. It is a few probe intervals: an
+// answer delayed by a busy machine is filed under the next probe, and a
+// client's own ARP or NDP retries are a second apart anyway.
+const AnswerWithin = 50 * time.Millisecond
+
+// silent counts the probes after which no answer at all (to any probe)
+// came within d.
+func silent(ps []Probe, d time.Duration) int {
+	var at []time.Time
+	for _, p := range ps {
+		for _, r := range p.Replies {
+			at = append(at, r.At)
+		}
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	n := 0
+	for _, p := range ps {
+		i, _ := slices.BinarySearchFunc(at, p.Sent, time.Time.Compare)
+		if i == len(at) || at[i].Sub(p.Sent) > d {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLimit bounds every wait of a trial; it guards against a hung lab,
+// it is not a measure.
+const waitLimit = 60 * time.Second
+
+// Owner asks for target from the client until some node answers and
+// returns that node.
+func (l *Lab) Owner(ctx context.Context, target netip.Addr) (string, error) {
+	pr, err := StartProbe(ctx, l.Plan, l.Plan.Client, target, 0)
+	if err != nil {
+		return "", err
+	}
+	defer pr.Stop()
+	var node string
+	err = l.waitProbes(pr, "one node answering for "+target.String(), func(ps []Probe) bool {
+		node = l.settled(ps)
+		return node != ""
+	})
+	return node, err
+}
+
+// settleProbes is how many probes in a row one node alone must answer
+// for the owner to count as settled (no handoff under way).
+const settleProbes = 20
+
+// settled returns the node that alone answered each of the last
+// settleProbes probes, or "".
+func (l *Lab) settled(ps []Probe) string {
+	if len(ps) < settleProbes {
+		return ""
+	}
+	var mac net.HardwareAddr
+	for _, p := range ps[len(ps)-settleProbes:] {
+		for _, r := range p.Replies {
+			if mac == nil {
+				mac = r.MAC
+			}
+			if !bytes.Equal(mac, r.MAC) {
+				return ""
+			}
+		}
+		if !p.answered(DefaultProbeInterval) {
+			return ""
+		}
+	}
+	node, _ := l.nodeOfMAC(mac)
+	return node
+}
+
+// FailoverTrial probes target from the client, inflicts the fault on the
+// node announcing it, waits until another node answers (for FaultRestart:
+// until the restarted owner answers again), restores the node and waits
+// until it owns the address again.
+func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault) (Trial, error) {
+	tr := Trial{Fault: fault, Target: target}
+	old, err := l.Owner(ctx, target)
+	if err != nil {
+		return tr, err
+	}
+	tr.Old = old
+	oldMAC, _ := NodeMAC(l.Plan, old)
+	pr, err := StartProbe(ctx, l.Plan, l.Plan.Client, target, 0)
+	if err != nil {
+		return tr, err
+	}
+	defer pr.Stop()
+	// The owner alone answers first, so the record starts with it.
+	if err := l.waitProbes(pr, old+" alone answering", func(ps []Probe) bool { return l.settled(ps) == old }); err != nil {
+		return tr, err
+	}
+	start := len(pr.Probes())
+	other := func(ps []Probe) bool {
+		for _, p := range ps[start:] {
+			for _, r := range p.Replies {
+				if !bytes.Equal(r.MAC, oldMAC) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var restore func() error
+	switch fault {
+	case FaultKill:
+		if err := l.KillSpeaker(old); err != nil {
+			return tr, err
+		}
+		restore = func() error { return l.StartSpeaker(old) }
+	case FaultLink:
+		if err := LinkDown(l.Plan, old); err != nil {
+			return tr, err
+		}
+		restore = func() error { return LinkUp(l.Plan, old) }
+	case FaultRestart:
+		if err := l.StopSpeaker(old); err != nil {
+			return tr, err
+		}
+		if err := l.StartSpeaker(old); err != nil {
+			return tr, err
+		}
+	default:
+		return tr, fmt.Errorf("unknown fault %q", fault)
+	}
+	if err := l.waitProbes(pr, "an answer from another node", other); err != nil {
+		if restore != nil {
+			_ = restore()
+		}
+		return tr, err
+	}
+	if restore != nil {
+		if err := restore(); err != nil {
+			return tr, err
+		}
+	}
+	// The old owner ranks first for target, so once it is back it takes
+	// the address back; wait for that, and for its speaker to be ready.
+	mark := len(pr.Probes())
+	if err := l.waitProbes(pr, old+" alone answering again", func(ps []Probe) bool { return l.settled(ps[mark:]) == old }); err != nil {
+		return tr, err
+	}
+	if err := l.waitReady(old); err != nil {
+		return tr, err
+	}
+	probes := pr.Stop()
+	window := probes[start:]
+	tr.Probes = len(window)
+	tr.Unanswered = silent(window, AnswerWithin)
+	tr.Timeline = l.timeline(window)
+	for _, p := range window {
+		for _, r := range p.Replies {
+			if n, mac := l.nodeOfMAC(r.MAC); n != old && n != "" {
+				tr.New = n
+				if fault == FaultRestart {
+					// Both answer for a moment while the owner leaves;
+					// what counts is that no probe goes unanswered.
+					return tr, nil
+				}
+				tr.Failover, err = AnalyzeFailover(probes[:start+indexOfFirst(window, mac)+1], oldMAC, mac)
+				return tr, err
+			}
+		}
+	}
+	return tr, fmt.Errorf("no other node answered for %s", target)
+}
+
+func indexOfFirst(ps []Probe, mac net.HardwareAddr) int {
+	for i, p := range ps {
+		for _, r := range p.Replies {
+			if bytes.Equal(r.MAC, mac) {
+				return i
+			}
+		}
+	}
+	return len(ps) - 1
+}
+
+func countFrom(ps []Probe, mac net.HardwareAddr) int {
+	n := 0
+	for _, p := range ps {
+		for _, r := range p.Replies {
+			if bytes.Equal(r.MAC, mac) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// nodeOfMAC names the node whose LAN interface has mac.
+func (l *Lab) nodeOfMAC(mac net.HardwareAddr) (string, net.HardwareAddr) {
+	for _, n := range l.Plan.Nodes {
+		if m, err := NodeMAC(l.Plan, n.Name); err == nil && bytes.Equal(m, mac) {
+			return n.Name, m
+		}
+	}
+	return "", nil
+}
+
+// waitProbes polls the prober's record until cond holds.
+func (l *Lab) waitProbes(pr *Prober, what string, cond func([]Probe) bool) error {
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		if cond(pr.Probes()) {
+			return nil
+		}
+		if err := pr.Err(); err != nil {
+			return fmt.Errorf("waiting for %s: prober: %w", what, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("waiting for %s: not within %s", what, waitLimit)
+}
+
+// waitReady waits until a node's speaker is ready.
+func (l *Lab) waitReady(node string) error {
+	deadline := time.Now().Add(waitLimit)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = l.SpeakerReady(node); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("speaker on %s not ready: %w", node, err)
+}
+
+// FirstAnswer measures the time from create (which makes a Service that
+// will get target) until the client's first answer for target.
+func (l *Lab) FirstAnswer(ctx context.Context, target netip.Addr, create func() error) (time.Duration, error) {
+	pr, err := StartProbe(ctx, l.Plan, l.Plan.Client, target, time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Stop()
+	t0 := time.Now()
+	if err := create(); err != nil {
+		return 0, err
+	}
+	var first time.Time
+	err = l.waitProbes(pr, "a first answer for "+target.String(), func(ps []Probe) bool {
+		for _, p := range ps {
+			for _, r := range p.Replies {
+				if r.At.After(t0) {
+					first = r.At
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return first.Sub(t0), err
+}
