@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // startLab brings up a lab with its control plane and node agent, and
@@ -51,7 +53,7 @@ func startLab(t *testing.T, nodes int) (Plan, kubernetes.Interface) {
 			t.Logf("agent log:\n%s", b)
 		}
 	})
-	eventually(t, "the default ServiceAccount", func() (bool, string) {
+	testutil.Eventually(t, "the default ServiceAccount", func() (bool, string) {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(context.Background(), "default", metav1.GetOptions{})
 		return err == nil, fmt.Sprint(err)
 	})
@@ -70,7 +72,7 @@ func TestNodeAgent(t *testing.T) {
 		}
 	}
 	running := map[string]*corev1.Pod{}
-	eventually(t, "three running pods", func() (bool, string) {
+	testutil.Eventually(t, "three running pods", func() (bool, string) {
 		list, err := cs.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err.Error()
@@ -109,7 +111,7 @@ func TestNodeAgent(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("default").Update(ctx, target, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the pod to turn unready", func() (bool, string) {
+	testutil.Eventually(t, "the pod to turn unready", func() (bool, string) {
 		po, err := cs.CoreV1().Pods("default").Get(ctx, target.Name, metav1.GetOptions{})
 		return err == nil && podReady(po) == corev1.ConditionFalse, fmt.Sprint(err)
 	})
@@ -119,7 +121,7 @@ func TestNodeAgent(t *testing.T) {
 	if err := cs.CoreV1().Pods("default").Delete(ctx, target.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the pod to be gone with its namespace", func() (bool, string) {
+	testutil.Eventually(t, "the pod to be gone with its namespace", func() (bool, string) {
 		_, err := cs.CoreV1().Pods("default").Get(ctx, target.Name, metav1.GetOptions{})
 		n := len(Leftovers(p.Name))
 		return err != nil && n == before-1, fmt.Sprintf("get: %v; %d lab entries, had %d", err, n, before)

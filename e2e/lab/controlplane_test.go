@@ -11,13 +11,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // repoBinaries are the programs `make tools` and `make build` put in bin/.
@@ -36,22 +37,6 @@ func repoBinaries(t *testing.T) Binaries {
 func repoBin() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "bin")
-}
-
-// eventually polls cond until it holds; the timeout guards against a hung
-// test, it measures nothing.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("waiting for %s: %s", what, last)
 }
 
 func TestControlPlane(t *testing.T) {
@@ -78,7 +63,7 @@ func TestControlPlane(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := kubernetes.NewForConfigOrDie(cfg)
-	eventually(t, "the default ServiceAccount", func() (bool, string) {
+	testutil.Eventually(t, "the default ServiceAccount", func() (bool, string) {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, ""
 	})
@@ -129,9 +114,9 @@ func TestControlPlane(t *testing.T) {
 		}
 	}
 	setReady(true)
-	eventually(t, "the ready pod in the EndpointSlice", endpointReady(true))
+	testutil.Eventually(t, "the ready pod in the EndpointSlice", endpointReady(true))
 	setReady(false)
-	eventually(t, "the pod marked unready in the EndpointSlice", endpointReady(false))
+	testutil.Eventually(t, "the pod marked unready in the EndpointSlice", endpointReady(false))
 }
 
 // readyzFrom asks the API server's /readyz from inside a namespace.

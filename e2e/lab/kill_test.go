@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // When the test binary runs with these set, it is the child of
@@ -51,7 +53,7 @@ func TestKilledLabIsCleaned(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the child's lab to have its nodes' namespaces", func() (bool, string) {
+	testutil.Eventually(t, "the child's lab to have its nodes' namespaces", func() (bool, string) {
 		left := Leftovers(name)
 		return len(left) >= 6, ""
 	})

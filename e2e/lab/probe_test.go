@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 var (
@@ -261,13 +263,13 @@ func TestProbeFailover(t *testing.T) {
 		t.Run(spare.Addr().String(), func(t *testing.T) {
 			addAddr(t, p.Nodes[0].NetNS, spare)
 			pr := startProbe(t, p, spare.Addr())
-			eventually(t, "node1 to answer 5 probes", func() (bool, string) {
+			testutil.Eventually(t, "node1 to answer 5 probes", func() (bool, string) {
 				n := answers(pr.Probes(), mac1)
 				return n >= 5, fmt.Sprintf("%d answers; %s", n, proberState(pr))
 			})
 			delAddr(t, p.Nodes[0].NetNS, spare)
 			addAddr(t, p.Nodes[1].NetNS, spare)
-			eventually(t, "node2 to answer 5 probes", func() (bool, string) {
+			testutil.Eventually(t, "node2 to answer 5 probes", func() (bool, string) {
 				n := answers(pr.Probes(), mac2)
 				return n >= 5, fmt.Sprintf("%d answers; %s", n, proberState(pr))
 			})
@@ -318,7 +320,7 @@ func TestLinkDown(t *testing.T) {
 		}
 	}
 	for _, pr := range probers {
-		eventually(t, "node1 to answer "+pr.target.String(), answeredSince(pr, 0))
+		testutil.Eventually(t, "node1 to answer "+pr.target.String(), answeredSince(pr, 0))
 	}
 
 	if err := LinkDown(p, node1.Name); err != nil {
@@ -340,7 +342,7 @@ func TestLinkDown(t *testing.T) {
 	// go unanswered.
 	for _, pr := range probers {
 		from := len(pr.Probes()) + 1
-		eventually(t, "20 probes after the pull", func() (bool, string) {
+		testutil.Eventually(t, "20 probes after the pull", func() (bool, string) {
 			n := len(pr.Probes())
 			return n >= from+20, fmt.Sprint(n)
 		})
@@ -359,7 +361,7 @@ func TestLinkDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pr := range probers {
-		eventually(t, "node1 to answer "+pr.target.String()+" again", answeredSince(pr, len(pr.Probes())))
+		testutil.Eventually(t, "node1 to answer "+pr.target.String()+" again", answeredSince(pr, len(pr.Probes())))
 	}
 	for _, a := range node1.Addrs() {
 		ping(t, node2.NetNS, a.Addr().String())

@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // needRoot skips outside CI when the test cannot make namespaces, and
@@ -225,7 +227,7 @@ func TestRouter(t *testing.T) {
 		out, err = Vtysh(p, "show bgp summary")
 		return err == nil && strings.Contains(out, p.Nodes[1].Addr.Addr().String()), out
 	}
-	eventually(t, "FRR to list both nodes as neighbours", eventualOK)
+	testutil.Eventually(t, "FRR to list both nodes as neighbours", eventualOK)
 }
 
 // TestOneLabAtATime: a lab refuses to come up while another lab's leg is

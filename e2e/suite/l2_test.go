@@ -14,6 +14,7 @@ import (
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // applyExample creates the lab's example configuration.
@@ -52,7 +53,7 @@ func lbService(t *testing.T, c client.Client, name string, addr netip.Addr, muta
 	if err := c.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, name+"'s address "+addr.String(), func() (bool, string) {
+	testutil.Eventually(t, name+"'s address "+addr.String(), func() (bool, string) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
 			return false, err.Error()
 		}
@@ -98,7 +99,7 @@ func TestLayer2Failover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the NodeAnnouncement naming "+owner, func() (bool, string) {
+			testutil.Eventually(t, "the NodeAnnouncement naming "+owner, func() (bool, string) {
 				by, err := announcedBy(c, target)
 				return err == nil && len(by) == 1 && by[0] == owner, fmt.Sprintf("announced by %v (%v); the client hears %s", by, err, owner)
 			})
@@ -126,19 +127,7 @@ func TestLayer2LocalPolicy(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
 	applyExample(t, c)
-	eventually(t, "the default ServiceAccount", func() (bool, string) {
-		var sa corev1.ServiceAccount
-		err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "default"}, &sa)
-		return err == nil, fmt.Sprint(err)
-	})
-	no := false
-	for i := range 2 {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("local-%d", i), Labels: map[string]string{"app": "local"}},
-			Spec: corev1.PodSpec{AutomountServiceAccountToken: &no, Containers: []corev1.Container{{Name: "web", Image: "none"}}}}
-		if err := c.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createPods(t, c, "local", 2)
 	target := netip.MustParseAddr("203.0.113.71")
 	lbService(t, c, "local", target, func(s *corev1.Service) {
 		s.Spec.Selector = map[string]string{"app": "local"}
@@ -158,7 +147,7 @@ func TestLayer2LocalPolicy(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, "two ready endpoints on two nodes", func() (bool, string) {
+	testutil.Eventually(t, "two ready endpoints on two nodes", func() (bool, string) {
 		m := podNodes()
 		return len(m) == 2 && m["local-0"] != m["local-1"], fmt.Sprint(m)
 	})
@@ -187,7 +176,7 @@ func TestLayer2LocalPolicy(t *testing.T) {
 	if err := c.Update(ctx, &pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the announcement to move to "+otherNode, func() (bool, string) {
+	testutil.Eventually(t, "the announcement to move to "+otherNode, func() (bool, string) {
 		by, err := announcedBy(c, target)
 		return err == nil && len(by) == 1 && by[0] == otherNode, fmt.Sprintf("announced by %v (%v)", by, err)
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // TestLoadBalancerService: on a three-node lab, a LoadBalancer Service gets
@@ -28,26 +29,14 @@ func TestLoadBalancerService(t *testing.T) {
 	if err := c.Create(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the default ServiceAccount", func() (bool, string) {
-		var sa corev1.ServiceAccount
-		err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "default"}, &sa)
-		return err == nil, fmt.Sprint(err)
-	})
-	no := false
-	for i := range 3 {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("demo-%d", i), Labels: map[string]string{"app": "demo"}},
-			Spec: corev1.PodSpec{AutomountServiceAccountToken: &no, Containers: []corev1.Container{{Name: "demo", Image: "none"}}}}
-		if err := c.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createPods(t, c, "demo", 3)
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}, Spec: corev1.ServiceSpec{
 		Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "demo"},
 		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}}}
 	if err := c.Create(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the Service's address from the lab's pool", func() (bool, string) {
+	testutil.Eventually(t, "the Service's address from the lab's pool", func() (bool, string) {
 		if err := c.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
 			return false, err.Error()
 		}
@@ -73,7 +62,7 @@ func TestLoadBalancerService(t *testing.T) {
 		}
 		return ready, notReady
 	}
-	eventually(t, "the EndpointSlice to list the three pods", func() (bool, string) {
+	testutil.Eventually(t, "the EndpointSlice to list the three pods", func() (bool, string) {
 		r, _ := ready()
 		return len(r) == 3, fmt.Sprint(r)
 	})
@@ -85,7 +74,7 @@ func TestLoadBalancerService(t *testing.T) {
 	if err := c.Update(ctx, &pod); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "demo-1 to leave the ready endpoints", func() (bool, string) {
+	testutil.Eventually(t, "demo-1 to leave the ready endpoints", func() (bool, string) {
 		r, nr := ready()
 		return len(r) == 2 && !slices.Contains(r, "demo-1") && slices.Contains(nr, "demo-1"), fmt.Sprintf("ready %v, not ready %v", r, nr)
 	})

@@ -15,12 +15,15 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // startLab brings up a lab of n nodes for one test and, when the test
@@ -89,18 +92,23 @@ func startLab(t *testing.T, nodes int) (*lab.Lab, client.Client) {
 	return l, c
 }
 
-// eventually polls cond until it holds; the minute is a guard against a
-// hung test, not a measure of speed.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
+// createPods creates n pods labelled app=<app>, named <app>-0 onwards, in
+// the default namespace, once its ServiceAccount exists; the node agent
+// binds them to nodes round-robin and serves HTTP from them.
+func createPods(t *testing.T, c client.Client, app string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	last := ""
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
+	ctx := context.Background()
+	testutil.Eventually(t, "the default ServiceAccount", func() (bool, string) {
+		var sa corev1.ServiceAccount
+		err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "default"}, &sa)
+		return err == nil, fmt.Sprint(err)
+	})
+	no := false
+	for i := range n {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: fmt.Sprintf("%s-%d", app, i), Labels: map[string]string{"app": app}},
+			Spec: corev1.PodSpec{AutomountServiceAccountToken: &no, Containers: []corev1.Container{{Name: app, Image: "none"}}}}
+		if err := c.Create(ctx, pod); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("waiting for %s: %s", what, last)
 }

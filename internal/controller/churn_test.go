@@ -26,6 +26,7 @@ import (
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // fastClientset is a clientset without client-side rate limiting, so the
@@ -283,7 +284,7 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 
 	// Every Service left shows one address from the pool, Allocated.
 	var final map[string]string
-	eventually(t, "every remaining Service to be Allocated", func() (bool, string) {
+	testutil.Eventually(t, "every remaining Service to be Allocated", func() (bool, string) {
 		var list corev1.ServiceList
 		if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -318,7 +319,7 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 		}
 	}
 	// The watch has caught up: its picture is the API server's.
-	eventually(t, "the watch to catch up", func() (bool, string) {
+	testutil.Eventually(t, "the watch to catch up", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if watchErr != nil {
@@ -335,7 +336,7 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 		return true, ""
 	})
 	// No address stays held by a deleted Service.
-	eventually(t, "the pool to count only the remaining Services", func() (bool, string) {
+	testutil.Eventually(t, "the pool to count only the remaining Services", func() (bool, string) {
 		var p v1alpha1.IPPool
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Name: ns + "-churn"}, &p); err != nil {
 			return false, err.Error()

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // freePort returns a loopback address nobody listens on right now.
@@ -43,7 +44,7 @@ func TestEndpoints(t *testing.T) {
 	waitCondition(t, ns, "a", controller.ReasonAllocated)
 
 	for _, path := range []string{"/healthz", "/readyz"} {
-		eventually(t, path+" to answer 200", func() (bool, string) {
+		testutil.Eventually(t, path+" to answer 200", func() (bool, string) {
 			code, body, err := get("http://" + health + path)
 			return err == nil && code == http.StatusOK, fmt.Sprintf("%d %q %v", code, body, err)
 		})
@@ -54,7 +55,7 @@ func TestEndpoints(t *testing.T) {
 		fmt.Sprintf(`ironlb_pool_addresses{family="IPv6",pool=%q,state="available"} 255`, pool),
 		`ironlb_allocation_results_total{reason="Allocated"}`,
 	}
-	eventually(t, "the metrics", func() (bool, string) {
+	testutil.Eventually(t, "the metrics", func() (bool, string) {
 		code, body, err := get("http://" + metrics + "/metrics")
 		if err != nil || code != http.StatusOK {
 			return false, fmt.Sprintf("%d %v", code, err)

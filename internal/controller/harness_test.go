@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -37,45 +37,11 @@ func TestMain(m *testing.M) {
 // a hung test, not a measure of speed.
 const waitTimeout = 60 * time.Second
 
-// eventually polls cond until it reports done, failing the test with
-// cond's last explanation when waitTimeout passes.
-func eventually(t testing.TB, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("waiting for %s: %s", what, last)
-}
-
-// syncBuffer is a log sink several goroutines write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // running is a controller started by a test.
 type running struct {
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	once   sync.Once
 	err    error
 }
@@ -97,7 +63,7 @@ func (r *running) stop(t testing.TB) {
 func start(t testing.TB, mutate func(*controller.RunOptions)) *running {
 	t.Helper()
 	env := testenv.Get(t)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	o := controller.RunOptions{
 		Options: controller.Options{
 			Class:             controller.Class{Name: "ironlb.io/lb"},
@@ -213,7 +179,7 @@ func ingressIPs(s *corev1.Service) []string {
 func waitCondition(t testing.TB, ns, name, reason string) *corev1.Service {
 	t.Helper()
 	var svc *corev1.Service
-	eventually(t, fmt.Sprintf("Service %s/%s to have reason %s", ns, name, reason), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("Service %s/%s to have reason %s", ns, name, reason), func() (bool, string) {
 		svc = getService(t, ns, name)
 		c := meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated)
 		if c == nil {
@@ -228,7 +194,7 @@ func waitCondition(t testing.TB, ns, name, reason string) *corev1.Service {
 func waitIPs(t testing.TB, ns, name string, want ...string) *corev1.Service {
 	t.Helper()
 	var svc *corev1.Service
-	eventually(t, fmt.Sprintf("Service %s/%s to show %v", ns, name, want), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("Service %s/%s to show %v", ns, name, want), func() (bool, string) {
 		svc = getService(t, ns, name)
 		got := ingressIPs(svc)
 		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprintf("shows %v, condition %v", got, meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated))
@@ -239,7 +205,7 @@ func waitIPs(t testing.TB, ns, name string, want ...string) *corev1.Service {
 // waitEvent waits for an event with the reason on the object.
 func waitEvent(t testing.TB, ns, name, reason, contains string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("event %s on %s/%s", reason, ns, name), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("event %s on %s/%s", reason, ns, name), func() (bool, string) {
 		var list corev1.EventList
 		if err := testenv.Get(t).Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return false, err.Error()

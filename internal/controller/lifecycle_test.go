@@ -16,6 +16,7 @@ import (
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 func ipv6Only(s *corev1.Service) {
@@ -36,7 +37,7 @@ func allocatedIPs(t *testing.T, ns string, names []string) map[string]string {
 	t.Helper()
 	c := testenv.Get(t).Client
 	out := map[string]string{}
-	eventually(t, fmt.Sprintf("%d Services to be allocated", len(names)), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("%d Services to be allocated", len(names)), func() (bool, string) {
 		var list corev1.ServiceList
 		if err := c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -115,7 +116,7 @@ func TestRestartKeepsEveryAddress(t *testing.T) {
 
 func waitPoolCounts6(t *testing.T, pool string, assigned int64) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("IPPool %s to count %d IPv6 addresses assigned", pool, assigned), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("IPPool %s to count %d IPv6 addresses assigned", pool, assigned), func() (bool, string) {
 		var p v1alpha1.IPPool
 		if err := testenv.Get(t).Client.Get(context.Background(), client.ObjectKey{Name: pool}, &p); err != nil {
 			return false, err.Error()
@@ -161,7 +162,7 @@ func TestTwoReplicas(t *testing.T) {
 		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 4*time.Second, 3*time.Second, 200*time.Millisecond
 	}
 	a := start(t, le)
-	eventually(t, "replica a to lead", func() (bool, string) {
+	testutil.Eventually(t, "replica a to lead", func() (bool, string) {
 		return acquired(a), "not yet"
 	})
 	b := start(t, le)
@@ -176,7 +177,7 @@ func TestTwoReplicas(t *testing.T) {
 	}
 
 	a.stop(t) // a graceful stop gives the Lease up
-	eventually(t, "replica b to lead", func() (bool, string) {
+	testutil.Eventually(t, "replica b to lead", func() (bool, string) {
 		return acquired(b), "not yet"
 	})
 	create(t, lbService(ns, "two", ipv6Only))

@@ -17,6 +17,7 @@ import (
 	"github.com/ironlb/ironlb/internal/allocator"
 	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // scn is one scenario's world: a namespace, and address blocks no other
@@ -290,7 +291,7 @@ func TestScenarios(t *testing.T) {
 			if err := s.c.Update(context.Background(), svc); err != nil {
 				s.t.Fatal(err)
 			}
-			eventually(s.t, "status to be cleared", func() (bool, string) {
+			testutil.Eventually(s.t, "status to be cleared", func() (bool, string) {
 				svc := getService(s.t, s.ns, "a")
 				return len(svc.Status.LoadBalancer.Ingress) == 0 && meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated) == nil, fmt.Sprintf("%+v", svc.Status)
 			})
@@ -357,7 +358,7 @@ func TestScenarios(t *testing.T) {
 		{"advertisement naming a missing pool gets Valid=False", func(s *scn) {
 			adv := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: s.name("l2")}, Spec: v1alpha1.L2AdvertisementSpec{IPPools: []string{"missing-" + s.ns}}}
 			apply(s.t, adv)
-			eventually(s.t, "L2Advertisement Valid=False", func() (bool, string) {
+			testutil.Eventually(s.t, "L2Advertisement Valid=False", func() (bool, string) {
 				if err := s.c.Get(context.Background(), client.ObjectKeyFromObject(adv), adv); err != nil {
 					return false, err.Error()
 				}
@@ -378,7 +379,7 @@ func TestScenarios(t *testing.T) {
 
 func waitPoolCounts(t testing.TB, pool string, total, assigned int64) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("IPPool %s to count %d/%d", pool, assigned, total), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("IPPool %s to count %d/%d", pool, assigned, total), func() (bool, string) {
 		var p v1alpha1.IPPool
 		if err := testenv.Get(t).Client.Get(context.Background(), client.ObjectKey{Name: pool}, &p); err != nil {
 			return false, err.Error()
@@ -390,7 +391,7 @@ func waitPoolCounts(t testing.TB, pool string, total, assigned int64) {
 
 func waitPoolValid(t testing.TB, pool string, status metav1.ConditionStatus, contains string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("IPPool %s Valid=%s", pool, status), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("IPPool %s Valid=%s", pool, status), func() (bool, string) {
 		var p v1alpha1.IPPool
 		if err := testenv.Get(t).Client.Get(context.Background(), client.ObjectKey{Name: pool}, &p); err != nil {
 			return false, err.Error()

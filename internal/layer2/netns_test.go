@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // helperEnv, when set, makes the test binary the speaker helper.
@@ -333,28 +335,11 @@ func (s *speaker) mustSet(desired map[netip.Addr][]string) {
 // appears.
 func (s *speaker) waitAnnounced(want map[netip.Addr][]string) {
 	s.t.Helper()
-	eventually(s.t, "Announced() in "+s.ns, func() (bool, string) {
+	testutil.Eventually(s.t, "Announced() in "+s.ns, func() (bool, string) {
 		got := s.do(helperCommand{Op: "announced"}).Announced
 		diff := cmp.Diff(want, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y }))
 		return diff == "", "(-want +got)\n" + diff
 	})
-}
-
-// eventually polls cond until it holds or a generous deadline passes, and
-// then fails with what was last seen. Nothing is asserted about time.
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached; last seen: %s", what, seen)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 type neighbour struct {
@@ -381,7 +366,7 @@ func neigh(t *testing.T, ns string, lb netip.Addr) (neighbour, string) {
 // answers) and waits for the entry to name mac.
 func kernelResolves(t *testing.T, client string, lb netip.Addr, mac string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("client's kernel resolving %s to %s", lb, mac), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("client's kernel resolving %s to %s", lb, mac), func() (bool, string) {
 		try(client, "ping", "-c1", "-W1", lb.String())
 		n, seen := neigh(t, client, lb)
 		usable := slices.ContainsFunc(n.State, func(s string) bool { return s == "REACHABLE" || s == "STALE" || s == "DELAY" })
@@ -466,7 +451,7 @@ func TestClientsResolve(t *testing.T) {
 			// broadcast resolution.
 			run(t, "ip", "-n", client, "neigh", "change", lb.String(), "dev", "eth0", "lladdr", macA, "nud", "stale")
 			try(client, "ping", "-c1", "-W1", lb.String())
-			eventually(t, "unicast check of "+lb.String(), func() (bool, string) {
+			testutil.Eventually(t, "unicast check of "+lb.String(), func() (bool, string) {
 				n, seen := neigh(t, client, lb)
 				if slices.Contains(n.State, "FAILED") {
 					t.Fatalf("unicast check of %s failed: %s", lb, seen)
@@ -559,7 +544,7 @@ func TestGratuitousMovesNeighbours(t *testing.T) {
 	spA.mustSet(nil)
 	spB.mustSet(both)
 	for _, lb := range []netip.Addr{lb4a, lb6a} {
-		eventually(t, fmt.Sprintf("client's entry for %s moving to %s", lb, macB), func() (bool, string) {
+		testutil.Eventually(t, fmt.Sprintf("client's entry for %s moving to %s", lb, macB), func() (bool, string) {
 			n, seen := neigh(t, client, lb)
 			return n.Lladdr == macB, seen
 		})

@@ -312,24 +312,13 @@ func (s *Speaker) SetupWithManager(mgr manager.Manager) error {
 
 // watch asks for a sync on every change of what the plan reads.
 func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
-	objs := []struct {
+	type watched struct {
 		obj    client.Object
-		config bool
-	}{
-		{&corev1.Service{}, false},
-		{&discoveryv1.EndpointSlice{}, false},
-		{&corev1.Node{}, false},
+		config bool // an ironlb configuration kind
 	}
+	objs := []watched{{&corev1.Service{}, false}, {&discoveryv1.EndpointSlice{}, false}, {&corev1.Node{}, false}}
 	if s.opts.Static == nil {
-		objs = append(objs,
-			struct {
-				obj    client.Object
-				config bool
-			}{&v1alpha1.IPPool{}, true},
-			struct {
-				obj    client.Object
-				config bool
-			}{&v1alpha1.L2Advertisement{}, true})
+		objs = append(objs, watched{&v1alpha1.IPPool{}, true}, watched{&v1alpha1.L2Advertisement{}, true})
 	}
 	for _, o := range objs {
 		inf, err := c.GetInformer(ctx, o.obj)

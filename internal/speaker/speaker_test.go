@@ -1,7 +1,6 @@
 package speaker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -27,6 +26,7 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -124,7 +124,7 @@ func (m *members) set(alive ...string) {
 type testSpeaker struct {
 	node string
 	ann  *fakeAnnouncer
-	logs *bytes.Buffer
+	logs *testutil.SyncBuffer
 }
 
 // cluster starts a speaker for each node against the test API server.
@@ -141,12 +141,12 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts := &testSpeaker{node: n, ann: &fakeAnnouncer{seq: &m.seq, gained: map[netip.Addr]int64{}, lost: map[netip.Addr]int64{}}, logs: &bytes.Buffer{}}
+		ts := &testSpeaker{node: n, ann: &fakeAnnouncer{seq: &m.seq, gained: map[netip.Addr]int64{}, lost: map[netip.Addr]int64{}}, logs: &testutil.SyncBuffer{}}
 		sp := New(Options{
 			Node:      n,
 			Class:     config.Class{Name: "ironlb.io/lb"},
 			Static:    static,
-			Log:       slog.New(slog.NewTextHandler(&lockedWriter{w: ts.logs}, nil)),
+			Log:       slog.New(slog.NewTextHandler(ts.logs, nil)),
 			Events:    mgr.GetEventRecorder("ironlb-speaker"),
 			Announcer: ts.ann,
 			Members:   m,
@@ -176,31 +176,6 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 		out[n] = ts
 	}
 	return out
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("waiting for %s: %s", what, last)
 }
 
 func create(t *testing.T, objs ...client.Object) {
@@ -280,7 +255,7 @@ func owners(sps map[string]*testSpeaker, addr netip.Addr) []string {
 
 func expectOwner(t *testing.T, sps map[string]*testSpeaker, addr netip.Addr, want ...string) {
 	t.Helper()
-	eventually(t, fmt.Sprintf("%s announced by %v", addr, want), func() (bool, string) {
+	testutil.Eventually(t, fmt.Sprintf("%s announced by %v", addr, want), func() (bool, string) {
 		got := owners(sps, addr)
 		return slices.Equal(got, want), fmt.Sprintf("announced by %v", got)
 	})
@@ -319,7 +294,7 @@ func TestFailoverAndStatus(t *testing.T) {
 		t.Errorf("answering on %v, want the advertisement's [eth1]", got)
 	}
 	c := testenv.Get(t).Client
-	eventually(t, "the owner's NodeAnnouncement", func() (bool, string) {
+	testutil.Eventually(t, "the owner's NodeAnnouncement", func() (bool, string) {
 		var na v1alpha1.NodeAnnouncement
 		if err := c.Get(context.Background(), client.ObjectKey{Name: order[0]}, &na); err != nil {
 			return false, err.Error()
@@ -334,14 +309,14 @@ func TestFailoverAndStatus(t *testing.T) {
 	// is its own business (it is gone), the new owner's shows the address.
 	m.set(order[1], order[2])
 	expectOwner(t, sps, addr, order[1])
-	eventually(t, "the new owner's NodeAnnouncement", func() (bool, string) {
+	testutil.Eventually(t, "the new owner's NodeAnnouncement", func() (bool, string) {
 		var na v1alpha1.NodeAnnouncement
 		if err := c.Get(context.Background(), client.ObjectKey{Name: order[1]}, &na); err != nil {
 			return false, err.Error()
 		}
 		return len(na.Status.Layer2) == 1 && na.Status.Members == 2, fmt.Sprintf("%+v", na.Status)
 	})
-	eventually(t, "events on the Service", func() (bool, string) {
+	testutil.Eventually(t, "events on the Service", func() (bool, string) {
 		var evs eventsv1.EventList
 		if err := c.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -365,7 +340,7 @@ func TestFailoverAndStatus(t *testing.T) {
 	// one that held it meanwhile withdraws, saying why.
 	m.set(nodes...)
 	expectOwner(t, sps, addr, order[0])
-	eventually(t, "the withdrawal event", func() (bool, string) {
+	testutil.Eventually(t, "the withdrawal event", func() (bool, string) {
 		var evs eventsv1.EventList
 		if err := c.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
 			return false, err.Error()
@@ -503,7 +478,7 @@ func TestSelectsNoNode(t *testing.T) {
 	m.set(nodes...)
 	expectOwner(t, sps, addr, ranked(addr, nodes...)[0])
 	c := testenv.Get(t).Client
-	eventually(t, "a warning event on the advertisement", func() (bool, string) {
+	testutil.Eventually(t, "a warning event on the advertisement", func() (bool, string) {
 		var evs eventsv1.EventList
 		if err := c.List(context.Background(), &evs); err != nil {
 			return false, err.Error()
