@@ -1,0 +1,73 @@
+package speaker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ironlb/ironlb/internal/testenv"
+)
+
+// TestLoadKey: the memberlist key comes from a file or a Secret; a bad one
+// is refused with an error naming where it came from and what is allowed,
+// and no key at all is an explicit nil (unencrypted, which Run logs).
+func TestLoadKey(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n" // 32 bytes, base64
+	create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keys"}})
+	for name, data := range map[string]map[string][]byte{
+		"good":  {"key": []byte(good)},
+		"short": {"key": []byte("c2hvcnQ=")},
+		"other": {"password": []byte(good)},
+	} {
+		create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keys", Name: name}, Data: data})
+	}
+	tests := []struct {
+		name, file, secret string
+		wantLen            int
+		wantErr            []string
+	}{
+		{name: "file", file: write("good", good), wantLen: 32},
+		{name: "malformed file", file: write("bad", "not a key at all!\n"), wantErr: []string{"--memberlist-key-file", "bad", "16, 24 or 32"}},
+		{name: "missing file", file: filepath.Join(dir, "absent"), wantErr: []string{"--memberlist-key-file", "absent"}},
+		{name: "secret", secret: "keys/good", wantLen: 32},
+		{name: "short key in secret", secret: "keys/short", wantErr: []string{"Secret keys/short", "data.key", "16, 24 or 32"}},
+		{name: "secret without data.key", secret: "keys/other", wantErr: []string{"Secret keys/other", "data.key is missing"}},
+		{name: "secret not found", secret: "keys/absent", wantErr: []string{"Secret keys/absent", "not found"}},
+		{name: "secret not namespace/name", secret: "absent", wantErr: []string{`--memberlist-secret "absent"`, "namespace/name"}},
+		{name: "neither: unencrypted", wantLen: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, err := loadKey(ctx, env.Client, tt.file, tt.secret)
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("accepted a key of %d bytes", len(key))
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || len(key) != tt.wantLen {
+				t.Fatalf("key of %d bytes, %v; want %d bytes", len(key), err, tt.wantLen)
+			}
+		})
+	}
+}
