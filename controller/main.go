@@ -12,10 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/ironlb/ironlb/internal/cmdutil"
-	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/controller"
 )
 
@@ -76,20 +73,9 @@ func run(ctx context.Context, o *Options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	log, err := o.Log.Logger(os.Stderr)
+	log, static, restCfg, err := cmdutil.Start(ctx, o.Log, o.ConfigFile, o.Kubeconfig)
 	if err != nil {
 		return err
-	}
-	cmdutil.BridgeLoggers(log)
-	var static *config.Config
-	if o.ConfigFile != "" {
-		if static, err = cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
-			return err
-		}
-	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
-	if err != nil {
-		return fmt.Errorf("--kubeconfig: %w", err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
@@ -142,20 +141,9 @@ func run(ctx context.Context, o *Options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	log, err := o.Log.Logger(os.Stderr)
+	log, static, restCfg, err := cmdutil.Start(ctx, o.Log, o.ConfigFile, o.Kubeconfig)
 	if err != nil {
 		return err
-	}
-	cmdutil.BridgeLoggers(log)
-	var static *config.Config
-	if o.ConfigFile != "" {
-		if static, err = cmdutil.CheckConfigFile(ctx, log, o.ConfigFile); err != nil {
-			return err
-		}
-	}
-	restCfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
-	if err != nil {
-		return fmt.Errorf("--kubeconfig: %w", err)
 	}
 	ro := speaker.RunOptions{
 		Options: speaker.Options{

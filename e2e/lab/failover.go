@@ -59,7 +59,7 @@ func (l *Lab) timeline(ps []Probe) string {
 			if !r.Solicited || !p.answered(DefaultProbeInterval) {
 				continue
 			}
-			if node, _ := l.nodeOfMAC(r.MAC); node != "" && !slices.Contains(who, node) {
+			if node := l.nodeOfMAC(r.MAC); node != "" && !slices.Contains(who, node) {
 				who = append(who, node)
 			}
 		}
@@ -148,7 +148,7 @@ func (l *Lab) settled(ps []Probe) string {
 			return ""
 		}
 	}
-	node, _ := l.nodeOfMAC(mac)
+	node := l.nodeOfMAC(mac)
 	return node
 }
 
@@ -233,7 +233,8 @@ func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault)
 	tr.Timeline = l.timeline(window)
 	for _, p := range window {
 		for _, r := range p.Replies {
-			if n, mac := l.nodeOfMAC(r.MAC); n != old && n != "" {
+			if n := l.nodeOfMAC(r.MAC); n != old && n != "" {
+				mac := r.MAC
 				tr.New = n
 				if fault == FaultRestart {
 					// Both answer for a moment while the owner leaves;
@@ -259,26 +260,18 @@ func indexOfFirst(ps []Probe, mac net.HardwareAddr) int {
 	return len(ps) - 1
 }
 
-func countFrom(ps []Probe, mac net.HardwareAddr) int {
-	n := 0
-	for _, p := range ps {
-		for _, r := range p.Replies {
-			if bytes.Equal(r.MAC, mac) {
-				n++
+// nodeOfMAC names the node whose LAN interface has mac, or "". The MACs
+// are read once: a lab's interfaces keep theirs.
+func (l *Lab) nodeOfMAC(mac net.HardwareAddr) string {
+	l.macsOnce.Do(func() {
+		l.macs = map[string]string{}
+		for _, n := range l.Plan.Nodes {
+			if m, err := NodeMAC(l.Plan, n.Name); err == nil {
+				l.macs[m.String()] = n.Name
 			}
 		}
-	}
-	return n
-}
-
-// nodeOfMAC names the node whose LAN interface has mac.
-func (l *Lab) nodeOfMAC(mac net.HardwareAddr) (string, net.HardwareAddr) {
-	for _, n := range l.Plan.Nodes {
-		if m, err := NodeMAC(l.Plan, n.Name); err == nil && bytes.Equal(m, mac) {
-			return n.Name, m
-		}
-	}
-	return "", nil
+	})
+	return l.macs[mac.String()]
 }
 
 // waitProbes polls the prober's record until cond holds.

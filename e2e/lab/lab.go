@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -53,9 +54,12 @@ type Lab struct {
 	procs []*Process
 	// speakers are the speaker processes by node; each is also in procs
 	// until it is stopped or killed.
-	speakers    map[string]*Process
-	bin         Binaries
-	keyFile     string
+	speakers map[string]*Process
+	bin      Binaries
+	keyFile  string
+	// macs maps each node's LAN MAC to its name, filled once by nodeOfMAC.
+	macsOnce    sync.Once
+	macs        map[string]string
 	agentCancel context.CancelFunc
 	agentDone   chan error
 }

@@ -1,5 +1,6 @@
-// Package cmdutil holds what the controller and speaker mains share: the
-// logger they build from flags, and the check of a --config-file.
+// Package cmdutil holds what the controller and speaker share: the logger
+// they build from flags, the check of a --config-file, how they reach the
+// API server and the scheme they read it with.
 package cmdutil
 
 import (
@@ -9,12 +10,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/configfile"
 )
@@ -90,4 +97,38 @@ func unjoin(err error) []error {
 		return []error{err}
 	}
 	return nil
+}
+
+// Start does what both binaries do first: it builds the logger (and routes
+// the libraries' loggers through it), loads --config-file when given, and
+// reads the kubeconfig (empty: in-cluster).
+func Start(ctx context.Context, lo LogOptions, configFile, kubeconfig string) (*slog.Logger, *config.Config, *rest.Config, error) {
+	log, err := lo.Logger(os.Stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	BridgeLoggers(log)
+	var static *config.Config
+	if configFile != "" {
+		if static, err = CheckConfigFile(ctx, log, configFile); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--kubeconfig: %w", err)
+	}
+	return log, static, restCfg, nil
+}
+
+// Scheme knows the core kinds and ironlb's.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

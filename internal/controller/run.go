@@ -7,14 +7,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/cmdutil"
 )
 
 // RunOptions are everything Run needs besides the API server.
@@ -30,18 +28,6 @@ type RunOptions struct {
 	HealthAddr                                string
 }
 
-// Scheme knows the core kinds and ironlb's.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // Run runs the controller until ctx ends. With leader election, only the
 // replica holding the Lease reconciles and writes; on a graceful stop it
 // gives the Lease up so another replica takes over at once.
@@ -50,7 +36,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	// controller-runtime and klog are the binary's to set, once, at start
 	// (cmdutil.BridgeLoggers).
 	logger := logr.FromSlogHandler(o.Log.Handler())
-	scheme, err := Scheme()
+	scheme, err := cmdutil.Scheme()
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/layer2"
 	"github.com/ironlb/ironlb/internal/membership"
 )
@@ -61,7 +61,7 @@ const keyRetry = 10 * time.Second
 // Run runs the speaker until ctx ends, then leaves the memberlist cluster,
 // keeps answering for Linger while the others take over, and stops.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
-	scheme, err := controller.Scheme()
+	scheme, err := cmdutil.Scheme()
 	if err != nil {
 		return err
 	}
