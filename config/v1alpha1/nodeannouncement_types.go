@@ -13,6 +13,25 @@ type NodeAnnouncementStatus struct {
 	// +listMapKey=address
 	Layer2 []L2Announcement `json:"layer2,omitempty"`
 
+	// BGP lists the prefixes this node advertises over BGP, sorted by
+	// prefix. At most 1000 are listed; BGPPrefixes counts them all.
+	// +optional
+	// +listType=map
+	// +listMapKey=prefix
+	// +kubebuilder:validation:MaxItems=1000
+	BGP []BGPAnnouncement `json:"bgp,omitempty"`
+
+	// BGPPrefixes is how many prefixes this node advertises over BGP.
+	// +optional
+	BGPPrefixes int32 `json:"bgpPrefixes,omitempty"`
+
+	// BGPSessions are this node's BGP sessions, one per BGPPeer that
+	// selects the node, sorted by peer.
+	// +optional
+	// +listType=map
+	// +listMapKey=peer
+	BGPSessions []BGPSession `json:"bgpSessions,omitempty"`
+
 	// Members is how many speakers this node sees alive in the memberlist
 	// cluster, itself included.
 	// +optional
@@ -34,6 +53,40 @@ type L2Announcement struct {
 	Since metav1.Time `json:"since"`
 }
 
+// BGPAnnouncement is one prefix advertised over BGP from a node.
+type BGPAnnouncement struct {
+	// Prefix is the Service address, or the aggregate covering it.
+	Prefix string `json:"prefix"`
+	// Services are the Services it covers, as namespace/name.
+	// +listType=set
+	Services []string `json:"services"`
+	// Peers are the BGPPeers it is advertised to.
+	// +listType=set
+	Peers []string `json:"peers"`
+	// Since is when this node started advertising it.
+	Since metav1.Time `json:"since"`
+}
+
+// BGPSession is one BGP session of a node.
+type BGPSession struct {
+	// Peer is the BGPPeer's name.
+	Peer string `json:"peer"`
+	// Address is the router's address.
+	Address string `json:"address"`
+	// State is the BGP state: Established when up; Idle, Connect,
+	// Active, OpenSent or OpenConfirm while trying; Disabled when the
+	// session cannot be configured (Message says why).
+	State string `json:"state"`
+	// Since is when the session entered State.
+	// +optional
+	Since metav1.Time `json:"since,omitempty"`
+	// Advertised is how many prefixes are advertised to the peer.
+	Advertised int32 `json:"advertised"`
+	// Message says what is wrong, when something is.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
 // NodeAnnouncement shows what one node's speaker announces. The speaker
 // of the node of the same name creates it and is its only writer, so
 // speakers never overwrite each other; it is deleted with the Node.
@@ -42,6 +95,8 @@ type L2Announcement struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=nodeann,categories=ironlb
 // +kubebuilder:printcolumn:name="Layer2",type=string,JSONPath=`.status.layer2[*].address`
+// +kubebuilder:printcolumn:name="BGP Prefixes",type=integer,JSONPath=`.status.bgpPrefixes`
+// +kubebuilder:printcolumn:name="BGP Sessions",type=string,JSONPath=`.status.bgpSessions[*].state`
 // +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.members`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NodeAnnouncement struct {

@@ -77,7 +77,7 @@ func BGP(in Input) BGPPlan {
 		}
 	}
 	for _, svc := range in.Services {
-		if svc.Local && !slices.Contains(svc.ReadyNodes, in.Self) || len(svc.ReadyNodes) == 0 {
+		if svc.Local && !slices.Contains(svc.ReadyNodes, in.Self) || !svc.Ready {
 			continue
 		}
 		for _, a := range svc.Addrs {

@@ -130,7 +130,7 @@ func TestBGP(t *testing.T) {
 	rackA := Node{Name: "a1", Labels: labels.Set{"rack": "a"}}
 	rackB := Node{Name: "b1", Labels: labels.Set{"rack": "b"}}
 	svc := func(key string, local bool, ready []string, addrs ...string) Service {
-		s := Service{Key: key, Local: local, ReadyNodes: ready}
+		s := Service{Key: key, Local: local, ReadyNodes: ready, Ready: len(ready) > 0}
 		for _, a := range addrs {
 			s.Addrs = append(s.Addrs, netip.MustParseAddr(a))
 		}
@@ -268,7 +268,7 @@ kind: BGPAdvertisement
 metadata: {name: all}
 `)
 	got := BGP(Input{Config: cfg, Nodes: []Node{{Name: "n"}}, Self: "n",
-		Services: []Service{{Key: "ns/a", Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.97")}, ReadyNodes: []string{"n"}}}})
+		Services: []Service{{Key: "ns/a", Addrs: []netip.Addr{netip.MustParseAddr("203.0.113.97")}, ReadyNodes: []string{"n"}, Ready: true}}})
 	if len(got.Peers) != 0 || len(got.Routes) != 0 || len(got.Prefixes) != 0 {
 		t.Errorf("without peers nothing is advertised; got %+v", got)
 	}

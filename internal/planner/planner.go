@@ -38,6 +38,8 @@ type Service struct {
 	Local bool
 	// ReadyNodes are the nodes holding a ready endpoint of the Service.
 	ReadyNodes []string
+	// Ready: the Service has a ready endpoint (on some node or none).
+	Ready bool
 }
 
 // Input is everything a plan depends on.

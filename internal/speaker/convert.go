@@ -23,6 +23,19 @@ func nodeFor(n *corev1.Node) planner.Node {
 	return pn
 }
 
+// internalIPv4 is the Node's first IPv4 InternalIP, or the zero Addr.
+func internalIPv4(n *corev1.Node) netip.Addr {
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Unmap().Is4() {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
 // serviceFor reads the addresses in a Service's status; ready holds the
 // nodes with a ready endpoint of each Service, by namespace/name.
 func serviceFor(svc *corev1.Service, ready map[string][]string) planner.Service {
@@ -33,15 +46,15 @@ func serviceFor(svc *corev1.Service, ready map[string][]string) planner.Service 
 			ps.Addrs = append(ps.Addrs, a.Unmap())
 		}
 	}
-	if ps.Local {
-		ps.ReadyNodes = ready[key]
-	}
+	ps.ReadyNodes = ready[key]
+	_, ps.Ready = ready[key]
 	return ps
 }
 
-// readyNodes maps each Service (namespace/name) to the nodes holding one
-// of its ready endpoints. An endpoint whose readiness is unknown counts as
-// ready, as the EndpointSlice API says.
+// readyNodes maps each Service (namespace/name) with a ready endpoint to
+// the nodes holding one (an endpoint without a node counts for the
+// Service, not for a node). An endpoint whose readiness is unknown counts
+// as ready, as the EndpointSlice API says.
 func readyNodes(list []discoveryv1.EndpointSlice) map[string][]string {
 	out := map[string][]string{}
 	for i := range list {
@@ -52,10 +65,13 @@ func readyNodes(list []discoveryv1.EndpointSlice) map[string][]string {
 		}
 		key := es.Namespace + "/" + name
 		for _, ep := range es.Endpoints {
-			if ep.NodeName == nil || (ep.Conditions.Ready != nil && !*ep.Conditions.Ready) {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 				continue
 			}
-			if !slices.Contains(out[key], *ep.NodeName) {
+			if _, ok := out[key]; !ok {
+				out[key] = nil
+			}
+			if ep.NodeName != nil && !slices.Contains(out[key], *ep.NodeName) {
 				out[key] = append(out[key], *ep.NodeName)
 			}
 		}

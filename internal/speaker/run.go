@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/layer2"
 	"github.com/ironlb/ironlb/internal/membership"
@@ -50,6 +51,9 @@ type RunOptions struct {
 	PodNamespace string
 	PodSelector  labels.Selector
 	Layer2       layer2.Options
+	// BGP configures the BGP side; its Log, Metrics and Changed are
+	// filled in by Run.
+	BGP bgp.Options
 	// Linger is how long a stopping speaker keeps answering after it left
 	// the memberlist cluster, so its successors take over first.
 	Linger time.Duration
@@ -91,7 +95,13 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	o.Membership.Metrics = membership.NewMetrics(ctrlmetrics.Registry)
 	var members clusterRef
 	o.Announcer, o.Members = announcer, &members
-	sp := New(o.Options)
+	o.BGP.Log = o.Log.With("component", "bgp")
+	o.BGP.Metrics = bgp.NewMetrics(ctrlmetrics.Registry)
+	var sp *Speaker
+	o.BGP.Changed = func() { sp.Trigger() }
+	bgpServer := bgp.New(o.BGP)
+	o.Options.BGP, o.Secrets = bgpServer, mgr.GetAPIReader()
+	sp = New(o.Options)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
@@ -111,6 +121,12 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	defer annStop()
 	annDone := make(chan error, 1)
 	go func() { annDone <- announcer.Run(annCtx) }()
+	// BGP withdraws everything as soon as the speaker is told to stop
+	// (or the manager fails).
+	bgpCtx, bgpStop := context.WithCancel(ctx)
+	defer bgpStop()
+	bgpDone := make(chan error, 1)
+	go func() { bgpDone <- bgpServer.Run(bgpCtx) }()
 
 	if err := sp.SetupWithManager(mgr); err != nil {
 		return err
@@ -130,6 +146,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 
 	o.Log.Info("starting", "node", o.Node, "class", o.Class.Name, "requireClass", o.Class.Require, "configFile", o.Static != nil)
 	mgrErr := mgr.Start(ctx)
+	bgpStop()
 	joined.Wait() // memberlist has left (or never joined)
 	if o.Linger > 0 && wasMember {
 		o.Log.Info("left the memberlist cluster; answering a little longer while successors take over", "linger", o.Linger)
@@ -137,8 +154,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	annStop()
 	annErr := <-annDone
+	bgpErr := <-bgpDone
 	clearStatus(mgr.GetClient(), o.Node)
-	return errors.Join(mgrErr, annErr)
+	return errors.Join(mgrErr, annErr, bgpErr)
 }
 
 // clusterRef lets the speaker ask for the alive set before memberlist runs.
@@ -318,7 +336,8 @@ func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
 	}
 	objs := []watched{{&corev1.Service{}, false}, {&discoveryv1.EndpointSlice{}, false}, {&corev1.Node{}, false}}
 	if s.opts.Static == nil {
-		objs = append(objs, watched{&v1alpha1.IPPool{}, true}, watched{&v1alpha1.L2Advertisement{}, true})
+		objs = append(objs, watched{&v1alpha1.IPPool{}, true}, watched{&v1alpha1.L2Advertisement{}, true},
+			watched{&v1alpha1.BGPPeer{}, true}, watched{&v1alpha1.BGPAdvertisement{}, true})
 	}
 	for _, o := range objs {
 		inf, err := c.GetInformer(ctx, o.obj)

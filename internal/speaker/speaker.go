@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/planner"
@@ -72,6 +73,10 @@ type Options struct {
 	Events    EventSink
 	Announcer Announcer
 	Members   Members
+	// BGP, when set, is given this node's BGP share.
+	BGP BGP
+	// Secrets reads BGP password Secrets; by default the sync's reader.
+	Secrets client.Reader
 	// Handoff is how long this speaker keeps answering for an address
 	// that another alive speaker now ranks first for, while that one
 	// starts; 0 stops at once.
@@ -112,6 +117,17 @@ type Speaker struct {
 	setErr     string
 	lastAlive  []string
 	svcObjects map[string]*corev1.Service
+
+	// BGP, also the sync goroutine's: the plan, when each prefix was
+	// first advertised, the sessions as last reported, the peers'
+	// passwords, this node's IPv4 address (the default router ID), and
+	// whether the plan changed since the BGP side was last given it.
+	bgpPlan   planner.BGPPlan
+	bgpSince  map[netip.Prefix]time.Time
+	bgpStatus []bgp.PeerStatus
+	passwords map[string]password
+	selfIPv4  netip.Addr
+	bgpDirty  bool
 }
 
 // New returns a speaker; nothing runs until Run.
@@ -127,6 +143,7 @@ func New(o Options) *Speaker {
 		desired:     map[netip.Addr][]string{},
 		since:       map[netip.Addr]time.Time{},
 		handoff:     map[netip.Addr]time.Time{},
+		bgpSince:    map[netip.Prefix]time.Time{},
 	}
 }
 
@@ -154,10 +171,18 @@ func (s *Speaker) Loop(ctx context.Context, reader client.Reader, w client.Clien
 	s.reader = reader
 	s.status = newStatusWriter(w, s.opts.Node, s.log)
 	go s.status.run(ctx)
+	// Password Secrets are read, not watched: read them again now and then.
+	refresh := time.NewTicker(passwordRefreshPeriod)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-refresh.C:
+			if s.cfg != nil && len(s.passwords) > 0 {
+				s.Changed(true)
+			}
+			continue
 		case <-s.kick:
 		}
 		if ctx.Err() != nil {
@@ -204,6 +229,14 @@ func (s *Speaker) sync(ctx context.Context) error {
 	}
 	s.updateMembers()
 	s.apply()
+	if s.opts.BGP != nil {
+		if s.bgpDirty {
+			s.applyBGP()
+			s.bgpDirty = false
+		}
+		s.bgpEvents(ctx, s.opts.BGP.Status())
+	}
+	s.status.set(s.report())
 	s.warn(ctx)
 	return nil
 }
@@ -233,6 +266,7 @@ func (s *Speaker) warn(ctx context.Context) {
 func (s *Speaker) loadConfig(ctx context.Context) error {
 	if s.opts.Static != nil {
 		s.cfg = s.opts.Static
+		s.loadPasswords(ctx)
 		return nil
 	}
 	var snap config.Snapshot
@@ -249,6 +283,7 @@ func (s *Speaker) loadConfig(ctx context.Context) error {
 	// The controller reports invalid objects in their status; the speaker
 	// uses the valid rest, exactly as the controller does.
 	s.cfg, _ = config.Resolve(snap)
+	s.loadPasswords(ctx)
 	return nil
 }
 
@@ -264,8 +299,13 @@ func (s *Speaker) replan(ctx context.Context) error {
 		}
 	}
 	in := planner.Input{Config: s.cfg, Self: s.opts.Node}
+	s.selfIPv4 = netip.Addr{}
 	for i := range nodes.Items {
-		in.Nodes = append(in.Nodes, nodeFor(&nodes.Items[i]))
+		n := &nodes.Items[i]
+		in.Nodes = append(in.Nodes, nodeFor(n))
+		if n.Name == s.opts.Node {
+			s.selfIPv4 = internalIPv4(n)
+		}
 	}
 	ready := readyNodes(eps.Items)
 	s.svcObjects = map[string]*corev1.Service{}
@@ -281,6 +321,8 @@ func (s *Speaker) replan(ctx context.Context) error {
 		s.svcObjects[ps.Key] = svc
 		in.Services = append(in.Services, ps)
 	}
+	s.bgpPlan = planner.BGP(in)
+	s.bgpDirty = true
 	old := s.plan.L2
 	s.plan = planner.Layer2(in)
 	for a, l := range s.plan.L2 {
@@ -354,7 +396,6 @@ func (s *Speaker) apply() {
 		}
 		s.desired = desired
 	}
-	s.status.set(s.report())
 }
 
 // keepHandingOff keeps answering, for Options.Handoff, for the addresses
@@ -439,6 +480,7 @@ func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 	slices.SortFunc(st.Layer2, func(x, y v1alpha1.L2Announcement) int {
 		return netip.MustParseAddr(x.Address).Compare(netip.MustParseAddr(y.Address))
 	})
+	s.reportBGP(&st)
 	return st
 }
 

@@ -102,6 +102,8 @@ type members struct {
 	speakers []*Speaker
 	// handoff is given to every speaker.
 	handoff time.Duration
+	// bgp gives every speaker a fakeBGP.
+	bgp bool
 	seq     atomic.Int64
 }
 
@@ -124,6 +126,7 @@ func (m *members) set(alive ...string) {
 type testSpeaker struct {
 	node string
 	ann  *fakeAnnouncer
+	bgp  *fakeBGP // nil unless members.bgp
 	logs *testutil.SyncBuffer
 }
 
@@ -142,7 +145,7 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 			t.Fatal(err)
 		}
 		ts := &testSpeaker{node: n, ann: &fakeAnnouncer{seq: &m.seq, gained: map[netip.Addr]int64{}, lost: map[netip.Addr]int64{}}, logs: &testutil.SyncBuffer{}}
-		sp := New(Options{
+		o := Options{
 			Node:      n,
 			Class:     config.Class{Name: "ironlb.io/lb"},
 			Static:    static,
@@ -151,7 +154,16 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 			Announcer: ts.ann,
 			Members:   m,
 			Handoff:   m.handoff,
-		})
+			Secrets:   mgr.GetAPIReader(),
+		}
+		if m.bgp {
+			ts.bgp = &fakeBGP{}
+			o.BGP = ts.bgp
+		}
+		sp := New(o)
+		if ts.bgp != nil {
+			ts.bgp.changed = sp.Trigger
+		}
 		if err := sp.SetupWithManager(mgr); err != nil {
 			t.Fatal(err)
 		}

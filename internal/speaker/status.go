@@ -81,7 +81,9 @@ func (w *statusWriter) run(ctx context.Context) {
 func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementStatus) error {
 	// A merge patch replaces the lists whole; this speaker is the
 	// object's only writer, so there is nothing to merge with.
-	patch, err := json.Marshal(map[string]any{"status": map[string]any{"layer2": st.Layer2, "members": st.Members}})
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{
+		"layer2": st.Layer2, "members": st.Members, "bgp": st.BGP, "bgpPrefixes": st.BGPPrefixes, "bgpSessions": st.BGPSessions,
+	}})
 	if err != nil {
 		return err
 	}

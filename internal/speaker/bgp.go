@@ -1,0 +1,210 @@
+package speaker
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/bgp"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/planner"
+)
+
+// BGP is this node's BGP side (bgp.Server).
+type BGP interface {
+	// Set hands over the complete desired state; it never blocks.
+	Set(bgp.Desired)
+	// Status reports every desired peer.
+	Status() []bgp.PeerStatus
+}
+
+// Event reasons on BGPPeers.
+const (
+	ReasonSessionUp       = "SessionEstablished"
+	ReasonSessionDown     = "SessionDown"
+	ReasonPeerUnusable    = "PeerUnusable"
+	maxBGPStatusPrefixes  = 1000
+	passwordRefreshPeriod = time.Minute
+)
+
+// password is a peer's TCP MD5 password, or why it cannot be had.
+type password struct {
+	value, problem string
+}
+
+// loadPasswords reads the password Secret of every peer that names one.
+// Secrets are read straight from the API server, not watched: the speaker
+// needs a handful, and watching all Secrets would take more rights.
+func (s *Speaker) loadPasswords(ctx context.Context) {
+	s.passwords = map[string]password{}
+	if s.cfg == nil {
+		return
+	}
+	for _, p := range s.cfg.BGPPeers {
+		if p.Password == nil {
+			continue
+		}
+		ref := p.Password
+		var pw password
+		var sec corev1.Secret
+		switch err := s.readSecret(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec); {
+		case err != nil:
+			pw.problem = fmt.Sprintf("spec.passwordSecretRef: cannot read Secret %s/%s: %v", ref.Namespace, ref.Name, err)
+		case len(sec.Data[ref.Key]) == 0:
+			pw.problem = fmt.Sprintf("spec.passwordSecretRef: Secret %s/%s has no data key %q; it must hold the TCP MD5 password (1 to 80 bytes)", ref.Namespace, ref.Name, ref.Key)
+		case len(sec.Data[ref.Key]) > 80:
+			pw.problem = fmt.Sprintf("spec.passwordSecretRef: Secret %s/%s key %q is %d bytes; a TCP MD5 password is at most 80", ref.Namespace, ref.Name, ref.Key, len(sec.Data[ref.Key]))
+		default:
+			pw.value = string(sec.Data[ref.Key])
+		}
+		s.passwords[p.Name] = pw
+	}
+}
+
+func (s *Speaker) readSecret(ctx context.Context, key types.NamespacedName, sec *corev1.Secret) error {
+	r := s.opts.Secrets
+	if r == nil {
+		r = s.reader
+	}
+	return r.Get(ctx, key, sec)
+}
+
+// applyBGP hands the BGP side its desired state after a re-plan.
+func (s *Speaker) applyBGP() {
+	if s.opts.BGP == nil {
+		return
+	}
+	d := bgp.Desired{RouterID: s.selfIPv4}
+	for _, p := range s.bgpPlan.Peers {
+		if p.RouterID.IsValid() {
+			d.RouterID = p.RouterID
+			break
+		}
+	}
+	now := time.Now()
+	for pfx := range s.bgpPlan.Prefixes {
+		if _, ok := s.bgpSince[pfx]; !ok {
+			s.bgpSince[pfx] = now
+		}
+	}
+	for pfx := range s.bgpSince {
+		if s.bgpPlan.Prefixes[pfx] == nil {
+			delete(s.bgpSince, pfx)
+		}
+	}
+	for _, p := range s.bgpPlan.Peers {
+		bp := bgp.Peer{Name: p.Name, Session: session(p), Routes: map[netip.Prefix]bgp.Route{}}
+		for pfx, r := range s.bgpPlan.Routes[p.Name] {
+			bp.Routes[pfx] = route(r)
+		}
+		if pw, ok := s.passwords[p.Name]; ok {
+			bp.Password, bp.Disabled = pw.value, pw.problem
+		} else if p.Password != nil {
+			bp.Disabled = "spec.passwordSecretRef: the Secret has not been read yet"
+		}
+		if !d.RouterID.Is4() && bp.Disabled == "" {
+			bp.Disabled = fmt.Sprintf("node %s has no IPv4 InternalIP to use as the BGP router ID; set spec.routerID on the BGPPeers selecting it", s.opts.Node)
+		}
+		d.Peers = append(d.Peers, bp)
+	}
+	s.opts.BGP.Set(d)
+}
+
+func session(p *config.BGPPeer) bgp.Session {
+	return bgp.Session{
+		Address: p.Address, Port: p.Port, ASN: p.ASN, LocalASN: p.MyASN,
+		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
+		MultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
+	}
+}
+
+func route(r planner.BGPRoute) bgp.Route {
+	var out bgp.Route
+	if r.LocalPref != nil {
+		out.LocalPref, out.HasLocalPref = *r.LocalPref, true
+	}
+	for _, c := range r.Communities {
+		if c.Large {
+			out.Large = append(out.Large, bgp.LargeCommunity{Global: c.Global, Local1: c.Local1, Local2: c.Local2})
+		} else {
+			out.Communities = append(out.Communities, c.Standard)
+		}
+	}
+	return out
+}
+
+// bgpEvents records session changes on the BGPPeers: up, down, and why a
+// session cannot be used.
+func (s *Speaker) bgpEvents(ctx context.Context, now []bgp.PeerStatus) {
+	prev := map[string]bgp.PeerStatus{}
+	for _, st := range s.bgpStatus {
+		prev[st.Name] = st
+	}
+	for _, st := range now {
+		old, had := prev[st.Name]
+		up, wasUp := st.State == bgp.StateEstablished, had && old.State == bgp.StateEstablished
+		switch {
+		case up && !wasUp:
+			s.log.Info("BGP session established", "peer", st.Name, "address", st.Address)
+			s.peerEvent(ctx, st.Name, corev1.EventTypeNormal, ReasonSessionUp, "node %s: BGP session with %s established", s.opts.Node, st.Address)
+		case !up && wasUp:
+			s.log.Warn("BGP session down", "peer", st.Name, "address", st.Address, "state", st.State)
+			s.peerEvent(ctx, st.Name, corev1.EventTypeWarning, ReasonSessionDown, "node %s: BGP session with %s is down (%s); retrying", s.opts.Node, st.Address, st.State)
+		}
+		if st.Message != "" && (!had || old.Message != st.Message) {
+			s.log.Error("BGP peer unusable", "peer", st.Name, "address", st.Address, "problem", st.Message)
+			s.peerEvent(ctx, st.Name, corev1.EventTypeWarning, ReasonPeerUnusable, "node %s: %s", s.opts.Node, st.Message)
+		}
+	}
+	s.bgpStatus = now
+}
+
+// peerEvent records an event on a BGPPeer, or on the Node when the
+// configuration comes from a file.
+func (s *Speaker) peerEvent(ctx context.Context, name, eventType, reason, format string, args ...any) {
+	if s.opts.Events == nil {
+		return
+	}
+	if s.opts.Static != nil {
+		s.nodeEvent(eventType, reason, "BGPPeer "+name+": "+format, args...)
+		return
+	}
+	var p v1alpha1.BGPPeer
+	if err := s.reader.Get(ctx, client.ObjectKey{Name: name}, &p); err != nil {
+		return
+	}
+	s.opts.Events.Eventf(&p, nil, eventType, reason, "Peer", format, args...)
+}
+
+// reportBGP adds the BGP side to this node's NodeAnnouncement status.
+func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
+	st.BGPPrefixes = int32(len(s.bgpPlan.Prefixes))
+	for pfx, p := range s.bgpPlan.Prefixes {
+		st.BGP = append(st.BGP, v1alpha1.BGPAnnouncement{
+			Prefix: pfx.String(), Services: p.Services, Peers: p.Peers, Since: metaTime(s.bgpSince[pfx]),
+		})
+	}
+	slices.SortFunc(st.BGP, func(x, y v1alpha1.BGPAnnouncement) int {
+		a, b := netip.MustParsePrefix(x.Prefix), netip.MustParsePrefix(y.Prefix)
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	if len(st.BGP) > maxBGPStatusPrefixes {
+		st.BGP = st.BGP[:maxBGPStatusPrefixes]
+	}
+	for _, p := range s.bgpStatus {
+		st.BGPSessions = append(st.BGPSessions, v1alpha1.BGPSession{
+			Peer: p.Name, Address: p.Address.String(), State: string(p.State),
+			Since: metaTime(p.Since), Advertised: int32(p.Advertised), Message: p.Message,
+		})
+	}
+}
