@@ -408,10 +408,18 @@ func (s *Server) startServer(d Desired) error {
 	})
 	if err == nil {
 		// Routes the routers send are of no use to the speaker: keep none,
-		// so a full table from a router costs no memory.
+		// so a full table from a router costs no memory. GoBGP passes the
+		// speaker's own routes through the import policy too, so those
+		// must be let in by name.
+		err = s.call("AddPolicy", func(ctx context.Context) error {
+			return b.AddPolicy(ctx, &api.AddPolicyRequest{Policy: importPolicy()})
+		})
+	}
+	if err == nil {
 		err = s.call("SetPolicyAssignment", func(ctx context.Context) error {
 			return b.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
-				Name: "global", Direction: api.PolicyDirection_IMPORT, DefaultAction: api.RouteAction_REJECT,
+				Name: "global", Direction: api.PolicyDirection_IMPORT,
+				Policies: []*api.Policy{{Name: importPolicyName}}, DefaultAction: api.RouteAction_REJECT,
 			}})
 		})
 	}

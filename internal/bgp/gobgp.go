@@ -24,6 +24,18 @@ const vrfASN = 65535
 // they keep this speaker's routes while it restarts.
 const restartTime = 120
 
+// importPolicyName names the import policy that keeps the speaker's own
+// routes and nothing the routers send.
+const importPolicyName = "ironlb-local-only"
+
+func importPolicy() *api.Policy {
+	return &api.Policy{Name: importPolicyName, Statements: []*api.Statement{{
+		Name:       importPolicyName + "-local",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+	}}}
+}
+
 func vrfFor(name string, id uint32) (*api.Vrf, error) {
 	rd, err := apiutil.MarshalRD(bgp.NewRouteDistinguisherTwoOctetAS(vrfASN, id))
 	if err != nil {
