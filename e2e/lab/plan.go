@@ -18,8 +18,9 @@
 //	                    nodes ::11 upwards, external client ::100
 //	2001:db8:5101::/64  the router's second segment: router ::1, remote client ::2
 //	2001:db8:ff64::/120 the layer 2 pool's IPv6 range (reached on the LAN by NDP)
+//	2001:db8:ff66::/112 the IPv6 BGP pool (advertised over IPv6 sessions)
 //
-// Pods, the BGP pool and ClusterIPs are IPv4 only. The client and the
+// Pods and ClusterIPs are IPv4 only. The client and the
 // router reach both layer 2 ranges on the LAN itself: they resolve the
 // pools' addresses by ARP and NDP, with no gateway.
 package lab
@@ -42,6 +43,7 @@ var (
 	LANNet6     = netip.MustParsePrefix("2001:db8:5100::/64")
 	RemoteNet6  = netip.MustParsePrefix("2001:db8:5101::/64")
 	L2PoolNet6  = netip.MustParsePrefix("2001:db8:ff64::/120")
+	BGPPoolNet6 = netip.MustParsePrefix("2001:db8:ff66::/112")
 	lanBridge   = "br0"
 	podBridge   = "cbr0"
 	ifaceInside = "eth0"

@@ -70,7 +70,7 @@ func Up(p Plan) (err error) {
 
 	lanGW, lanGW6 := p.Router.Addr.Addr(), p.Router.Addr6.Addr()
 	for _, h := range []Host{p.ControlPlane, p.Client} {
-		if err := routes(h.NetNS, route{dst: RemoteNet, via: lanGW}, route{dst: RemoteNet6, via: lanGW6}, route{dst: BGPPoolNet, via: lanGW}); err != nil {
+		if err := routes(h.NetNS, route{dst: RemoteNet, via: lanGW}, route{dst: RemoteNet6, via: lanGW6}, route{dst: BGPPoolNet, via: lanGW}, route{dst: BGPPoolNet6, via: lanGW6}); err != nil {
 			return err
 		}
 	}
@@ -163,7 +163,7 @@ func (p Plan) nodeNetwork(n Node) error {
 	if err := h.LinkSetUp(br); err != nil {
 		return err
 	}
-	rs := []route{{dst: RemoteNet, via: p.Router.Addr.Addr()}, {dst: RemoteNet6, via: p.Router.Addr6.Addr()}, {dst: BGPPoolNet, via: p.Router.Addr.Addr()}}
+	rs := []route{{dst: RemoteNet, via: p.Router.Addr.Addr()}, {dst: RemoteNet6, via: p.Router.Addr6.Addr()}, {dst: BGPPoolNet, via: p.Router.Addr.Addr()}, {dst: BGPPoolNet6, via: p.Router.Addr6.Addr()}}
 	for _, other := range p.Nodes {
 		if other.Name != n.Name {
 			rs = append(rs, route{dst: other.PodCIDR, via: other.Addr.Addr()})

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
@@ -45,9 +47,10 @@ func advertisedBy(c client.Client, pfx netip.Prefix) []string {
 	return out
 }
 
-// TestBGP: every node's speaker peers with the lab's FRR router; a
-// Service with externalTrafficPolicy Cluster is reachable through all
-// three nodes (three ECMP paths, installed), one with Local only through
+// TestBGP: every node's speaker peers with the lab's FRR router over IPv4
+// and IPv6; a Service with externalTrafficPolicy Cluster is reachable
+// through all three nodes (three ECMP paths, installed, for an IPv4 and an
+// IPv6 address, each over its own family's sessions), one with Local only through
 // the node holding its pod; a node whose speaker stops gracefully drops
 // out, and comes back when it starts again; deleting a Service withdraws
 // its route everywhere.
@@ -55,10 +58,11 @@ func TestBGP(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
 	applyExample(t, c)
-	var all []netip.Addr
+	var all, all6 []netip.Addr
 	nodeAddr := map[string]netip.Addr{}
 	for _, n := range l.Plan.Nodes {
 		all = append(all, n.Addr.Addr())
+		all6 = append(all6, n.Addr6.Addr())
 		nodeAddr[n.Name] = n.Addr.Addr()
 	}
 
@@ -72,18 +76,31 @@ func TestBGP(t *testing.T) {
 		for _, na := range list.Items {
 			for _, s := range na.Status.BGPSessions {
 				seen = append(seen, na.Name+":"+s.Peer+"="+s.State)
-				if s.Peer == "lab-router" && s.State == "Established" {
+				if s.State == "Established" {
 					up++
 				}
 			}
 		}
-		return up == len(l.Plan.Nodes), fmt.Sprint(seen)
+		return up == 2*len(l.Plan.Nodes), fmt.Sprint(seen)
 	})
 
 	createPods(t, c, "bgp", 3)
 	cluster := netip.MustParseAddr("203.0.113.100")
 	clusterSvc := lbService(t, c, "bgp-cluster", cluster, func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "bgp"} })
 	expectPaths(t, l, c, netip.PrefixFrom(cluster, 32), all...)
+	// The lab's pods have no IPv6 address: the IPv6 Service's endpoint is
+	// written by hand.
+	cluster6 := netip.MustParseAddr("2001:db8:ff66::100")
+	lbService(t, c, "bgp-cluster6", cluster6, nil)
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "bgp-cluster6-1", Labels: map[string]string{discoveryv1.LabelServiceName: "bgp-cluster6"}},
+		AddressType: discoveryv1.AddressTypeIPv6,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:ff65::1"}, NodeName: &l.Plan.Nodes[0].Name}},
+	}
+	if err := c.Create(ctx, slice); err != nil {
+		t.Fatal(err)
+	}
+	expectPaths(t, l, c, netip.PrefixFrom(cluster6, 128), all6...)
 
 	createPods(t, c, "single", 1)
 	local := netip.MustParseAddr("203.0.113.101")
