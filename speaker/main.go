@@ -19,6 +19,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/layer2"
@@ -51,6 +52,8 @@ type Options struct {
 	SuspicionMult      int
 	GossipInterval     time.Duration
 	GratuitousRepeat   time.Duration
+	BGPConnectRetry    time.Duration
+	BGPWithdrawWait    time.Duration
 	ForwardingMode     string
 	MetricsAddr        string
 	HealthAddr         string
@@ -77,6 +80,8 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", 2, "how many probe intervals (scaled by cluster size) a suspected speaker has to refute before it is declared dead")
 	fs.DurationVar(&o.GossipInterval, "memberlist-gossip-interval", 100*time.Millisecond, "how often gossip messages are sent")
 	fs.DurationVar(&o.GratuitousRepeat, "gratuitous-repeat", 0, "repeat gratuitous ARP / unsolicited NA for owned addresses this often (0: only when ownership is gained)")
+	fs.DurationVar(&o.BGPConnectRetry, "bgp-connect-retry", 5*time.Second, "how long a BGP session waits between connection attempts, and after going down before it tries again (up to as much again is added at random)")
+	fs.DurationVar(&o.BGPWithdrawWait, "bgp-withdraw-wait", 2*time.Second, "on a graceful stop, how long at most to wait for BGP withdrawals to be sent before closing the sessions")
 	fs.StringVar(&o.ForwardingMode, "forwarding-mode", "endpoints", "how traffic for announced addresses is forwarded: endpoints (DNAT to ready endpoints), nodeport (DNAT to the Service's NodePort) or none (another component, such as kube-proxy, handles it)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7475", "address of the /healthz and /readyz endpoints")
@@ -115,6 +120,9 @@ func (o *Options) validate() error {
 	}
 	if o.LeaveGrace < 0 || o.Handoff < 0 {
 		errs = append(errs, errors.New("--leave-grace and --handoff must not be negative"))
+	}
+	if o.BGPConnectRetry < time.Second || o.BGPWithdrawWait <= 0 {
+		errs = append(errs, fmt.Errorf("--bgp-connect-retry (%s) must be at least 1s and --bgp-withdraw-wait (%s) positive", o.BGPConnectRetry, o.BGPWithdrawWait))
 	}
 	if !slices.Contains(forwardingModes, o.ForwardingMode) {
 		errs = append(errs, fmt.Errorf("--forwarding-mode %q: must be one of %v", o.ForwardingMode, forwardingModes))
@@ -167,6 +175,7 @@ func run(ctx context.Context, o *Options) error {
 		KeySecret:    o.MemberlistSecret,
 		PodNamespace: o.PodNamespace,
 		Layer2:       layer2.Options{Repeat: o.GratuitousRepeat},
+		BGP:          bgp.Options{ConnectRetry: o.BGPConnectRetry, WithdrawWait: o.BGPWithdrawWait},
 		Linger:       o.LeaveGrace,
 	}
 	if o.MemberlistKeyFile != "" {

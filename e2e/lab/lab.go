@@ -355,3 +355,16 @@ func ExampleObjects() ([]*unstructured.Unstructured, error) {
 		out = append(out, u)
 	}
 }
+
+// SpeakerPID is the process ID of a node's running speaker, 0 if none.
+func (l *Lab) SpeakerPID(node string) int {
+	pr := l.speakers[node]
+	if pr == nil {
+		return 0
+	}
+	if exited, _ := pr.Exited(); exited {
+		return 0
+	}
+	// ip netns exec replaces itself with the speaker: same process.
+	return pr.cmd.Process.Pid
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,9 +39,10 @@ func main() {
 	dir := fs.String("dir", "_output/lab", "folder for the lab's files and logs")
 	bin := fs.String("bin", "../bin", "folder holding etcd, kube-apiserver, kube-controller-manager, controller and speaker")
 	trials := fs.Int("trials", 20, "measure: trials of each fault and family")
-	out := fs.String("out", "", "measure: write the report to this file instead of standard output")
+	out := fs.String("out", "", "measure, measure-bgp: write the report to this file instead of standard output")
+	scale := fs.String("scale", "1000,10000", "measure-bgp: Service counts to grow to, in order")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure|measure-bgp\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\nmeasure-bgp: bring a lab up, measure BGP advertisement, withdrawal and scale, write a report, tear down.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -60,6 +62,18 @@ func main() {
 	case "measure":
 		d, _ := filepath.Abs(*dir)
 		err = measure(*name, d, binaries(*bin), *trials, *out)
+	case "measure-bgp":
+		d, _ := filepath.Abs(*dir)
+		var counts []int
+		for _, f := range strings.Split(*scale, ",") {
+			n, convErr := strconv.Atoi(strings.TrimSpace(f))
+			if convErr != nil || n < 1 || n > 65000 {
+				fmt.Fprintf(os.Stderr, "lab: -scale %q: want Service counts from 1 to 65000, comma-separated\n", *scale)
+				os.Exit(2)
+			}
+			counts = append(counts, n)
+		}
+		err = measureBGP(*name, d, binaries(*bin), *trials, counts, *out)
 	default:
 		fs.Usage()
 		os.Exit(2)

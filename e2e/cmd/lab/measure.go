@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
@@ -27,36 +28,11 @@ import (
 // It writes a Markdown report to out.
 func measure(name, dir string, b lab.Binaries, trials int, out string) error {
 	ctx := context.Background()
-	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b})
+	l, err := startMeasured(ctx, name, dir, b)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	for node, st := range l.Speakers {
-		if st != "ready" {
-			return fmt.Errorf("speaker on %s: %s", node, st)
-		}
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
-	if err == nil {
-		// client-go's default limit (5 requests a second) would throttle
-		// the measurements and scenarios, not the system under test.
-		cfg.QPS, cfg.Burst = 1000, 1000
-	}
-	if err != nil {
-		return err
-	}
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	objs, err := lab.ExampleObjects()
-	if err != nil {
-		return err
-	}
-	for _, u := range objs {
-		gvr := schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: strings.ToLower(u.GetKind()) + "s"}
-		if _, err := dyn.Resource(gvr).Create(ctx, u, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
-	}
 	cs := l.Clientset
 	service := func(name string, addr netip.Addr) error {
 		fam := corev1.IPv4Protocol
@@ -127,21 +103,76 @@ func measure(name, dir string, b lab.Binaries, trials int, out string) error {
 	return writeReport(out, trials, rows)
 }
 
+// startMeasured brings up a three-node lab with the example configuration.
+func startMeasured(ctx context.Context, name, dir string, b lab.Binaries) (*lab.Lab, error) {
+	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b})
+	if err != nil {
+		return nil, err
+	}
+	for node, st := range l.Speakers {
+		if st != "ready" {
+			l.Close()
+			return nil, fmt.Errorf("speaker on %s: %s", node, st)
+		}
+	}
+	dyn, err := dynamicFor(l)
+	if err == nil {
+		var objs []*unstructured.Unstructured
+		if objs, err = lab.ExampleObjects(); err == nil {
+			for _, u := range objs {
+				gvr := schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: strings.ToLower(u.GetKind()) + "s"}
+				if _, err = dyn.Resource(gvr).Create(ctx, u, metav1.CreateOptions{}); err != nil {
+					err = fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// bgpPeers is the BGPPeer resource.
+var bgpPeers = schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: "bgppeers"}
+
+// dynamicFor is a dynamic client of the lab's API server, unthrottled:
+// client-go's default limit (5 requests a second) would throttle the
+// measurements, not the system under test.
+func dynamicFor(l *lab.Lab) (*dynamic.DynamicClient, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 1000, 1000
+	return dynamic.NewForConfig(cfg)
+}
+
+// openReport opens out for writing, or standard output when out is empty.
+func openReport(out string) (io.Writer, func(), error) {
+	if out == "" {
+		return os.Stdout, func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
 
 func writeReport(out string, trials int, rows []string) error {
-	var w io.Writer = os.Stdout
-	if out != "" {
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		f, err := os.Create(out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		w = f
+	w, closeOut, err := openReport(out)
+	if err != nil {
+		return err
 	}
+	defer closeOut()
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, `# Layer 2 failover, measured on the lab
 

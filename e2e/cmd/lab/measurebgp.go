@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ironlb/ironlb/e2e/lab"
+)
+
+// pollEvery is how often the router is asked during a measurement; one
+// vtysh call takes about as long, so figures are good to a few tens of ms.
+const pollEvery = 10 * time.Millisecond
+
+// measureBGP brings up a three-node lab and measures BGP as the lab's FRR
+// router sees it: Service created → route with a path per node; speaker
+// SIGTERM → its path withdrawn; speaker SIGKILL with a 3 s hold time → its
+// path dropped; and 1,000 then 10,000 IPv6 Service addresses → all held
+// by the router, with the speakers' memory. It writes a Markdown report.
+func measureBGP(name, dir string, b lab.Binaries, trials int, scale []int, out string) error {
+	ctx := context.Background()
+	l, err := startMeasured(ctx, name, dir, b)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	cs := l.Clientset
+	if err := deployment(ctx, cs, "m", 3); err != nil {
+		return err
+	}
+	var rows []string
+	row := func(what string, ds []time.Duration, note string) {
+		p50, p99, hi := lab.Percentiles(ds)
+		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", what, len(ds), ms(p50), ms(p99), ms(hi), note))
+		fmt.Fprintln(os.Stderr, rows[len(rows)-1])
+	}
+	var all []netip.Addr
+	for _, n := range l.Plan.Nodes {
+		all = append(all, n.Addr.Addr())
+	}
+	slices.SortFunc(all, netip.Addr.Compare)
+	// pathsAre polls the router until pfx's next hops satisfy ok.
+	pathsAre := func(pfx netip.Prefix, ok func([]netip.Addr) bool) (time.Time, error) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			hops, err := lab.RouterPaths(l.Plan, pfx)
+			if err == nil && ok(hops) {
+				return time.Now(), nil
+			}
+			if time.Now().After(deadline) {
+				return time.Time{}, fmt.Errorf("%s: the router holds %v (%v)", pfx, hops, err)
+			}
+			time.Sleep(pollEvery)
+		}
+	}
+	allPaths := func(h []netip.Addr) bool { return slices.Equal(h, all) }
+	none := func(h []netip.Addr) bool { return len(h) == 0 }
+	without := func(a netip.Addr) func([]netip.Addr) bool {
+		return func(h []netip.Addr) bool { return len(h) > 0 && !slices.Contains(h, a) }
+	}
+	create := func(name string, addr netip.Addr) error {
+		return lbService(ctx, cs, name, addr, map[string]string{"app": "m"})
+	}
+
+	// Service created → a path per node at the router. The first Service
+	// also waits for the pods.
+	keep := netip.MustParseAddr("203.0.113.100")
+	if err := create("keep", keep); err != nil {
+		return err
+	}
+	keepPfx := netip.PrefixFrom(keep, 32)
+	if _, err := pathsAre(keepPfx, allPaths); err != nil {
+		return err
+	}
+	var first []time.Duration
+	for i := range min(trials, 20) {
+		addr := netip.AddrFrom4([4]byte{203, 0, 113, byte(102 + i)})
+		t0 := time.Now()
+		if err := create(fmt.Sprintf("first-%d", i), addr); err != nil {
+			return err
+		}
+		t1, err := pathsAre(netip.PrefixFrom(addr, 32), allPaths)
+		if err != nil {
+			return err
+		}
+		first = append(first, t1.Sub(t0))
+		if err := cs.CoreV1().Services("default").Delete(ctx, fmt.Sprintf("first-%d", i), metav1.DeleteOptions{}); err != nil {
+			return err
+		}
+		if _, err := pathsAre(netip.PrefixFrom(addr, 32), none); err != nil {
+			return err
+		}
+	}
+	row("Service created → a path from each of 3 nodes at the router", first, "controller assigns, speakers advertise, FRR selects")
+
+	// SIGTERM, SIGKILL and a pulled cable: the node's path leaves the
+	// router.
+	fault := func(f string) ([]time.Duration, error) {
+		var ds []time.Duration
+		for i := range trials {
+			n := l.Plan.Nodes[i%len(l.Plan.Nodes)]
+			t0 := time.Now()
+			var stopped sync.WaitGroup
+			stopped.Go(func() {
+				switch f {
+				case "kill":
+					_ = l.KillSpeaker(n.Name)
+				case "term":
+					_ = l.StopSpeaker(n.Name)
+				case "link":
+					_ = lab.LinkDown(l.Plan, n.Name)
+				}
+			})
+			t1, err := pathsAre(keepPfx, without(n.Addr.Addr()))
+			stopped.Wait()
+			if err != nil {
+				return nil, err
+			}
+			ds = append(ds, t1.Sub(t0))
+			if f == "link" {
+				err = lab.LinkUp(l.Plan, n.Name)
+			} else {
+				err = l.StartSpeaker(n.Name)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if _, err := pathsAre(keepPfx, allPaths); err != nil {
+				return nil, err
+			}
+		}
+		return ds, nil
+	}
+	term, err := fault("term")
+	if err != nil {
+		return fmt.Errorf("SIGTERM: %w", err)
+	}
+	row("speaker SIGTERM → its path withdrawn at the router", term, "the speaker withdraws before it closes the session")
+
+	patch := []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`)
+	dyn, err := dynamicFor(l)
+	if err != nil {
+		return err
+	}
+	if _, err := dyn.Resource(bgpPeers).Patch(ctx, "lab-router", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return err
+	}
+	// The sessions restart with the new timers; wait until they all carry
+	// the route again.
+	time.Sleep(time.Second)
+	if _, err := pathsAre(keepPfx, allPaths); err != nil {
+		return err
+	}
+	killed, err := fault("kill")
+	if err != nil {
+		return fmt.Errorf("SIGKILL: %w", err)
+	}
+	row("speaker SIGKILL → its path dropped at the router, hold time 3 s", killed, "the node's kernel closes the dead speaker's TCP connection, so the router drops the session at once")
+	cut, err := fault("link")
+	if err != nil {
+		return fmt.Errorf("link down: %w", err)
+	}
+	row("node's link down → its path dropped at the router, hold time 3 s", cut, "nothing tells the router: it waits for the hold time to run out")
+
+	// Scale: IPv6 Services, each with an endpoint written by hand (the
+	// lab's pods have no IPv6), until the router holds them all.
+	var scaleRows []string
+	have := 0
+	for _, n := range scale {
+		t0 := time.Now()
+		if err := scaleServices(ctx, cs, l.Plan.Nodes[0].Name, have, n); err != nil {
+			return err
+		}
+		created := time.Now()
+		deadline := created.Add(15 * time.Minute)
+		for {
+			counts, err := lab.RouterPrefixes(l.Plan, true)
+			done := err == nil && len(counts) == len(l.Plan.Nodes)
+			for _, c := range counts {
+				done = done && c == n
+			}
+			if done {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%d Services: the router holds %v (%v)", n, counts, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		held := time.Now()
+		var rss []string
+		for _, node := range l.Plan.Nodes {
+			rss = append(rss, fmt.Sprintf("%.0f", float64(vmRSS(l.SpeakerPID(node.Name)))/(1<<20)))
+		}
+		have = n
+		scaleRows = append(scaleRows, fmt.Sprintf("| %d | %.1f s | %.1f s | %.1f s | %s MiB |", n, created.Sub(t0).Seconds(), held.Sub(created).Seconds(), held.Sub(t0).Seconds(), strings.Join(rss, " / ")))
+		fmt.Fprintln(os.Stderr, scaleRows[len(scaleRows)-1])
+	}
+	return writeBGPReport(out, trials, rows, scaleRows)
+}
+
+// deployment creates a Deployment of n lab HTTP servers labelled app=name.
+func deployment(ctx context.Context, cs kubernetes.Interface, name string, n int32) error {
+	if err := wait(ctx, "the default ServiceAccount", func() bool {
+		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil
+	}); err != nil {
+		return err
+	}
+	no := false
+	labels := map[string]string{"app": name}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{
+		Replicas: &n, Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+			AutomountServiceAccountToken: &no, Containers: []corev1.Container{{Name: name, Image: "lab-http-server"}}}}}}
+	_, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{})
+	return err
+}
+
+// lbService creates a LoadBalancer Service asking for addr.
+func lbService(ctx context.Context, cs kubernetes.Interface, name string, addr netip.Addr, selector map[string]string) error {
+	fam := corev1.IPv4Protocol
+	if addr.Is6() {
+		fam = corev1.IPv6Protocol
+	}
+	no := false
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"ironlb.io/loadBalancerIPs": addr.String()}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{fam}, Selector: selector,
+			AllocateLoadBalancerNodePorts: &no,
+			Ports:                         []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}},
+	}
+	_, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
+	return err
+}
+
+// scaleServices creates IPv6 Services from..to-1, each with a ready
+// endpoint on node, with 16 clients at once.
+func scaleServices(ctx context.Context, cs kubernetes.Interface, node string, from, to int) error {
+	work := make(chan int)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := range work {
+				name := "scale-" + strconv.Itoa(i)
+				addr := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0x66, 14: byte(i >> 8), 15: byte(i)})
+				if err := lbService(ctx, cs, name, addr, nil); err != nil {
+					errs <- err
+					return
+				}
+				slice := &discoveryv1.EndpointSlice{
+					ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+					AddressType: discoveryv1.AddressTypeIPv6,
+					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:ff65::1"}, NodeName: &node}},
+				}
+				if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	var err error
+	for i := from; i < to && err == nil; i++ {
+		select {
+		case work <- i:
+		case err = <-errs:
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err == nil {
+		err = <-errs
+	}
+	return err
+}
+
+// vmRSS is a process's resident memory in bytes, 0 if unknown.
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func writeBGPReport(out string, trials int, rows, scaleRows []string) error {
+	w, closeOut, err := openReport(out)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, `# BGP, measured on the lab
+
+Regenerate with `+"`make lab-bgp`"+` (root; about %s). Written %s on %s (%s/%s, %d CPUs).
+
+Three nodes, each speaker with an eBGP session to the lab's FRR router
+(IPv4 and IPv6), hold time 9 s unless said otherwise. The router is asked
+every %s with vtysh, which itself takes some tens of milliseconds. A fault
+hits one node at a time, in turn; after each the speaker starts again and
+the router holds the node's path before the next trial.
+
+| what | trials | p50 | p99 | max | |
+|---|---|---|---|---|---|
+%s
+
+## Many Services
+
+IPv6 LoadBalancer Services (externalTrafficPolicy Cluster), each with a ready
+endpoint, created by 16 clients at once; each row adds to the one before.
+"Held" is when the router has every prefix from every node; memory is each
+speaker's resident set then.
+
+| Services | created in | then held after | total | speaker memory (node1 / node2 / node3) |
+|---|---|---|---|---|
+%s
+`, "ten minutes", time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		pollEvery, strings.Join(rows, "\n"), strings.Join(scaleRows, "\n"))
+	_ = trials
+	return nil
+}
