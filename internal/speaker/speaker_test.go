@@ -104,7 +104,7 @@ type members struct {
 	handoff time.Duration
 	// bgp gives every speaker a fakeBGP.
 	bgp bool
-	seq     atomic.Int64
+	seq atomic.Int64
 }
 
 func (m *members) Alive() []string {
