@@ -293,8 +293,11 @@ func (s *Speaker) replan(ctx context.Context) error {
 	var nodes corev1.NodeList
 	var svcs corev1.ServiceList
 	var eps discoveryv1.EndpointSliceList
+	// The objects are only read, never changed or kept past the next
+	// re-plan: the cache's own copies will do, which saves copying
+	// thousands of objects on every re-plan.
 	for _, l := range []client.ObjectList{&nodes, &svcs, &eps} {
-		if err := s.reader.List(ctx, l); err != nil {
+		if err := s.reader.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
 			return fmt.Errorf("listing %T: %w", l, err)
 		}
 	}

@@ -19,7 +19,8 @@ import (
 
 // statusWriter writes this node's NodeAnnouncement in its own goroutine,
 // so a slow API server never delays a failover; only the latest status is
-// written.
+// written, at most once per statusInterval, so that a burst of changes
+// (thousands of Services created) costs a few writes, not one per change.
 type statusWriter struct {
 	c    client.Client
 	node string
@@ -27,6 +28,9 @@ type statusWriter struct {
 	// latest holds the newest status not yet written.
 	latest chan v1alpha1.NodeAnnouncementStatus
 }
+
+// statusInterval is the least time between two writes of the status.
+const statusInterval = 500 * time.Millisecond
 
 func newStatusWriter(c client.Client, node string, log *slog.Logger) *statusWriter {
 	return &statusWriter{c: c, node: node, log: log, latest: make(chan v1alpha1.NodeAnnouncementStatus, 1)}
@@ -73,6 +77,11 @@ func (w *statusWriter) run(ctx context.Context) {
 			continue
 		}
 		written = &st
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(statusInterval):
+		}
 	}
 }
 
