@@ -48,7 +48,8 @@ type LargeCommunity struct{ Global, Local1, Local2 uint32 }
 // Route is what one prefix is advertised with to one peer. The next hop is
 // always this speaker's address on the session.
 type Route struct {
-	// LocalPref is sent when HasLocalPref, and only on iBGP sessions.
+	// LocalPref is sent on iBGP sessions only: this value when
+	// HasLocalPref, else 100 (GoBGP's default).
 	LocalPref    uint32
 	HasLocalPref bool
 	// Communities and Large are sorted, without duplicates.
@@ -125,8 +126,8 @@ type Options struct {
 	// (default 5s).
 	RetryInterval time.Duration
 	// ConnectRetry is how long a session waits between connection
-	// attempts, and after a session went down before it tries again
-	// (default 5s); GoBGP adds up to as much again at random.
+	// attempts (default 5s); GoBGP adds up to as much again at random.
+	// After an established session drops, GoBGP first waits a fixed 5s.
 	ConnectRetry time.Duration
 	// WithdrawWait bounds how long Run waits, when stopping, for the
 	// withdrawals to go out before it closes the sessions (default 2s).
@@ -407,10 +408,10 @@ func (s *Server) startServer(d Desired) error {
 		}})
 	})
 	if err == nil {
-		// Routes the routers send are of no use to the speaker: keep none,
-		// so a full table from a router costs no memory. GoBGP passes the
-		// speaker's own routes through the import policy too, so those
-		// must be let in by name.
+		// Routes the routers send are of no use to the speaker: keep them
+		// out of the routing table (GoBGP still holds them in each
+		// session's Adj-RIB-In). GoBGP passes the speaker's own routes
+		// through the import policy too, so those must be let in by name.
 		err = s.call("AddPolicy", func(ctx context.Context) error {
 			return b.AddPolicy(ctx, &api.AddPolicyRequest{Policy: importPolicy()})
 		})
