@@ -80,7 +80,7 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", 2, "how many probe intervals (scaled by cluster size) a suspected speaker has to refute before it is declared dead")
 	fs.DurationVar(&o.GossipInterval, "memberlist-gossip-interval", 100*time.Millisecond, "how often gossip messages are sent")
 	fs.DurationVar(&o.GratuitousRepeat, "gratuitous-repeat", 0, "repeat gratuitous ARP / unsolicited NA for owned addresses this often (0: only when ownership is gained)")
-	fs.DurationVar(&o.BGPConnectRetry, "bgp-connect-retry", 5*time.Second, "how long a BGP session waits between connection attempts, and after going down before it tries again (up to as much again is added at random)")
+	fs.DurationVar(&o.BGPConnectRetry, "bgp-connect-retry", 5*time.Second, "how long a BGP session waits between connection attempts (up to as much again is added at random; after an established session drops, GoBGP first waits a fixed 5s)")
 	fs.DurationVar(&o.BGPWithdrawWait, "bgp-withdraw-wait", 2*time.Second, "on a graceful stop, how long at most to wait for BGP withdrawals to be sent before closing the sessions")
 	fs.StringVar(&o.ForwardingMode, "forwarding-mode", "endpoints", "how traffic for announced addresses is forwarded: endpoints (DNAT to ready endpoints), nodeport (DNAT to the Service's NodePort) or none (another component, such as kube-proxy, handles it)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
