@@ -200,6 +200,7 @@ func New(o Options) *Server {
 }
 
 // Set records the desired state; Run converges to it. It never blocks.
+// Neither d nor the Routes maps it holds may be changed afterwards.
 func (s *Server) Set(d Desired) {
 	d.Peers = slices.Clone(d.Peers)
 	s.mu.Lock()
@@ -257,14 +258,18 @@ func (s *Server) Run(ctx context.Context) error {
 // reported and the others still run.
 func (s *Server) converge(d Desired) error {
 	want := map[string]*Peer{}
+	active := 0
 	for i := range d.Peers {
 		want[d.Peers[i].Name] = &d.Peers[i]
+		if d.Peers[i].Disabled == "" {
+			active++
+		}
 	}
 	s.updateStatusPeers(want)
-	if len(want) == 0 && s.gobgp == nil {
+	if active == 0 && s.gobgp == nil {
 		return nil
 	}
-	if s.gobgp != nil && d.RouterID != s.routerID && len(want) > 0 {
+	if s.gobgp != nil && d.RouterID != s.routerID && active > 0 {
 		s.log.Info("BGP router ID changed; restarting every session", "from", s.routerID, "to", d.RouterID)
 		if err := s.stopServer(); err != nil {
 			return err
