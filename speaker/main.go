@@ -58,6 +58,7 @@ type Options struct {
 	MetricsAddr        string
 	HealthAddr         string
 	Log                cmdutil.LogOptions
+	API                cmdutil.APIOptions
 }
 
 func (o *Options) addFlags(fs *flag.FlagSet) {
@@ -86,6 +87,7 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7475", "address of the /healthz and /readyz endpoints")
 	o.Log.AddFlags(fs)
+	o.API.AddFlags(fs)
 }
 
 func (o *Options) validate() error {
@@ -149,7 +151,7 @@ func run(ctx context.Context, o *Options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	log, static, restCfg, err := cmdutil.Start(ctx, o.Log, o.ConfigFile, o.Kubeconfig)
+	log, static, restCfg, err := cmdutil.Start(ctx, o.Log, o.API, o.ConfigFile, o.Kubeconfig)
 	if err != nil {
 		return err
 	}

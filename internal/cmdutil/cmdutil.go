@@ -38,6 +38,20 @@ func (o *LogOptions) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Format, "log-format", "text", "log format: text or json")
 }
 
+// APIOptions are the API client flags of both binaries.
+type APIOptions struct {
+	QPS   float64
+	Burst int
+}
+
+// AddFlags registers the API client flags. client-go's own default (5
+// requests a second) would let a controller assign only about five
+// Services a second, and slow a speaker's status and events as much.
+func (o *APIOptions) AddFlags(fs *flag.FlagSet) {
+	fs.Float64Var(&o.QPS, "kube-api-qps", 50, "requests a second this binary may send the API server, sustained")
+	fs.IntVar(&o.Burst, "kube-api-burst", 100, "requests this binary may send the API server in a burst above --kube-api-qps")
+}
+
 // Logger builds the one logger a binary uses.
 func (o *LogOptions) Logger(w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
@@ -101,11 +115,14 @@ func unjoin(err error) []error {
 
 // Start does what both binaries do first: it builds the logger (and routes
 // the libraries' loggers through it), loads --config-file when given, and
-// reads the kubeconfig (empty: in-cluster).
-func Start(ctx context.Context, lo LogOptions, configFile, kubeconfig string) (*slog.Logger, *config.Config, *rest.Config, error) {
+// reads the kubeconfig (empty: in-cluster) with the client's rate limits.
+func Start(ctx context.Context, lo LogOptions, ao APIOptions, configFile, kubeconfig string) (*slog.Logger, *config.Config, *rest.Config, error) {
 	log, err := lo.Logger(os.Stderr)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if ao.QPS <= 0 || ao.Burst < 1 {
+		return nil, nil, nil, fmt.Errorf("--kube-api-qps (%g) must be positive and --kube-api-burst (%d) at least 1", ao.QPS, ao.Burst)
 	}
 	BridgeLoggers(log)
 	var static *config.Config
@@ -118,6 +135,7 @@ func Start(ctx context.Context, lo LogOptions, configFile, kubeconfig string) (*
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("--kubeconfig: %w", err)
 	}
+	restCfg.QPS, restCfg.Burst = float32(ao.QPS), ao.Burst
 	return log, static, restCfg, nil
 }
 
