@@ -14,11 +14,11 @@ type NodeAnnouncementStatus struct {
 	Layer2 []L2Announcement `json:"layer2,omitempty"`
 
 	// BGP lists the prefixes this node advertises over BGP, sorted by
-	// prefix. At most 1000 are listed; BGPPrefixes counts them all.
+	// prefix. At most 100 are listed; BGPPrefixes counts them all.
 	// +optional
 	// +listType=map
 	// +listMapKey=prefix
-	// +kubebuilder:validation:MaxItems=1000
+	// +kubebuilder:validation:MaxItems=100
 	BGP []BGPAnnouncement `json:"bgp,omitempty"`
 
 	// BGPPrefixes is how many prefixes this node advertises over BGP.

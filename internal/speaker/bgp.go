@@ -30,7 +30,7 @@ const (
 	ReasonSessionUp       = "SessionEstablished"
 	ReasonSessionDown     = "SessionDown"
 	ReasonPeerUnusable    = "PeerUnusable"
-	maxBGPStatusPrefixes  = 1000
+	maxBGPStatusPrefixes  = 100
 	passwordRefreshPeriod = time.Minute
 )
 
