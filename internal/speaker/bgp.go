@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -186,20 +187,17 @@ func (s *Speaker) peerEvent(ctx context.Context, name, eventType, reason, format
 // reportBGP adds the BGP side to this node's NodeAnnouncement status.
 func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
 	st.BGPPrefixes = int32(len(s.bgpPlan.Prefixes))
-	for pfx, p := range s.bgpPlan.Prefixes {
-		st.BGP = append(st.BGP, v1alpha1.BGPAnnouncement{
-			Prefix: pfx.String(), Services: p.Services, Peers: p.Peers, Since: metaTime(s.bgpSince[pfx]),
-		})
-	}
-	slices.SortFunc(st.BGP, func(x, y v1alpha1.BGPAnnouncement) int {
-		a, b := netip.MustParsePrefix(x.Prefix), netip.MustParsePrefix(y.Prefix)
+	pfxs := slices.SortedFunc(maps.Keys(s.bgpPlan.Prefixes), func(a, b netip.Prefix) int {
 		if c := a.Addr().Compare(b.Addr()); c != 0 {
 			return c
 		}
 		return a.Bits() - b.Bits()
 	})
-	if len(st.BGP) > maxBGPStatusPrefixes {
-		st.BGP = st.BGP[:maxBGPStatusPrefixes]
+	for _, pfx := range pfxs[:min(len(pfxs), maxBGPStatusPrefixes)] {
+		p := s.bgpPlan.Prefixes[pfx]
+		st.BGP = append(st.BGP, v1alpha1.BGPAnnouncement{
+			Prefix: pfx.String(), Services: p.Services, Peers: p.Peers, Since: metaTime(s.bgpSince[pfx]),
+		})
 	}
 	for _, p := range s.bgpStatus {
 		st.BGPSessions = append(st.BGPSessions, v1alpha1.BGPSession{
