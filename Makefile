@@ -65,7 +65,7 @@ lab: tools build ## bring up the lab, run the demo, stay up until interrupted (r
 lab-failover: tools build ## measure layer 2 failover on a lab and write docs/failover.md (root, about ten minutes)
 	cd e2e && go run ./cmd/lab -name ilbm -dir $(CURDIR)/_output/lab-failover -bin $(BIN) -out $(CURDIR)/docs/failover.md measure
 
-lab-bgp: tools build ## measure BGP on a lab and write docs/bgp.md (root, about ten minutes)
+lab-bgp: tools build ## measure BGP on a lab and write docs/bgp.md (root, about half an hour)
 	cd e2e && go run ./cmd/lab -name ilbb -dir $(CURDIR)/_output/lab-bgp -bin $(BIN) -trials 10 -out $(CURDIR)/docs/bgp.md measure-bgp
 
 lab-down: ## remove what a killed lab left behind (root)
