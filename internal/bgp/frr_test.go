@@ -39,6 +39,8 @@ type router struct {
 	// quiet turns off FRR's log of every UPDATE received (for the
 	// benchmark, where there are thousands).
 	quiet bool
+	// port, when set, is the port bgpd listens on instead of 179.
+	port int
 
 	dir  string
 	cmd  *exec.Cmd
@@ -51,6 +53,8 @@ type frrNeighbor struct {
 	Addr     netip.Addr
 	ASN      uint32
 	Password string
+	// MultiHop accepts an eBGP neighbor that is not on a connected link.
+	MultiHop bool
 }
 
 // config is the router's bgpd configuration. Timers are short, so that a
@@ -68,6 +72,9 @@ func (r *router) config(neighbors []frrNeighbor) string {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", n.Addr, n.ASN)
 		if n.Password != "" {
 			fmt.Fprintf(&b, " neighbor %s password %s\n", n.Addr, n.Password)
+		}
+		if n.MultiHop {
+			fmt.Fprintf(&b, " neighbor %s ebgp-multihop 255\n", n.Addr)
 		}
 	}
 	for _, fam := range []string{"ipv4", "ipv6"} {
@@ -120,8 +127,11 @@ func (r *router) confPath() string { return filepath.Join(r.dir, "bgpd.conf") }
 // run starts bgpd in the foreground and waits until vtysh reaches it.
 func (r *router) run() {
 	r.t.Helper()
-	r.cmd = exec.Command("ip", "netns", "exec", r.ns, bgpdPath, "-N", r.ns, "-f", r.confPath(),
-		"--no_zebra", "-i", filepath.Join(r.dir, "bgpd.pid"))
+	args := []string{"netns", "exec", r.ns, bgpdPath, "-N", r.ns, "-f", r.confPath(), "--no_zebra", "-i", filepath.Join(r.dir, "bgpd.pid")}
+	if r.port != 0 {
+		args = append(args, "-p", strconv.Itoa(r.port))
+	}
+	r.cmd = exec.Command("ip", args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("starting bgpd in %s: %v", r.ns, err)

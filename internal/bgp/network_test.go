@@ -153,6 +153,29 @@ func TestFRRAdvertise(t *testing.T) {
 	}
 }
 
+// TestFRRPortSourceMultiHop: a session to a router listening on another
+// port than 179, opened from a source address that is not on the link
+// (the speaker's loopback; the router accepts it as an eBGP neighbor only
+// with multihop); the route's next hop is that source address. The router
+// is still one hop away, so this does not prove the speaker's TTL.
+func TestFRRPortSourceMultiHop(t *testing.T) {
+	needNet(t)
+	t.Parallel()
+	l := newLab(t)
+	src := netip.MustParseAddr("198.51.100.50")
+	run(t, "ip", "-n", l.spk, "addr", "add", src.String()+"/32", "dev", "lo")
+	run(t, "ip", "-n", l.r1.ns, "route", "add", src.String()+"/32", "via", spk1.String())
+	l.r1.port = 1179
+	l.r1.start(frrNeighbor{Addr: src, ASN: asSpeaker, MultiHop: true})
+	sp := l.startSpeaker("debug")
+	p := peerR1(map[netip.Prefix]Route{pfx("203.0.113.10/32"): {}})
+	p.Port, p.SourceAddress, p.MultiHop = 1179, src, true
+	sp.set(Desired{RouterID: routerID, Peers: []Peer{p}})
+	l.r1.waitRoutes(t, "ipv4", map[string]frrRoute{
+		"203.0.113.10/32": {Peer: src.String(), NextHop: src.String()},
+	})
+}
+
 // TestFRRWithdrawAndChange: a prefix removed from one peer's routes is
 // withdrawn from that router only; changed attributes replace the old
 // ones; a peer left with no routes withdraws them all.
