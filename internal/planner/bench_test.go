@@ -51,3 +51,51 @@ spec:
 		}
 	}
 }
+
+// BenchmarkBGP: what one node advertises after any change, with 10,000
+// IPv6 Services (one in ten Local) and two peers, one of them given a
+// second advertisement with communities and a local preference.
+func BenchmarkBGP(b *testing.B) {
+	cfg := load(b, `
+apiVersion: ironlb.io/v1alpha1
+kind: IPPool
+metadata: {name: big}
+spec: {addresses: ["2001:db8:ff66::/112"]}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: BGPPeer
+metadata: {name: tor-a}
+spec: {peerAddress: "2001:db8:5100::1", peerASN: 64500, myASN: 64512}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: BGPPeer
+metadata: {name: core}
+spec: {peerAddress: "2001:db8:5100::2", peerASN: 64512, myASN: 64512}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: BGPAdvertisement
+metadata: {name: all}
+spec: {ipPools: [big]}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: BGPAdvertisement
+metadata: {name: core}
+spec: {ipPools: [big], peers: [core], localPref: 200, communities: ["65000:100", no-export]}
+`)
+	in := Input{Config: cfg, Self: "node-000"}
+	for i := range 100 {
+		in.Nodes = append(in.Nodes, Node{Name: fmt.Sprintf("node-%03d", i)})
+	}
+	for i := range 10000 {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0x66, 14: byte(i >> 8), 15: byte(i)})
+		s := Service{Key: fmt.Sprintf("ns/svc-%d", i), Addrs: []netip.Addr{a}, Ready: true, ReadyNodes: []string{in.Nodes[i%100].Name}}
+		s.Local = i%10 == 0
+		in.Services = append(in.Services, s)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := BGP(in); len(p.Prefixes) == 0 {
+			b.Fatal("nothing advertised")
+		}
+	}
+}
