@@ -69,7 +69,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	cacheOpts := cache.Options{}
+	// The speaker never reads managedFields; with thousands of Services
+	// and EndpointSlices cached they are much of its memory.
+	cacheOpts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if len(o.Join) == 0 && o.PodNamespace != "" {
 		cacheOpts.ByObject = map[client.Object]cache.ByObject{
 			&corev1.Pod{}: {Namespaces: map[string]cache.Config{o.PodNamespace: {}}, Label: o.PodSelector},
