@@ -39,6 +39,14 @@ type Session struct {
 	GracefulRestart bool
 }
 
+// unusable says why the session cannot be run as set, or "".
+func (s Session) unusable() string {
+	if s.HoldTime < 3*time.Second {
+		return fmt.Sprintf("hold time %s is not supported by the embedded BGP speaker (GoBGP cannot run a session without keepalives); use 3s or more", s.HoldTime)
+	}
+	return ""
+}
+
 // IBGP tells whether the session is internal BGP.
 func (s Session) IBGP() bool { return s.ASN == s.LocalASN }
 
@@ -297,6 +305,12 @@ func (s *Server) converge(d Desired) error {
 			continue
 		}
 		if s.applied[name] == nil {
+			if msg := p.unusable(); msg != "" {
+				// A setting this speaker cannot run is the peer's problem,
+				// reported on it, not a failure to retry.
+				s.setMessage(name, msg)
+				continue
+			}
 			if err := s.addPeer(p); err != nil {
 				s.setMessage(name, err.Error())
 				errs = append(errs, err)
@@ -519,9 +533,6 @@ func stateOf(st api.PeerState_SessionState) State {
 // each peer gets its own prefixes and attributes without export policies
 // (which, in GoBGP, cannot withdraw a route from one peer alone).
 func (s *Server) addPeer(p *Peer) error {
-	if p.HoldTime < 3*time.Second {
-		return fmt.Errorf("peer %s: hold time %s is not supported by the embedded BGP speaker; use 3s or more", p.Name, p.HoldTime)
-	}
 	s.nextVRF++
 	vrf := fmt.Sprintf("ironlb-%d", s.nextVRF)
 	id := s.nextVRF
