@@ -26,7 +26,7 @@ test: tools lint unit fuzz ## everything CI runs
 
 unit: tools build
 	go test -race ./...
-	cd e2e && go test -race -p 1 ./... # one lab at a time
+	cd e2e && go test -race -count=1 -p 1 ./... # one lab at a time; never cached, as the tests run the binaries in bin/
 
 # Short fuzz runs of the parsers; longer ones: make fuzz FUZZTIME=5m
 fuzz:
