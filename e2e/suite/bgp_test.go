@@ -52,8 +52,8 @@ func advertisedBy(c client.Client, pfx netip.Prefix) []string {
 // through all three nodes (three ECMP paths, installed, for an IPv4 and an
 // IPv6 address, each over its own family's sessions), one with Local only through
 // the node holding its pod; a node whose speaker stops gracefully drops
-// out, and comes back when it starts again; deleting a Service withdraws
-// its route everywhere.
+// out, and comes back when it starts again; deleting a Service, or its
+// last endpoint turning unready, withdraws its route everywhere.
 func TestBGP(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
@@ -138,4 +138,14 @@ func TestBGP(t *testing.T) {
 	}
 	expectPaths(t, l, c, netip.PrefixFrom(cluster, 32))
 	expectPaths(t, l, c, netip.PrefixFrom(local, 32), nodeAddr[pod.Spec.NodeName])
+
+	// The Local Service's last endpoint turns unready: withdrawn.
+	if err := c.Get(ctx, client.ObjectKeyFromObject(&pod), &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Annotations = map[string]string{lab.ReadyAnnotation: "false"}
+	if err := c.Update(ctx, &pod); err != nil {
+		t.Fatal(err)
+	}
+	expectPaths(t, l, c, netip.PrefixFrom(local, 32))
 }
