@@ -115,6 +115,10 @@ type PeerStatus struct {
 	Since time.Time
 	// Advertised is how many prefixes are handed to the session.
 	Advertised int
+	// ConnectRetry is the session's interval between connection
+	// attempts now: it grows while the session stays down (zero while
+	// the session is not configured).
+	ConnectRetry time.Duration
 	// Message says why the session is not in use (Disabled, or GoBGP
 	// refused it), empty otherwise.
 	Message string
@@ -137,6 +141,11 @@ type Options struct {
 	// attempts (default 5s); GoBGP adds up to as much again at random.
 	// After an established session drops, GoBGP first waits a fixed 5s.
 	ConnectRetry time.Duration
+	// BackoffStep and MaxConnectRetry make a session that stays down try
+	// less often: its ConnectRetry doubles after every BackoffStep
+	// (default 1m) down, up to MaxConnectRetry (default 2m), and is back
+	// to ConnectRetry once the session is established.
+	BackoffStep, MaxConnectRetry time.Duration
 	// WithdrawWait bounds how long Run waits, when stopping, for the
 	// withdrawals to go out before it closes the sessions (default 2s).
 	WithdrawWait time.Duration
@@ -149,10 +158,13 @@ type Server struct {
 	// kick has room for one pending convergence request.
 	kick chan struct{}
 
-	// mu guards desired and status.
+	// mu guards desired, status and down.
 	mu      sync.Mutex
 	desired *Desired
 	status  map[string]*PeerStatus
+	// down holds, per configured peer, since when its session has not
+	// been established.
+	down map[string]time.Time
 
 	// Everything below belongs to the Run goroutine.
 	gobgp    *server.BgpServer
@@ -175,6 +187,8 @@ type appliedPeer struct {
 	Session
 	vrf    string
 	routes map[netip.Prefix]Route
+	// retry is the connect retry GoBGP was given.
+	retry time.Duration
 }
 
 // New returns a server; nothing runs until Run.
@@ -191,6 +205,12 @@ func New(o Options) *Server {
 	if o.WithdrawWait <= 0 {
 		o.WithdrawWait = 2 * time.Second
 	}
+	if o.BackoffStep <= 0 {
+		o.BackoffStep = time.Minute
+	}
+	if o.MaxConnectRetry < o.ConnectRetry {
+		o.MaxConnectRetry = max(o.ConnectRetry, 2*time.Minute)
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -202,6 +222,7 @@ func New(o Options) *Server {
 		log:       o.Log,
 		kick:      make(chan struct{}, 1),
 		status:    map[string]*PeerStatus{},
+		down:      map[string]time.Time{},
 		applied:   map[string]*appliedPeer{},
 		byAddress: map[netip.Addr]string{},
 	}
@@ -238,12 +259,17 @@ func (s *Server) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	// Sessions that stay down are looked at again now and then, to try
+	// them less often.
+	backoff := time.NewTicker(s.opts.BackoffStep / 2)
+	defer backoff.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return s.shutdown()
 		case <-s.kick:
 		case <-retry.C:
+		case <-backoff.C:
 		}
 		s.mu.Lock()
 		d := s.desired
@@ -304,6 +330,13 @@ func (s *Server) converge(d Desired) error {
 		if p.Disabled != "" {
 			continue
 		}
+		if a := s.applied[name]; a != nil && a.retry != s.retryFor(name) && s.isDown(name) {
+			// The session is down, so adding it again with the new
+			// interval costs nothing. (An established session keeps
+			// whatever interval it had until it drops.)
+			s.log.Info("BGP session still down; changing how often it is tried", "peer", name, "connectRetry", s.retryFor(name))
+			errs = append(errs, s.deletePeer(name))
+		}
 		if s.applied[name] == nil {
 			if msg := p.unusable(); msg != "" {
 				// A setting this speaker cannot run is the peer's problem,
@@ -330,6 +363,7 @@ func (s *Server) updateStatusPeers(want map[string]*Peer) {
 		p := want[name]
 		if p == nil {
 			delete(s.status, name)
+			delete(s.down, name)
 			s.opts.Metrics.forget(name)
 			continue
 		}
@@ -502,6 +536,9 @@ func (s *Server) peerEvent(r *api.WatchEventResponse) {
 		st.State, st.Since = state, time.Now()
 		if state == StateEstablished {
 			st.Message = ""
+			delete(s.down, name)
+		} else if _, down := s.down[name]; !down {
+			s.down[name] = time.Now()
 		}
 	}
 	s.mu.Unlock()
@@ -545,19 +582,25 @@ func (s *Server) addPeer(p *Peer) error {
 	}); err != nil {
 		return fmt.Errorf("peer %s: %w", p.Name, err)
 	}
+	s.mu.Lock()
+	if _, down := s.down[p.Name]; !down {
+		s.down[p.Name] = time.Now()
+	}
+	s.mu.Unlock()
+	retry := s.retryFor(p.Name)
 	if err := s.call("AddPeer", func(ctx context.Context) error {
-		return s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, vrf, s.opts.ConnectRetry)})
+		return s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, vrf, retry)})
 	}); err != nil {
 		_ = s.call("DeleteVrf", func(ctx context.Context) error {
 			return s.gobgp.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: vrf})
 		})
 		return fmt.Errorf("peer %s: %w", p.Name, err)
 	}
-	s.applied[p.Name] = &appliedPeer{Session: p.Session, vrf: vrf, routes: map[netip.Prefix]Route{}}
+	s.applied[p.Name] = &appliedPeer{Session: p.Session, vrf: vrf, routes: map[netip.Prefix]Route{}, retry: retry}
 	s.mu.Lock()
 	s.byAddress[p.Address.Unmap()] = p.Name
 	if st := s.status[p.Name]; st != nil {
-		st.Message = ""
+		st.Message, st.ConnectRetry = "", retry
 	}
 	s.mu.Unlock()
 	s.log.Info("BGP peer added", "peer", p.Name, "address", p.Address, "asn", p.ASN, "localASN", p.LocalASN, "ibgp", p.IBGP())
@@ -577,8 +620,11 @@ func (s *Server) deletePeer(name string) error {
 	delete(s.applied, name)
 	s.mu.Lock()
 	delete(s.byAddress, a.Address.Unmap())
-	if st := s.status[name]; st != nil && st.State != StateDisabled {
-		st.State, st.Since = StateIdle, time.Now()
+	if st := s.status[name]; st != nil {
+		st.ConnectRetry = 0
+		if st.State != StateDisabled {
+			st.State, st.Since = StateIdle, time.Now()
+		}
 	}
 	s.mu.Unlock()
 	s.opts.Metrics.setSession(name, false)
@@ -640,6 +686,34 @@ func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 	}
 	s.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// retryFor is the connect retry the peer's session should have now.
+func (s *Server) retryFor(name string) time.Duration {
+	s.mu.Lock()
+	since, down := s.down[name]
+	s.mu.Unlock()
+	if !down {
+		return s.opts.ConnectRetry
+	}
+	return backoff(s.opts.ConnectRetry, s.opts.BackoffStep, s.opts.MaxConnectRetry, time.Since(since))
+}
+
+// isDown tells whether the peer's session is not established.
+func (s *Server) isDown(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, down := s.down[name]
+	return down
+}
+
+// backoff doubles base for every step of downFor, up to most.
+func backoff(base, step, most, downFor time.Duration) time.Duration {
+	r := base
+	for n := downFor / step; n > 0 && r < most; n-- {
+		r *= 2
+	}
+	return min(r, most)
 }
 
 func comparePrefix(a, b netip.Prefix) int {

@@ -45,10 +45,13 @@ func TestMain(m *testing.M) {
 }
 
 // helperOptions are the speaker's options in every network test: short
-// retries, so that a restarted router is dialled again soon.
+// retries, so that a restarted router is dialled again soon, and a quick
+// backoff for sessions that stay down.
 var helperOptions = Options{
-	RetryInterval: time.Second,
-	ConnectRetry:  time.Second,
+	RetryInterval:   time.Second,
+	ConnectRetry:    time.Second,
+	BackoffStep:     2 * time.Second,
+	MaxConnectRetry: 4 * time.Second,
 }
 
 type helperCommand struct {

@@ -56,7 +56,7 @@ var (
 
 var cmpStatus = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
-	cmpopts.IgnoreFields(PeerStatus{}, "Since"),
+	cmpopts.IgnoreFields(PeerStatus{}, "Since", "ConnectRetry"),
 }
 
 // TestFRRAdvertise: one eBGP and one iBGP session at once, each with its
@@ -457,6 +457,17 @@ func TestFRRBadPeers(t *testing.T) {
 	if st := status["r2"]; st.State != StateEstablished || st.Message != "" || st.Advertised != 2 {
 		t.Errorf("Status of r2: %+v, want Established with 2 prefixes", st)
 	}
+
+	// Sessions that stay down are tried less and less often, up to the
+	// most; the good one keeps the base interval.
+	testutil.Eventually(t, "the sessions that stay down backing off", func() (bool, string) {
+		got := map[string]time.Duration{}
+		for _, st := range sp.status() {
+			got[st.Name] = st.ConnectRetry
+		}
+		most := helperOptions.MaxConnectRetry
+		return got["wrong-asn"] == most && got["unreachable"] == most && got["r2"] == helperOptions.ConnectRetry, fmt.Sprint(got)
+	})
 }
 
 // TestFRRGracefulRestart: a session with GracefulRestart announces the
