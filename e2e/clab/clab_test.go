@@ -42,22 +42,24 @@ func TestTopologyMatchesTheLab(t *testing.T) {
 	}
 	// Every participant of the lab is a node of the topology, named as the
 	// lab names its namespace (without the lab's prefix), with its address.
-	want := map[string]string{
-		short(p, p.Router.NetNS): p.Router.Addr.String(),
-		short(p, p.Client.NetNS): p.Client.Addr.String(),
-		short(p, p.Remote.NetNS): p.Remote.Addr.String(),
+	want := map[string][]string{
+		short(p, p.Router.NetNS): {p.Router.Addr.String(), p.Router.Addr6.String()},
+		short(p, p.Client.NetNS): {p.Client.Addr.String(), p.Client.Addr6.String()},
+		short(p, p.Remote.NetNS): {p.Remote.Addr.String(), p.Remote.Addr6.String()},
 	}
 	for _, n := range p.Nodes {
-		want[n.Name] = n.Addr.String()
+		want[n.Name] = []string{n.Addr.String(), n.Addr6.String()}
 	}
-	for name, addr := range want {
+	for name, addrs := range want {
 		node, ok := topo.Topology.Nodes[name]
 		if !ok {
 			t.Errorf("the topology has no node %q", name)
 			continue
 		}
-		if !slices.ContainsFunc(node.Exec, func(c string) bool { return strings.Contains(c, "addr add "+addr+" ") }) {
-			t.Errorf("node %q does not get the lab's address %s: %v", name, addr, node.Exec)
+		for _, addr := range addrs {
+			if !slices.ContainsFunc(node.Exec, func(c string) bool { return strings.Contains(c, "addr add "+addr+" ") }) {
+				t.Errorf("node %q does not get the lab's address %s: %v", name, addr, node.Exec)
+			}
 		}
 	}
 	// LAN members are linked to the LAN bridge; the router to the remote.
@@ -85,8 +87,10 @@ func TestTopologyMatchesTheLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range p.Nodes {
-		if !strings.Contains(string(conf), "neighbor "+n.Addr.Addr().String()+" remote-as 64512") {
-			t.Errorf("router/frr.conf lacks node %s as a neighbour", n.Addr.Addr())
+		for _, a := range []string{n.Addr.Addr().String(), n.Addr6.Addr().String()} {
+			if !strings.Contains(string(conf), "neighbor "+a+" remote-as 64512") || !strings.Contains(string(conf), "neighbor "+a+" activate") {
+				t.Errorf("router/frr.conf lacks node %s as an active neighbour", a)
+			}
 		}
 	}
 }
