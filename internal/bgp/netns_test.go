@@ -137,32 +137,7 @@ func memory() *helperMemory {
 // tool.
 func needNet(t testing.TB) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "vtysh", bgpdPath, "tcpdump"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("network test needs %v, which CI provides", missing)
-	}
-	t.Skipf("network test needs %v", missing)
-}
-
-// run runs a command and fails the test if it fails.
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	testutil.NeedNet(t, "ip", "vtysh", bgpdPath, "tcpdump")
 }
 
 // The lab's addresses: the speaker's namespace has a /30 and a /64 to each
@@ -225,7 +200,7 @@ func removeLeftovers(t testing.TB) {
 		_, err := os.Stat("/proc/" + m[1])
 		return err != nil
 	}
-	for _, line := range strings.Split(run(t, "ip", "netns", "list"), "\n") {
+	for _, line := range strings.Split(testutil.Run(t, "ip", "netns", "list"), "\n") {
 		if line == "" || !dead(line) {
 			continue
 		}
@@ -256,26 +231,26 @@ func killAllIn(ns string) {
 // its veths and whatever still runs in it.
 func (l *lab) netns(role string) string {
 	ns := l.prefix + "-" + role
-	run(l.t, "ip", "netns", "add", ns)
+	testutil.Run(l.t, "ip", "netns", "add", ns)
 	l.t.Cleanup(func() {
 		killAllIn(ns)
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 	})
 	for _, s := range []string{"all", "default"} {
-		run(l.t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+s+".accept_dad=0")
+		testutil.Run(l.t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+s+".accept_dad=0")
 	}
-	run(l.t, "ip", "-n", ns, "link", "set", "lo", "up")
+	testutil.Run(l.t, "ip", "-n", ns, "link", "set", "lo", "up")
 	return ns
 }
 
 // link connects the speaker's namespace with r's.
 func (l *lab) link(r *router, rv4, sv4, rv6, sv6 string) {
 	name := strings.TrimPrefix(r.ns, l.prefix+"-")
-	run(l.t, "ip", "-n", l.spk, "link", "add", name, "type", "veth", "peer", "name", "spk", "netns", r.ns)
+	testutil.Run(l.t, "ip", "-n", l.spk, "link", "add", name, "type", "veth", "peer", "name", "spk", "netns", r.ns)
 	for _, a := range []struct{ ns, ifname, v4, v6 string }{{l.spk, name, sv4, sv6}, {r.ns, "spk", rv4, rv6}} {
-		run(l.t, "ip", "-n", a.ns, "addr", "add", a.v4, "dev", a.ifname)
-		run(l.t, "ip", "-n", a.ns, "addr", "add", a.v6, "dev", a.ifname, "nodad")
-		run(l.t, "ip", "-n", a.ns, "link", "set", a.ifname, "up")
+		testutil.Run(l.t, "ip", "-n", a.ns, "addr", "add", a.v4, "dev", a.ifname)
+		testutil.Run(l.t, "ip", "-n", a.ns, "addr", "add", a.v6, "dev", a.ifname, "nodad")
+		testutil.Run(l.t, "ip", "-n", a.ns, "link", "set", a.ifname, "up")
 	}
 }
 

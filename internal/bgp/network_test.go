@@ -163,8 +163,8 @@ func TestFRRPortSourceMultiHop(t *testing.T) {
 	t.Parallel()
 	l := newLab(t)
 	src := netip.MustParseAddr("198.51.100.50")
-	run(t, "ip", "-n", l.spk, "addr", "add", src.String()+"/32", "dev", "lo")
-	run(t, "ip", "-n", l.r1.ns, "route", "add", src.String()+"/32", "via", spk1.String())
+	testutil.Run(t, "ip", "-n", l.spk, "addr", "add", src.String()+"/32", "dev", "lo")
+	testutil.Run(t, "ip", "-n", l.r1.ns, "route", "add", src.String()+"/32", "via", spk1.String())
 	l.r1.port = 1179
 	l.r1.start(frrNeighbor{Addr: src, ASN: asSpeaker, MultiHop: true})
 	sp := l.startSpeaker("debug")
@@ -248,7 +248,7 @@ func TestFRRWithdrawAndChange(t *testing.T) {
 // for a missing or wrong MD5 signature.
 func tcpMD5Failures(t *testing.T, ns string) int {
 	t.Helper()
-	lines := strings.Split(run(t, "ip", "netns", "exec", ns, "cat", "/proc/net/netstat"), "\n")
+	lines := strings.Split(testutil.Run(t, "ip", "netns", "exec", ns, "cat", "/proc/net/netstat"), "\n")
 	for i := 0; i+1 < len(lines); i++ {
 		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
 		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
@@ -394,7 +394,7 @@ func TestFRRBadPeers(t *testing.T) {
 	// Nobody has .200: it is on r1's link, where nobody answers ARP for
 	// it, so the speaker's SYNs never leave its namespace.
 	nobody := netip.MustParseAddr("198.51.100.200")
-	run(t, "ip", "-n", l.spk, "route", "add", nobody.String()+"/32", "dev", "r1")
+	testutil.Run(t, "ip", "-n", l.spk, "route", "add", nobody.String()+"/32", "dev", "r1")
 	wire1 := l.r1.capture()
 	sp := l.startSpeaker("debug")
 
@@ -421,7 +421,7 @@ func TestFRRBadPeers(t *testing.T) {
 		return strings.Contains(got, "Bad Peer AS"), got
 	})
 	testutil.Eventually(t, "the speaker's kernel resolving "+nobody.String(), func() (bool, string) {
-		out := run(t, "ip", "-n", l.spk, "neigh", "show", nobody.String())
+		out := testutil.Run(t, "ip", "-n", l.spk, "neigh", "show", nobody.String())
 		return strings.Contains(out, nobody.String()), out
 	})
 

@@ -103,32 +103,7 @@ func runHelper(in io.Reader, out, logw io.Writer) int {
 // tool.
 func needNet(t *testing.T) {
 	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "ping", "arping", "ndisc6"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("network test needs %v, which CI provides", missing)
-	}
-	t.Skipf("network test needs %v", missing)
-}
-
-// run runs a command and fails the test if it fails.
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	testutil.NeedNet(t, "ip", "ping", "arping", "ndisc6")
 }
 
 // try runs a command in a namespace and returns its output, whatever its
@@ -156,15 +131,15 @@ func newTopo(t *testing.T) *topo {
 	removeLeftovers(t)
 	tp := &topo{t: t, prefix: fmt.Sprintf("l2t%dx%d", os.Getpid(), topoSeq.Add(1))}
 	tp.bridge = tp.netns("br")
-	run(t, "ip", "-n", tp.bridge, "link", "add", "br0", "type", "bridge")
-	run(t, "ip", "-n", tp.bridge, "link", "set", "br0", "up")
+	testutil.Run(t, "ip", "-n", tp.bridge, "link", "add", "br0", "type", "bridge")
+	testutil.Run(t, "ip", "-n", tp.bridge, "link", "set", "br0", "up")
 	return tp
 }
 
 var leftover = regexp.MustCompile(`^l2t(\d+)x\d+-\S+`)
 
 func removeLeftovers(t *testing.T) {
-	for _, line := range strings.Split(run(t, "ip", "netns", "list"), "\n") {
+	for _, line := range strings.Split(testutil.Run(t, "ip", "netns", "list"), "\n") {
 		m := leftover.FindStringSubmatch(line)
 		if m == nil {
 			continue
@@ -183,9 +158,9 @@ func removeLeftovers(t *testing.T) {
 // veths (deleting one end of a veth deletes the other).
 func (tp *topo) netns(role string) string {
 	ns := tp.prefix + "-" + role
-	run(tp.t, "ip", "netns", "add", ns)
+	testutil.Run(tp.t, "ip", "netns", "add", ns)
 	tp.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	run(tp.t, "ip", "-n", ns, "link", "set", "lo", "up")
+	testutil.Run(tp.t, "ip", "-n", ns, "link", "set", "lo", "up")
 	return ns
 }
 
@@ -193,8 +168,8 @@ func (tp *topo) netns(role string) string {
 func (tp *topo) host(role, mac, v4, v6 string) string {
 	ns := tp.netns(role)
 	tp.plug(ns, "p"+role, "eth0", mac)
-	run(tp.t, "ip", "-n", ns, "addr", "add", v4, "dev", "eth0")
-	run(tp.t, "ip", "-n", ns, "addr", "add", v6, "dev", "eth0", "nodad")
+	testutil.Run(tp.t, "ip", "-n", ns, "addr", "add", v4, "dev", "eth0")
+	testutil.Run(tp.t, "ip", "-n", ns, "addr", "add", v6, "dev", "eth0", "nodad")
 	return ns
 }
 
@@ -203,19 +178,19 @@ func (tp *topo) host(role, mac, v4, v6 string) string {
 // the link-local address is usable at once; sysctls (names under
 // net.ipv6.conf.<ifname>.) are set before the interface comes up.
 func (tp *topo) plug(ns, port, ifname, mac string, sysctls ...string) {
-	run(tp.t, "ip", "-n", tp.bridge, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
-	run(tp.t, "ip", "-n", tp.bridge, "link", "set", port, "master", "br0", "up")
+	testutil.Run(tp.t, "ip", "-n", tp.bridge, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns)
+	testutil.Run(tp.t, "ip", "-n", tp.bridge, "link", "set", port, "master", "br0", "up")
 	for _, s := range append([]string{"accept_dad=0"}, sysctls...) {
-		run(tp.t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+ifname+"."+s)
+		testutil.Run(tp.t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf."+ifname+"."+s)
 	}
-	run(tp.t, "ip", "-n", ns, "link", "set", ifname, "address", mac, "up")
+	testutil.Run(tp.t, "ip", "-n", ns, "link", "set", ifname, "address", mac, "up")
 }
 
 // client makes the client host, with on-link routes to the LB ranges.
 func (tp *topo) client() string {
 	ns := tp.host("c", macC, "198.51.100.2/24", "2001:db8:100::2/64")
-	run(tp.t, "ip", "-n", ns, "route", "add", "203.0.113.64/27", "dev", "eth0")
-	run(tp.t, "ip", "-n", ns, "-6", "route", "add", "2001:db8:ff00::/40", "dev", "eth0")
+	testutil.Run(tp.t, "ip", "-n", ns, "route", "add", "203.0.113.64/27", "dev", "eth0")
+	testutil.Run(tp.t, "ip", "-n", ns, "-6", "route", "add", "2001:db8:ff00::/40", "dev", "eth0")
 	return ns
 }
 
@@ -438,7 +413,7 @@ func TestClientsResolve(t *testing.T) {
 	// Neighbour entries probed by the kernel wait one second, not five,
 	// before their unicast check.
 	for _, f := range []string{"ipv4", "ipv6"} {
-		run(t, "ip", "netns", "exec", client, "sysctl", "-qw", "net."+f+".neigh.eth0.delay_first_probe_time=1")
+		testutil.Run(t, "ip", "netns", "exec", client, "sysctl", "-qw", "net."+f+".neigh.eth0.delay_first_probe_time=1")
 	}
 	for _, lb := range []netip.Addr{lb4a, lb6a} {
 		t.Run(lb.String(), func(t *testing.T) {
@@ -449,7 +424,7 @@ func TestClientsResolve(t *testing.T) {
 			// (RFC 4861 7.3.3; ARP alike), which must be answered too,
 			// or the entry fails and traffic stalls until the next
 			// broadcast resolution.
-			run(t, "ip", "-n", client, "neigh", "change", lb.String(), "dev", "eth0", "lladdr", macA, "nud", "stale")
+			testutil.Run(t, "ip", "-n", client, "neigh", "change", lb.String(), "dev", "eth0", "lladdr", macA, "nud", "stale")
 			try(client, "ping", "-c1", "-W1", lb.String())
 			testutil.Eventually(t, "unicast check of "+lb.String(), func() (bool, string) {
 				n, seen := neigh(t, client, lb)
@@ -538,7 +513,7 @@ func TestGratuitousMovesNeighbours(t *testing.T) {
 		kernelResolves(t, client, lb, macA)
 		// STALE: the kernel sends nothing for it unless traffic flows,
 		// and none does from here on.
-		run(t, "ip", "-n", client, "neigh", "change", lb.String(), "dev", "eth0", "lladdr", macA, "nud", "stale")
+		testutil.Run(t, "ip", "-n", client, "neigh", "change", lb.String(), "dev", "eth0", "lladdr", macA, "nud", "stale")
 	}
 
 	spA.mustSet(nil)
@@ -579,7 +554,7 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 			kernelResolves(t, client, lb, macEth1)
 			answeredOnlyBy(t, client, lb, macEth1)
 		}
-		run(t, "ip", "-n", a, "link", "del", "eth1")
+		testutil.Run(t, "ip", "-n", a, "link", "del", "eth1")
 		sp.waitAnnounced(map[netip.Addr][]string{lb4b: {"eth0"}})
 		t.Logf("round %d: eth1 came and went", round)
 	}
@@ -609,7 +584,7 @@ func TestNoLinkLocal(t *testing.T) {
 	kernelResolves(t, client, lb4a, macEth2)
 	kernelResolves(t, client, lb6c, macA)
 
-	run(t, "ip", "netns", "exec", a, "sysctl", "-qw", "net.ipv6.conf.eth2.disable_ipv6=0")
+	testutil.Run(t, "ip", "netns", "exec", a, "sysctl", "-qw", "net.ipv6.conf.eth2.disable_ipv6=0")
 	sp.waitAnnounced(map[netip.Addr][]string{lb4a: {"eth2"}, lb6a: {"eth2"}, lb6c: {"eth0"}})
 	kernelResolves(t, client, lb6a, macEth2)
 	if r := sp.set(desired); r.Err != "" {

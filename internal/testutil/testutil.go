@@ -1,9 +1,13 @@
 // Package testutil holds what ironlb's tests share: waiting for a
-// condition, and a log sink several goroutines write.
+// condition, a log sink several goroutines write, and the gate and
+// command runner of the network tests.
 package testutil
 
 import (
 	"bytes"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,4 +49,38 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// NeedNet skips a network test that lacks root or one of the tools (a
+// name on $PATH or an absolute path); in CI (CI=true), which provides
+// them, it fails the test instead.
+func NeedNet(t testing.TB, tools ...string) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("network test needs %v, which CI provides", missing)
+	}
+	t.Skipf("network test needs %v", missing)
+}
+
+// Run runs a command and fails the test if it fails; it returns the
+// command's output.
+func Run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
