@@ -18,6 +18,8 @@ import (
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/ironlb/ironlb/internal/iprange"
 )
 
 // Session is how one BGP session is set up. Changing any field restarts
@@ -643,7 +645,7 @@ func (s *Server) deletePeer(name string) error {
 func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 	a := s.applied[name]
 	var errs []error
-	for _, pfx := range slices.SortedFunc(maps.Keys(want), comparePrefix) {
+	for _, pfx := range slices.SortedFunc(maps.Keys(want), iprange.ComparePrefixes) {
 		r := want[pfx]
 		if pfx.Addr().Is4() != a.Address.Is4() {
 			continue
@@ -664,7 +666,7 @@ func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 		}
 		a.routes[pfx] = r
 	}
-	for _, pfx := range slices.SortedFunc(maps.Keys(a.routes), comparePrefix) {
+	for _, pfx := range slices.SortedFunc(maps.Keys(a.routes), iprange.ComparePrefixes) {
 		if _, keep := want[pfx]; keep && pfx.Addr().Is4() == a.Address.Is4() {
 			continue
 		}
@@ -714,13 +716,6 @@ func backoff(base, step, most, downFor time.Duration) time.Duration {
 		r *= 2
 	}
 	return min(r, most)
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
 }
 
 // shutdown withdraws everything, waits for the withdrawals to be sent,

@@ -73,6 +73,15 @@ func parseAddr(s string) (netip.Addr, error) {
 	return a, nil
 }
 
+// ComparePrefixes orders prefixes by address (every IPv4 one before every
+// IPv6 one), then by length, shortest first.
+func ComparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
 // FromPrefix returns the addresses of a prefix; host bits are ignored.
 func FromPrefix(p netip.Prefix) Range {
 	p = p.Masked()

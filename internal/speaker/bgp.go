@@ -15,6 +15,7 @@ import (
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/iprange"
 	"github.com/ironlb/ironlb/internal/planner"
 )
 
@@ -187,12 +188,7 @@ func (s *Speaker) peerEvent(ctx context.Context, name, eventType, reason, format
 // reportBGP adds the BGP side to this node's NodeAnnouncement status.
 func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
 	st.BGPPrefixes = int32(len(s.bgpPlan.Prefixes))
-	pfxs := slices.SortedFunc(maps.Keys(s.bgpPlan.Prefixes), func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	pfxs := slices.SortedFunc(maps.Keys(s.bgpPlan.Prefixes), iprange.ComparePrefixes)
 	for _, pfx := range pfxs[:min(len(pfxs), maxBGPStatusPrefixes)] {
 		p := s.bgpPlan.Prefixes[pfx]
 		st.BGP = append(st.BGP, v1alpha1.BGPAnnouncement{
