@@ -644,15 +644,10 @@ func (s *Server) deletePeer(name string) error {
 // and changed routes go out before withdrawals.
 func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 	a := s.applied[name]
+	put, withdraw := diffRoutes(a.routes, want, a.Address.Is4())
 	var errs []error
-	for _, pfx := range slices.SortedFunc(maps.Keys(want), iprange.ComparePrefixes) {
+	for _, pfx := range put {
 		r := want[pfx]
-		if pfx.Addr().Is4() != a.Address.Is4() {
-			continue
-		}
-		if old, ok := a.routes[pfx]; ok && old.equal(r) {
-			continue
-		}
 		path, err := apiPath(pfx, r, false)
 		if err == nil {
 			err = s.call("AddPath", func(ctx context.Context) error {
@@ -666,10 +661,7 @@ func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 		}
 		a.routes[pfx] = r
 	}
-	for _, pfx := range slices.SortedFunc(maps.Keys(a.routes), iprange.ComparePrefixes) {
-		if _, keep := want[pfx]; keep && pfx.Addr().Is4() == a.Address.Is4() {
-			continue
-		}
+	for _, pfx := range withdraw {
 		path, err := apiPath(pfx, a.routes[pfx], true)
 		if err == nil {
 			err = s.call("DeletePath", func(ctx context.Context) error {
@@ -688,6 +680,25 @@ func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 	}
 	s.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// diffRoutes says, for a session of one family (is4), which prefixes to
+// advertise or replace (new, or with other attributes) and which to
+// withdraw (gone, or of the other family), each sorted.
+func diffRoutes(have, want map[netip.Prefix]Route, is4 bool) (put, withdraw []netip.Prefix) {
+	for pfx, r := range want {
+		if old, ok := have[pfx]; pfx.Addr().Is4() == is4 && (!ok || !old.equal(r)) {
+			put = append(put, pfx)
+		}
+	}
+	for pfx := range have {
+		if _, keep := want[pfx]; !keep || pfx.Addr().Is4() != is4 {
+			withdraw = append(withdraw, pfx)
+		}
+	}
+	slices.SortFunc(put, iprange.ComparePrefixes)
+	slices.SortFunc(withdraw, iprange.ComparePrefixes)
+	return put, withdraw
 }
 
 // retryFor is the connect retry the peer's session should have now.
