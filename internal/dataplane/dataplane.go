@@ -1,0 +1,255 @@
+// Package dataplane hands the traffic that arrives for LoadBalancer
+// addresses to where it belongs, with nftables rules in tables of
+// ironlb's own ("ip ironlb" and "ip6 ironlb"); it touches nothing else.
+//
+// The speaker says what it wants with Set, a list of Frontends (an
+// address, protocol and port, and the backends to DNAT to); Run applies
+// the latest list, one transaction per family, writing only what changed
+// since the last sync, and the whole table on start, periodically and
+// after a failure. Cleanup removes the tables.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/knftables"
+)
+
+// Protocol is a frontend's transport protocol, as nft writes it.
+type Protocol string
+
+const (
+	TCP  Protocol = "tcp"
+	UDP  Protocol = "udp"
+	SCTP Protocol = "sctp"
+)
+
+// Frontend is one address, protocol and port to forward.
+type Frontend struct {
+	Addr     netip.Addr
+	Protocol Protocol
+	Port     uint16
+	// Backends are where new connections go, each with the same chance.
+	// With none, connections are rejected (TCP reset, ICMP port
+	// unreachable otherwise), as they are for every port of Addr that no
+	// frontend names.
+	Backends []Backend
+	// Affinity, when not 0, sends a client back to the backend it last
+	// went to if it comes again within this time (sessionAffinity:
+	// ClientIP).
+	Affinity time.Duration
+}
+
+// Backend is a DNAT target.
+type Backend struct {
+	netip.AddrPort
+	// Masquerade: the backend is reached off this node, so the source
+	// address is rewritten to the node's and the replies come back
+	// through it.
+	Masquerade bool
+}
+
+// Options configure a Dataplane.
+type Options struct {
+	Log     *slog.Logger
+	Metrics *Metrics
+	// Resync is how often the tables are written in full, which repairs
+	// anything changed behind ironlb's back; by default an hour.
+	Resync time.Duration
+	// RetryInterval is the wait after a failed sync; by default 5s.
+	RetryInterval time.Duration
+	// NFT replaces the nft command per family ("ip", "ip6"), for tests.
+	NFT map[knftables.Family]knftables.Interface
+}
+
+// Dataplane owns ironlb's nftables tables.
+type Dataplane struct {
+	opts Options
+	log  *slog.Logger
+	fams []*table
+
+	mu      sync.Mutex
+	desired []Frontend
+	// fresh: desired holds something Run has not applied yet.
+	fresh bool
+	kick  chan struct{}
+}
+
+// table is one family's table and what was last written to it.
+type table struct {
+	f   family
+	nft knftables.Interface
+	// applied is the model the table holds; nil when that is not known
+	// (before the first sync and after a failed one), so the next sync
+	// writes it whole.
+	applied *model
+}
+
+// New checks that nft can be run and returns a Dataplane; nothing is
+// written until Run or Sync.
+func New(o Options) (*Dataplane, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Resync == 0 {
+		o.Resync = time.Hour
+	}
+	if o.RetryInterval == 0 {
+		o.RetryInterval = 5 * time.Second
+	}
+	d := &Dataplane{opts: o, log: o.Log, kick: make(chan struct{}, 1)}
+	for _, f := range []family{ipv4, ipv6} {
+		nft, err := open(o, f)
+		if err != nil {
+			return nil, err
+		}
+		d.fams = append(d.fams, &table{f: f, nft: nft})
+	}
+	return d, nil
+}
+
+func open(o Options, f family) (knftables.Interface, error) {
+	if nft := o.NFT[f.nft]; nft != nil {
+		return nft, nil
+	}
+	nft, err := knftables.New(f.nft, tableName)
+	if err != nil {
+		return nil, fmt.Errorf("nftables (family %s) cannot be used: %w", f.nft, err)
+	}
+	return nft, nil
+}
+
+// Set records the frontends to forward; Run applies them. It never
+// blocks, and when calls come faster than syncs, only the latest counts.
+// fes must not be changed afterwards.
+func (d *Dataplane) Set(fes []Frontend) {
+	d.mu.Lock()
+	d.desired, d.fresh = fes, true
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run applies what Set asks until ctx ends, and writes the tables in full
+// every Options.Resync. It waits for the first Set before writing, so a
+// restarted speaker keeps the previous run's rules until it knows what it
+// wants. The tables stay when it returns: use Cleanup to remove them.
+func (d *Dataplane) Run(ctx context.Context) error {
+	resync := time.NewTicker(d.opts.Resync)
+	defer resync.Stop()
+	var retry <-chan time.Time
+	started := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.kick:
+		case <-retry:
+		case <-resync.C:
+			for _, t := range d.fams {
+				t.applied = nil
+			}
+		}
+		d.mu.Lock()
+		fes, fresh := d.desired, d.fresh
+		d.fresh = false
+		d.mu.Unlock()
+		started = started || fresh
+		if !started {
+			continue
+		}
+		retry = nil
+		if err := d.Sync(ctx, fes); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d.log.Error("forwarding sync failed; writing the tables in full", "retry", d.opts.RetryInterval, "error", err)
+			retry = time.After(d.opts.RetryInterval)
+		}
+	}
+}
+
+// Sync makes the tables forward fes, now. Run calls it; it must not be
+// called while Run runs.
+func (d *Dataplane) Sync(ctx context.Context, fes []Frontend) error {
+	var errs []error
+	for _, t := range d.fams {
+		if err := d.syncTable(ctx, t, fes); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Dataplane) syncTable(ctx context.Context, t *table, fes []Frontend) error {
+	start := time.Now()
+	m := buildModel(t.f, fes)
+	kind := "partial"
+	tx := t.nft.NewTransaction()
+	if t.applied == nil {
+		kind = "full"
+		// What the table holds is not known: replace it whole, in the
+		// same transaction, so traffic never sees it empty.
+		tx.Add(&knftables.Table{})
+		tx.Delete(&knftables.Table{})
+		writeFull(t.f, m, tx, nil, nil)
+	} else {
+		writeDiff(t.f, t.applied, m, tx)
+	}
+	ops := tx.NumOperations()
+	var err error
+	if ops > 0 {
+		err = t.nft.Run(ctx, tx)
+	}
+	took := time.Since(start)
+	d.opts.Metrics.observe(string(t.f.nft), kind, took, err, m)
+	if err != nil {
+		t.applied = nil
+		d.log.Error("nftables transaction failed", "family", t.f.nft, "kind", kind,
+			"error", err, "transaction", excerpt(tx.String(), 200))
+		return fmt.Errorf("%s table: %s sync: %w", t.f.nft, kind, err)
+	}
+	t.applied = m
+	if ops > 0 {
+		d.log.Debug("forwarding synced", "family", t.f.nft, "kind", kind, "operations", ops,
+			"frontends", len(m.services), "backends", m.counts()["backends"], "took", took)
+	}
+	return nil
+}
+
+// Cleanup removes ironlb's tables, and with them every rule ironlb made.
+// Tables that do not exist are fine.
+func Cleanup(ctx context.Context, o Options) error {
+	var errs []error
+	for _, f := range []family{ipv4, ipv6} {
+		nft, err := open(o, f)
+		if err != nil {
+			return err
+		}
+		tx := nft.NewTransaction()
+		tx.Add(&knftables.Table{})
+		tx.Delete(&knftables.Table{})
+		if err := nft.Run(ctx, tx); err != nil {
+			errs = append(errs, fmt.Errorf("removing table %s %s: %w", f.nft, tableName, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// excerpt is the first max lines of s, and how many were left out.
+func excerpt(s string, max int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if len(lines) <= max {
+		return s
+	}
+	return strings.Join(lines[:max], "") + fmt.Sprintf("... (%d more lines)\n", len(lines)-max)
+}

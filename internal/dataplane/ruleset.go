@@ -1,0 +1,426 @@
+package dataplane
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/knftables"
+)
+
+// The layout of ironlb's table, the same for both families (table "ip
+// ironlb" and "ip6 ironlb"):
+//
+//	set addresses    every frontend address: what is not DNATed is rejected
+//	map services     address . protocol . port : goto backends-N (or affinity-…)
+//	map backends-P   address . port . index : backend address . port, one
+//	                 map per protocol P (tcp, udp, sctp)
+//	set masquerading backend address . protocol . port reached off this node
+//
+// One rule in each base chain does the whole lookup; there is no chain per
+// Service. A Service port with N backends jumps to backends-N, whose one
+// rule per protocol picks index = numgen random mod N and DNATs to that
+// element of backends-P. (One map per protocol because nft 1.0.6 cannot
+// add a rule using a map whose key mixes "meta l4proto" and "th dport"
+// once the map holds elements.) So a change of one Service touches only its own elements, and
+// the kernel holds as many chains as there are distinct backend counts,
+// not one per Service (the cost that grows with chains, see
+// ../../docs/forwarding.md). Only ports with sessionAffinity: ClientIP get
+// chains of their own (affinity-…), with a set of recent clients per
+// backend.
+//
+// Priorities: DNAT runs just before kube-proxy's or a CNI's dstnat chains
+// would; the reject chains run just after DNAT, so they see only what no
+// rule took; masquerading runs just before other srcnat chains.
+const (
+	tableName      = "ironlb"
+	setAddresses   = "addresses"
+	mapServices    = "services"
+	setMasquerade  = "masquerading"
+	backendsPrefix = "backends-"
+	affinityPrefix = "affinity-"
+	clientsPrefix  = "clients-"
+
+	chainPrerouting   = "prerouting"
+	chainOutput       = "output"
+	chainPostrouting  = "postrouting"
+	chainRejectPre    = "reject-prerouting"
+	chainRejectOutput = "reject-output"
+)
+
+// family is what differs between the IPv4 and the IPv6 table.
+type family struct {
+	nft knftables.Family
+	// ip is the expression prefix ("ip" or "ip6"), addr the set type.
+	ip, addr string
+}
+
+var (
+	ipv4 = family{nft: knftables.IPv4Family, ip: "ip", addr: "ipv4_addr"}
+	ipv6 = family{nft: knftables.IPv6Family, ip: "ip6", addr: "ipv6_addr"}
+)
+
+func (f family) matches(a netip.Addr) bool { return a.Is4() == (f.nft == knftables.IPv4Family) }
+
+var protocols = []Protocol{TCP, UDP, SCTP}
+
+// element is one element of a set or map, as nft writes it.
+type element struct {
+	key, value []string
+}
+
+// model is everything ironlb puts in one family's table, apart from the
+// fixed base chains: what a sync compares and writes.
+type model struct {
+	addresses  map[string]element
+	masquerade map[string]element
+	services   map[string]element
+	// backends are the backends-P maps, by protocol.
+	backends map[Protocol]map[string]element
+	// chains are the regular chains and their rules.
+	chains map[string][]string
+	// clients are the affinity sets and their timeouts.
+	clients map[string]time.Duration
+}
+
+func newModel() *model {
+	return &model{
+		addresses:  map[string]element{},
+		masquerade: map[string]element{},
+		services:   map[string]element{},
+		backends:   map[Protocol]map[string]element{TCP: {}, UDP: {}, SCTP: {}},
+		chains:     map[string][]string{},
+		clients:    map[string]time.Duration{},
+	}
+}
+
+// elements names the model's sets and maps in the order they are written.
+func (m *model) elements() []struct {
+	name  string
+	isMap bool
+	elems map[string]element
+} {
+	return []struct {
+		name  string
+		isMap bool
+		elems map[string]element
+	}{
+		{setAddresses, false, m.addresses},
+		{setMasquerade, false, m.masquerade},
+		{backendsPrefix + string(TCP), true, m.backends[TCP]},
+		{backendsPrefix + string(UDP), true, m.backends[UDP]},
+		{backendsPrefix + string(SCTP), true, m.backends[SCTP]},
+		{mapServices, true, m.services},
+	}
+}
+
+func elemKey(parts ...string) string {
+	b := make([]byte, 0, 64)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, " . "...)
+		}
+		b = append(b, p...)
+	}
+	return string(b)
+}
+
+// buildModel lays out the frontends of one family.
+func buildModel(f family, fes []Frontend) *model {
+	m := newModel()
+	for i := range fes {
+		fe := &fes[i]
+		if !f.matches(fe.Addr) {
+			continue
+		}
+		addr := fe.Addr.String()
+		proto := string(fe.Protocol)
+		port := strconv.Itoa(int(fe.Port))
+		m.addresses[addr] = element{key: []string{addr}}
+		if len(fe.Backends) == 0 {
+			continue
+		}
+		for _, b := range fe.Backends {
+			if b.Masquerade {
+				k := []string{b.Addr().String(), proto, strconv.Itoa(int(b.Port()))}
+				m.masquerade[elemKey(k...)] = element{key: k}
+			}
+		}
+		key := []string{addr, proto, port}
+		var verdict string
+		if fe.Affinity > 0 {
+			verdict = "goto " + affinityChains(f, fe, m)
+		} else {
+			group := backendsPrefix + strconv.Itoa(len(fe.Backends))
+			if _, ok := m.chains[group]; !ok {
+				var rules []string
+				for _, p := range protocols {
+					rules = append(rules, fmt.Sprintf(
+						"meta l4proto %s dnat %s to %s daddr . %s dport . numgen random mod %d map @%s%s",
+						p, f.ip, f.ip, p, len(fe.Backends), backendsPrefix, p))
+				}
+				m.chains[group] = rules
+			}
+			verdict = "goto " + group
+			for i, b := range fe.Backends {
+				k := []string{addr, port, strconv.Itoa(i)}
+				m.backends[fe.Protocol][elemKey(k...)] = element{key: k, value: []string{b.Addr().String(), strconv.Itoa(int(b.Port()))}}
+			}
+		}
+		m.services[elemKey(key...)] = element{key: key, value: []string{verdict}}
+	}
+	return m
+}
+
+// affinityChains adds the chains and client sets of a frontend with
+// sessionAffinity: ClientIP and returns the name of the chain its
+// packets go to. A client seen within the timeout goes back to the
+// backend it went to; one that is not picks a backend at random and is
+// recorded in that backend's set; either way its time in the set starts
+// again. Names are hashes of what they hold, so
+// a set of clients lives as long as its backend does and the timeout
+// stays the same.
+func affinityChains(f family, fe *Frontend, m *model) string {
+	id := fmt.Sprintf("%s/%s/%d/%d", fe.Addr, fe.Protocol, fe.Port, fe.Affinity/time.Second)
+	chain := affinityPrefix + hash(id)
+	var rules, picks []string
+	for i, b := range fe.Backends {
+		set := clientsPrefix + hash(id+"/"+b.String())
+		dnat := fmt.Sprintf("meta l4proto %s dnat %s to %s", fe.Protocol, f.ip, backendText(b.AddrPort))
+		m.clients[set] = fe.Affinity
+		m.chains[set] = []string{fmt.Sprintf("update @%s { %s saddr }", set, f.ip), dnat}
+		rules = append(rules, fmt.Sprintf("%s saddr @%s goto %s", f.ip, set, set))
+		picks = append(picks, fmt.Sprintf("%d : goto %s", i, set))
+	}
+	// " , " rather than ", ": knftables' Fake reads "goto x," as a chain
+	// named "x,"; nft takes either.
+	rules = append(rules, fmt.Sprintf("numgen random mod %d vmap { %s }", len(fe.Backends), strings.Join(picks, " , ")))
+	m.chains[chain] = rules
+	return chain
+}
+
+func backendText(b netip.AddrPort) string {
+	if b.Addr().Is6() {
+		return "[" + b.Addr().String() + "]:" + strconv.Itoa(int(b.Port()))
+	}
+	return b.String()
+}
+
+func hash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+// baseChains are the chains hooked into netfilter, with their one or two
+// rules each.
+func baseChains(f family) []struct {
+	chain knftables.Chain
+	rules []string
+} {
+	dispatch := fmt.Sprintf("%s daddr . meta l4proto . th dport vmap @%s", f.ip, mapServices)
+	reject := []string{
+		fmt.Sprintf("%s daddr @%s meta l4proto tcp reject with tcp reset", f.ip, setAddresses),
+		fmt.Sprintf("%s daddr @%s reject", f.ip, setAddresses),
+	}
+	base := func(name string, t knftables.BaseChainType, h knftables.BaseChainHook, p knftables.BaseChainPriority) knftables.Chain {
+		return knftables.Chain{Name: name, Type: &t, Hook: &h, Priority: &p}
+	}
+	return []struct {
+		chain knftables.Chain
+		rules []string
+	}{
+		{base(chainPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority+"-10"), []string{dispatch}},
+		{base(chainOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority+"-10"), []string{dispatch}},
+		{base(chainPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority+"-10"), []string{
+			fmt.Sprintf("ct status dnat ct original %s daddr @%s %s daddr . meta l4proto . th dport @%s masquerade",
+				f.ip, setAddresses, f.ip, setMasquerade)}},
+		{base(chainRejectPre, knftables.FilterType, knftables.PreroutingHook, knftables.DNATPriority+"+10"), reject},
+		{base(chainRejectOutput, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority+"+10"), reject},
+	}
+}
+
+// declare adds the table, its sets and maps and the base chains with
+// their rules to tx, replacing whatever rules those chains held.
+func declare(f family, tx *knftables.Transaction) {
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("ironlb: LoadBalancer forwarding, managed by the ironlb speaker")})
+	for _, s := range []string{setAddresses} {
+		tx.Add(&knftables.Set{Name: s, Type: f.addr})
+	}
+	tx.Add(&knftables.Set{Name: setMasquerade, Type: f.addr + " . inet_proto . inet_service"})
+	tx.Add(&knftables.Map{Name: mapServices, Type: f.addr + " . inet_proto . inet_service : verdict"})
+	for _, p := range protocols {
+		tx.Add(&knftables.Map{Name: backendsPrefix + string(p), TypeOf: fmt.Sprintf(
+			"%s daddr . %s dport . numgen random mod 1 : %s daddr . %s dport", f.ip, p, f.ip, p)})
+	}
+	for _, b := range baseChains(f) {
+		c := b.chain
+		tx.Add(&c)
+		tx.Flush(&knftables.Chain{Name: c.Name})
+		for _, r := range b.rules {
+			tx.Add(&knftables.Rule{Chain: c.Name, Rule: r})
+		}
+	}
+}
+
+// isBase says whether a chain name is one of the base chains.
+func isBase(name string) bool {
+	switch name {
+	case chainPrerouting, chainOutput, chainPostrouting, chainRejectPre, chainRejectOutput:
+		return true
+	}
+	return false
+}
+
+// writeFull puts into tx everything needed to make the table hold m and
+// nothing else, whatever it held before. existingChains and existingSets
+// are what the table holds now (nil when it does not exist).
+func writeFull(f family, m *model, tx *knftables.Transaction, existingChains, existingSets []string) {
+	declare(f, tx)
+	for _, e := range m.elements() {
+		if e.isMap {
+			tx.Flush(&knftables.Map{Name: e.name})
+		} else {
+			tx.Flush(&knftables.Set{Name: e.name})
+		}
+	}
+	// Chains and client sets left over from an earlier run go; the maps
+	// that pointed at them were flushed above.
+	for _, c := range existingChains {
+		if _, keep := m.chains[c]; !keep && !isBase(c) {
+			tx.Flush(&knftables.Chain{Name: c})
+		}
+	}
+	for _, c := range existingChains {
+		if _, keep := m.chains[c]; !keep && !isBase(c) {
+			tx.Delete(&knftables.Chain{Name: c})
+		}
+	}
+	for _, s := range existingSets {
+		if _, keep := m.clients[s]; !keep && isClients(s) {
+			tx.Delete(&knftables.Set{Name: s})
+		}
+	}
+	// Client sets keep their contents: clients stay with their backends
+	// across a full sync.
+	for _, s := range sortedKeys(m.clients) {
+		tx.Add(clientSet(f, s, m.clients[s]))
+	}
+	names := sortedKeys(m.chains)
+	for _, c := range names {
+		tx.Add(&knftables.Chain{Name: c})
+		tx.Flush(&knftables.Chain{Name: c})
+	}
+	for _, c := range names {
+		for _, r := range m.chains[c] {
+			tx.Add(&knftables.Rule{Chain: c, Rule: r})
+		}
+	}
+	for _, e := range m.elements() {
+		for _, k := range sortedKeys(e.elems) {
+			tx.Add(toElement(e.name, e.isMap, e.elems[k]))
+		}
+	}
+}
+
+// writeDiff puts into tx what turns a table holding old into one holding
+// m.
+func writeDiff(f family, old, m *model, tx *knftables.Transaction) {
+	// New chains and sets first, so that elements may point at them.
+	for _, s := range sortedKeys(m.clients) {
+		if _, ok := old.clients[s]; !ok {
+			tx.Add(clientSet(f, s, m.clients[s]))
+		}
+	}
+	names := sortedKeys(m.chains)
+	for _, c := range names {
+		if _, ok := old.chains[c]; !ok {
+			tx.Add(&knftables.Chain{Name: c})
+		}
+	}
+	for _, c := range names {
+		rules, ok := old.chains[c]
+		if ok && slices.Equal(rules, m.chains[c]) {
+			continue
+		}
+		if ok {
+			tx.Flush(&knftables.Chain{Name: c})
+		}
+		for _, r := range m.chains[c] {
+			tx.Add(&knftables.Rule{Chain: c, Rule: r})
+		}
+	}
+	es, olds := m.elements(), old.elements()
+	// Deletions before additions: a changed map element is deleted and
+	// added again.
+	for i, e := range es {
+		for _, k := range sortedKeys(olds[i].elems) {
+			if n, ok := e.elems[k]; !ok || !slices.Equal(n.value, olds[i].elems[k].value) {
+				tx.Delete(toElement(e.name, e.isMap, olds[i].elems[k]))
+			}
+		}
+	}
+	for i, e := range es {
+		for _, k := range sortedKeys(e.elems) {
+			if o, ok := olds[i].elems[k]; !ok || !slices.Equal(o.value, e.elems[k].value) {
+				tx.Add(toElement(e.name, e.isMap, e.elems[k]))
+			}
+		}
+	}
+	// Chains and sets nothing points at any more go last.
+	var gone []string
+	for _, c := range sortedKeys(old.chains) {
+		if _, ok := m.chains[c]; !ok {
+			tx.Flush(&knftables.Chain{Name: c})
+			gone = append(gone, c)
+		}
+	}
+	for _, c := range gone {
+		tx.Delete(&knftables.Chain{Name: c})
+	}
+	for _, s := range sortedKeys(old.clients) {
+		if _, ok := m.clients[s]; !ok {
+			tx.Delete(&knftables.Set{Name: s})
+		}
+	}
+}
+
+func isClients(name string) bool {
+	return len(name) > len(clientsPrefix) && name[:len(clientsPrefix)] == clientsPrefix
+}
+
+func clientSet(f family, name string, timeout time.Duration) *knftables.Set {
+	return &knftables.Set{
+		Name:    name,
+		Type:    f.addr,
+		Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+		Timeout: &timeout,
+	}
+}
+
+func toElement(name string, isMap bool, e element) *knftables.Element {
+	if isMap {
+		return &knftables.Element{Map: name, Key: e.key, Value: e.value}
+	}
+	return &knftables.Element{Set: name, Key: e.key}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// counts are the model's sizes, for the metrics.
+func (m *model) counts() map[string]int {
+	return map[string]int{
+		setAddresses:  len(m.addresses),
+		setMasquerade: len(m.masquerade),
+		mapServices:   len(m.services),
+		"backends":    len(m.backends[TCP]) + len(m.backends[UDP]) + len(m.backends[SCTP]),
+		"chains":      len(m.chains),
+	}
+}
