@@ -22,13 +22,12 @@ import (
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/layer2"
 	"github.com/ironlb/ironlb/internal/membership"
+	"github.com/ironlb/ironlb/internal/planner"
 	"github.com/ironlb/ironlb/internal/speaker"
 )
-
-// Forwarding modes of the speaker's dataplane.
-var forwardingModes = []string{"endpoints", "nodeport", "none"}
 
 // Options are the speaker's settings, from flags and the environment.
 type Options struct {
@@ -55,6 +54,8 @@ type Options struct {
 	BGPConnectRetry    time.Duration
 	BGPWithdrawWait    time.Duration
 	ForwardingMode     string
+	ForwardingResync   time.Duration
+	Cleanup            bool
 	MetricsAddr        string
 	HealthAddr         string
 	Log                cmdutil.LogOptions
@@ -84,6 +85,8 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.BGPConnectRetry, "bgp-connect-retry", 5*time.Second, "how long a BGP session waits between connection attempts (up to as much again is added at random; after an established session drops, GoBGP first waits a fixed 5s)")
 	fs.DurationVar(&o.BGPWithdrawWait, "bgp-withdraw-wait", 2*time.Second, "on a graceful stop, how long at most to wait for BGP withdrawals to be sent before closing the sessions")
 	fs.StringVar(&o.ForwardingMode, "forwarding-mode", "endpoints", "how traffic for announced addresses is forwarded: endpoints (DNAT to ready endpoints), nodeport (DNAT to the Service's NodePort) or none (another component, such as kube-proxy, handles it)")
+	fs.DurationVar(&o.ForwardingResync, "forwarding-resync", time.Hour, "how often the forwarding rules are written in full (they are written in part on every change), which repairs anything changed behind ironlb's back")
+	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove ironlb's nftables tables (every forwarding rule ironlb made) and exit")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7475", "address of the /healthz and /readyz endpoints")
 	o.Log.AddFlags(fs)
@@ -126,8 +129,11 @@ func (o *Options) validate() error {
 	if o.BGPConnectRetry < time.Second || o.BGPWithdrawWait <= 0 {
 		errs = append(errs, fmt.Errorf("--bgp-connect-retry (%s) must be at least 1s and --bgp-withdraw-wait (%s) positive", o.BGPConnectRetry, o.BGPWithdrawWait))
 	}
-	if !slices.Contains(forwardingModes, o.ForwardingMode) {
-		errs = append(errs, fmt.Errorf("--forwarding-mode %q: must be one of %v", o.ForwardingMode, forwardingModes))
+	if !slices.Contains(planner.ForwardingModes, planner.ForwardingMode(o.ForwardingMode)) {
+		errs = append(errs, fmt.Errorf("--forwarding-mode %q: must be one of %v", o.ForwardingMode, planner.ForwardingModes))
+	}
+	if o.ForwardingResync < time.Minute {
+		errs = append(errs, fmt.Errorf("--forwarding-resync %s: must be at least 1m", o.ForwardingResync))
 	}
 	return errors.Join(errs...)
 }
@@ -148,6 +154,13 @@ func main() {
 }
 
 func run(ctx context.Context, o *Options) error {
+	if o.Cleanup {
+		if err := dataplane.Cleanup(ctx, dataplane.Options{}); err != nil {
+			return err
+		}
+		fmt.Println("removed ironlb's nftables tables (ip ironlb, ip6 ironlb)")
+		return nil
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -162,7 +175,10 @@ func run(ctx context.Context, o *Options) error {
 			Static:  static,
 			Log:     log,
 			Handoff: o.Handoff,
+
+			ForwardingMode: planner.ForwardingMode(o.ForwardingMode),
 		},
+		Dataplane:   dataplane.Options{Resync: o.ForwardingResync},
 		MetricsAddr: o.MetricsAddr,
 		HealthAddr:  o.HealthAddr,
 		Membership: membership.Options{

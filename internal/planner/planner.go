@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -40,6 +41,11 @@ type Service struct {
 	ReadyNodes []string
 	// Ready: the Service has a ready endpoint (on some node or none).
 	Ready bool
+	// Ports, Endpoints and Affinity (the sessionAffinity ClientIP
+	// timeout, 0 without affinity) are what forwarding needs.
+	Ports     []Port
+	Endpoints []Endpoint
+	Affinity  time.Duration
 }
 
 // Input is everything a plan depends on.

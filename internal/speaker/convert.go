@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/planner"
 )
 
@@ -25,20 +26,37 @@ func nodeFor(n *corev1.Node) planner.Node {
 
 // internalIPv4 is the Node's first IPv4 InternalIP, or the zero Addr.
 func internalIPv4(n *corev1.Node) netip.Addr {
-	for _, a := range n.Status.Addresses {
-		if a.Type != corev1.NodeInternalIP {
-			continue
-		}
-		if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Unmap().Is4() {
-			return ip.Unmap()
+	for _, a := range internalIPs(n) {
+		if a.Is4() {
+			return a
 		}
 	}
 	return netip.Addr{}
 }
 
-// serviceFor reads the addresses in a Service's status; ready holds the
-// nodes with a ready endpoint of each Service, by namespace/name.
-func serviceFor(svc *corev1.Service, ready map[string][]string) planner.Service {
+// internalIPs are the Node's InternalIP addresses, in its order.
+func internalIPs(n *corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range n.Status.Addresses {
+		if a.Type != corev1.NodeInternalIP {
+			continue
+		}
+		if ip, err := netip.ParseAddr(a.Address); err == nil {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}
+
+// sameFrontend tells whether two frontends forward the same way.
+func sameFrontend(a, b dataplane.Frontend) bool {
+	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.Port == b.Port && a.Affinity == b.Affinity && slices.Equal(a.Backends, b.Backends)
+}
+
+// serviceFor reads what the planner needs of a Service: the addresses in
+// its status, its ports and affinity, and its endpoints (from endpoints,
+// by namespace/name).
+func serviceFor(svc *corev1.Service, endpoints map[string][]planner.Endpoint) planner.Service {
 	key := svc.Namespace + "/" + svc.Name
 	ps := planner.Service{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 	for _, in := range svc.Status.LoadBalancer.Ingress {
@@ -46,34 +64,87 @@ func serviceFor(svc *corev1.Service, ready map[string][]string) planner.Service 
 			ps.Addrs = append(ps.Addrs, a.Unmap())
 		}
 	}
-	ps.ReadyNodes = ready[key]
-	_, ps.Ready = ready[key]
+	for _, p := range svc.Spec.Ports {
+		ps.Ports = append(ps.Ports, planner.Port{Name: p.Name, Protocol: protocol(p.Protocol), Port: uint16(p.Port), NodePort: uint16(p.NodePort)})
+	}
+	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		ps.Affinity = planner.DefaultAffinity
+		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			ps.Affinity = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
+		}
+	}
+	ps.Endpoints = endpoints[key]
+	for _, ep := range ps.Endpoints {
+		if !ep.Ready {
+			continue
+		}
+		ps.Ready = true
+		if ep.Node != "" && !slices.Contains(ps.ReadyNodes, ep.Node) {
+			ps.ReadyNodes = append(ps.ReadyNodes, ep.Node)
+		}
+	}
 	return ps
 }
 
-// readyNodes maps each Service (namespace/name) with a ready endpoint to
-// the nodes holding one (an endpoint without a node counts for the
-// Service, not for a node). An endpoint whose readiness is unknown counts
-// as ready, as the EndpointSlice API says.
-func readyNodes(list []discoveryv1.EndpointSlice) map[string][]string {
-	out := map[string][]string{}
+// protocol is a Kubernetes protocol as nft writes it; TCP when unset, as
+// the API defaults it.
+func protocol(p corev1.Protocol) dataplane.Protocol {
+	switch p {
+	case corev1.ProtocolUDP:
+		return dataplane.UDP
+	case corev1.ProtocolSCTP:
+		return dataplane.SCTP
+	}
+	return dataplane.TCP
+}
+
+// endpointsOf groups the endpoints of the EndpointSlices by Service
+// (namespace/name), with the conditions' defaults applied as the
+// EndpointSlice API defines them: unknown ready counts as ready, unknown
+// serving as ready, unknown terminating as not terminating. Only an
+// endpoint's first address counts, as for kube-proxy.
+func endpointsOf(list []discoveryv1.EndpointSlice) map[string][]planner.Endpoint {
+	out := map[string][]planner.Endpoint{}
 	for i := range list {
 		es := &list[i]
 		name := es.Labels[discoveryv1.LabelServiceName]
-		if name == "" {
+		if name == "" || (es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6) {
 			continue
 		}
 		key := es.Namespace + "/" + name
-		for _, ep := range es.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+		ports := make([]planner.Port, 0, len(es.Ports))
+		for _, p := range es.Ports {
+			if p.Port == nil {
 				continue
 			}
-			if _, ok := out[key]; !ok {
-				out[key] = nil
+			pp := planner.Port{Port: uint16(*p.Port), Protocol: dataplane.TCP}
+			if p.Name != nil {
+				pp.Name = *p.Name
 			}
-			if ep.NodeName != nil && !slices.Contains(out[key], *ep.NodeName) {
-				out[key] = append(out[key], *ep.NodeName)
+			if p.Protocol != nil {
+				pp.Protocol = protocol(*p.Protocol)
 			}
+			ports = append(ports, pp)
+		}
+		for _, ep := range es.Endpoints {
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			a, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil {
+				continue
+			}
+			c := ep.Conditions
+			pe := planner.Endpoint{Addr: a.Unmap(), Ready: c.Ready == nil || *c.Ready, Ports: ports}
+			pe.Serving = pe.Ready
+			if c.Serving != nil {
+				pe.Serving = *c.Serving
+			}
+			pe.Terminating = c.Terminating != nil && *c.Terminating
+			if ep.NodeName != nil {
+				pe.Node = *ep.NodeName
+			}
+			out[key] = append(out[key], pe)
 		}
 	}
 	return out

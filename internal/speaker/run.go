@@ -29,8 +29,10 @@ import (
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/cmdutil"
+	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/layer2"
 	"github.com/ironlb/ironlb/internal/membership"
+	"github.com/ironlb/ironlb/internal/planner"
 )
 
 // RunOptions are everything Run needs besides the API server.
@@ -54,6 +56,9 @@ type RunOptions struct {
 	// BGP configures the BGP side; its Log, Metrics and Changed are
 	// filled in by Run.
 	BGP bgp.Options
+	// Dataplane configures forwarding, unless ForwardingMode is none; its
+	// Log and Metrics are filled in by Run.
+	Dataplane dataplane.Options
 	// Linger is how long a stopping speaker keeps answering after it left
 	// the memberlist cluster, so its successors take over first.
 	Linger time.Duration
@@ -103,6 +108,19 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	o.BGP.Changed = func() { sp.Trigger() }
 	bgpServer := bgp.New(o.BGP)
 	o.Options.BGP, o.Secrets = bgpServer, mgr.GetAPIReader()
+	var dp *dataplane.Dataplane
+	if o.ForwardingMode != planner.ForwardNone {
+		o.Dataplane.Log = o.Log.With("component", "dataplane")
+		o.Dataplane.Metrics = dataplane.NewMetrics(ctrlmetrics.Registry)
+		if dp, err = dataplane.New(o.Dataplane); err != nil {
+			return fmt.Errorf("forwarding mode %s: %w", o.ForwardingMode, err)
+		}
+		o.Forwarding = dp
+	} else if err := dataplane.Cleanup(ctx, dataplane.Options{}); err != nil {
+		// Rules left by an earlier run in another mode would still take
+		// traffic; say so, but a node without nft has none.
+		o.Log.Warn("forwarding mode none: could not remove ironlb's nftables tables", "error", err)
+	}
 	sp = New(o.Options)
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -129,6 +147,14 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	defer bgpStop()
 	bgpDone := make(chan error, 1)
 	go func() { bgpDone <- bgpServer.Run(bgpCtx) }()
+	// Forwarding rules stay when the speaker stops: connections keep
+	// flowing while it restarts. speaker --cleanup removes them.
+	dpDone := make(chan error, 1)
+	if dp != nil {
+		go func() { dpDone <- dp.Run(ctx) }()
+	} else {
+		dpDone <- nil
+	}
 
 	if err := sp.SetupWithManager(mgr); err != nil {
 		return err
@@ -157,8 +183,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	annStop()
 	annErr := <-annDone
 	bgpErr := <-bgpDone
+	dpErr := <-dpDone
 	clearStatus(mgr.GetClient(), o.Node)
-	return errors.Join(mgrErr, annErr, bgpErr)
+	return errors.Join(mgrErr, annErr, bgpErr, dpErr)
 }
 
 // clusterRef lets the speaker ask for the alive set before memberlist runs.

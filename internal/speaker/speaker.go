@@ -29,6 +29,7 @@ import (
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/bgp"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/planner"
 )
@@ -61,6 +62,12 @@ const (
 	ReasonWithdrawn = "WithdrawnL2"
 )
 
+// Forwarder forwards the traffic that arrives for the Services'
+// addresses (dataplane.Dataplane).
+type Forwarder interface {
+	Set([]dataplane.Frontend)
+}
+
 // Options configure a speaker.
 type Options struct {
 	// Node is this speaker's Node.
@@ -77,6 +84,10 @@ type Options struct {
 	BGP BGP
 	// Secrets reads BGP password Secrets; by default the sync's reader.
 	Secrets client.Reader
+	// Forwarding, when set, is given the frontends to forward in
+	// ForwardingMode.
+	Forwarding     Forwarder
+	ForwardingMode planner.ForwardingMode
 	// Handoff is how long this speaker keeps answering for an address
 	// that another alive speaker now ranks first for, while that one
 	// starts; 0 stops at once.
@@ -128,6 +139,8 @@ type Speaker struct {
 	passwords map[string]password
 	selfIPv4  netip.Addr
 	bgpDirty  bool
+	// frontends are what Forwarding was last given.
+	frontends []dataplane.Frontend
 }
 
 // New returns a speaker; nothing runs until Run.
@@ -303,21 +316,23 @@ func (s *Speaker) replan(ctx context.Context) error {
 	}
 	in := planner.Input{Config: s.cfg, Self: s.opts.Node}
 	s.selfIPv4 = netip.Addr{}
+	var selfAddrs []netip.Addr
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		in.Nodes = append(in.Nodes, nodeFor(n))
 		if n.Name == s.opts.Node {
+			selfAddrs = internalIPs(n)
 			s.selfIPv4 = internalIPv4(n)
 		}
 	}
-	ready := readyNodes(eps.Items)
+	endpoints := endpointsOf(eps.Items)
 	s.svcObjects = map[string]*corev1.Service{}
 	for i := range svcs.Items {
 		svc := &svcs.Items[i]
 		if !s.opts.Class.Handles(svc) {
 			continue
 		}
-		ps := serviceFor(svc, ready)
+		ps := serviceFor(svc, endpoints)
 		if len(ps.Addrs) == 0 {
 			continue
 		}
@@ -326,6 +341,13 @@ func (s *Speaker) replan(ctx context.Context) error {
 	}
 	s.bgpPlan = planner.BGP(in)
 	s.bgpDirty = true
+	if s.opts.Forwarding != nil {
+		fes := planner.Forwarding(in, s.opts.ForwardingMode, selfAddrs)
+		if !slices.EqualFunc(fes, s.frontends, sameFrontend) {
+			s.opts.Forwarding.Set(fes)
+			s.frontends = fes
+		}
+	}
 	old := s.plan.L2
 	s.plan = planner.Layer2(in)
 	for a, l := range s.plan.L2 {
