@@ -25,6 +25,7 @@ import (
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/planner"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -102,9 +103,9 @@ type members struct {
 	speakers []*Speaker
 	// handoff is given to every speaker.
 	handoff time.Duration
-	// bgp gives every speaker a fakeBGP.
-	bgp bool
-	seq atomic.Int64
+	// bgp gives every speaker a fakeBGP, fwd a fakeForwarder.
+	bgp, fwd bool
+	seq      atomic.Int64
 }
 
 func (m *members) Alive() []string {
@@ -126,7 +127,8 @@ func (m *members) set(alive ...string) {
 type testSpeaker struct {
 	node string
 	ann  *fakeAnnouncer
-	bgp  *fakeBGP // nil unless members.bgp
+	bgp  *fakeBGP       // nil unless members.bgp
+	fwd  *fakeForwarder // nil unless members.fwd
 	logs *testutil.SyncBuffer
 }
 
@@ -159,6 +161,10 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 		if m.bgp {
 			ts.bgp = &fakeBGP{}
 			o.BGP = ts.bgp
+		}
+		if m.fwd {
+			ts.fwd = &fakeForwarder{}
+			o.Forwarding, o.ForwardingMode = ts.fwd, planner.ForwardEndpoints
 		}
 		sp := New(o)
 		if ts.bgp != nil {
