@@ -139,8 +139,9 @@ type Speaker struct {
 	passwords map[string]password
 	selfIPv4  netip.Addr
 	bgpDirty  bool
-	// frontends are what Forwarding was last given.
+	// frontends are what Forwarding was last given, if forwarded.
 	frontends []dataplane.Frontend
+	forwarded bool
 }
 
 // New returns a speaker; nothing runs until Run.
@@ -343,9 +344,11 @@ func (s *Speaker) replan(ctx context.Context) error {
 	s.bgpDirty = true
 	if s.opts.Forwarding != nil {
 		fes := planner.Forwarding(in, s.opts.ForwardingMode, selfAddrs)
-		if !slices.EqualFunc(fes, s.frontends, sameFrontend) {
+		// The first plan always goes out, even an empty one: the dataplane
+		// waits for it before replacing what an earlier run left.
+		if !s.forwarded || !slices.EqualFunc(fes, s.frontends, sameFrontend) {
 			s.opts.Forwarding.Set(fes)
-			s.frontends = fes
+			s.frontends, s.forwarded = fes, true
 		}
 	}
 	old := s.plan.L2
