@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -112,4 +113,16 @@ func TestForwarding(t *testing.T) {
 	if f.sets != before+1 {
 		t.Errorf("the dataplane was given %d new states for a label change and a deletion, want 1", f.sets-before)
 	}
+}
+
+// TestForwardingFirstPlanEmpty: with nothing to forward, the dataplane is
+// still given the empty plan, which replaces what an earlier run left.
+func TestForwardingFirstPlanEmpty(t *testing.T) {
+	create(t, node("fwd-b", nil))
+	f := cluster(t, &members{fwd: true}, nil, "fwd-b")["fwd-b"].fwd
+	testutil.Eventually(t, "a first, empty plan", func() (bool, string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.sets == 1 && f.fes == nil, fmt.Sprintf("%d plans, last %v", f.sets, f.fes)
+	})
 }
