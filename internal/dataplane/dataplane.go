@@ -197,11 +197,14 @@ func (d *Dataplane) syncTable(ctx context.Context, t *table, fes []Frontend) err
 	tx := t.nft.NewTransaction()
 	if t.applied == nil {
 		kind = "full"
-		// What the table holds is not known: replace it whole, in the
-		// same transaction, so traffic never sees it empty.
-		tx.Add(&knftables.Table{})
-		tx.Delete(&knftables.Table{})
-		writeFull(t.f, m, tx, nil, nil)
+		// What the table holds is not known: write it whole, in place, so
+		// that affinity client sets keep their clients and traffic never
+		// sees the table empty.
+		chains, sets, err := existing(ctx, t.nft)
+		if err != nil {
+			return d.failed(t, kind, start, m, fmt.Errorf("listing table %s %s: %w", t.f.nft, tableName, err), tx)
+		}
+		writeFull(t.f, m, tx, chains, sets)
 	} else {
 		writeDiff(t.f, t.applied, m, tx)
 	}
@@ -210,20 +213,53 @@ func (d *Dataplane) syncTable(ctx context.Context, t *table, fes []Frontend) err
 	if ops > 0 {
 		err = t.nft.Run(ctx, tx)
 	}
-	took := time.Since(start)
-	d.opts.Metrics.observe(string(t.f.nft), kind, took, err, m)
-	if err != nil {
-		t.applied = nil
-		d.log.Error("nftables transaction failed", "family", t.f.nft, "kind", kind,
-			"error", err, "transaction", excerpt(tx.String(), 200))
-		return fmt.Errorf("%s table: %s sync: %w", t.f.nft, kind, err)
+	if err != nil && kind == "full" {
+		// A table this code cannot write over (an older layout, say) is
+		// replaced, in the same transaction that deletes it.
+		d.log.Warn("could not write the table in place; replacing it", "family", t.f.nft, "error", err)
+		tx = t.nft.NewTransaction()
+		tx.Add(&knftables.Table{})
+		tx.Delete(&knftables.Table{})
+		writeFull(t.f, m, tx, nil, nil)
+		err = t.nft.Run(ctx, tx)
 	}
+	if err != nil {
+		return d.failed(t, kind, start, m, err, tx)
+	}
+	took := time.Since(start)
+	d.opts.Metrics.observe(string(t.f.nft), kind, took, nil, m)
 	t.applied = m
 	if ops > 0 {
 		d.log.Debug("forwarding synced", "family", t.f.nft, "kind", kind, "operations", ops,
 			"frontends", len(m.services), "backends", m.counts()["backends"], "took", took)
 	}
 	return nil
+}
+
+// failed records a failed sync: the next one writes the table whole.
+func (d *Dataplane) failed(t *table, kind string, start time.Time, m *model, err error, tx *knftables.Transaction) error {
+	t.applied = nil
+	d.opts.Metrics.observe(string(t.f.nft), kind, time.Since(start), err, m)
+	d.log.Error("nftables transaction failed", "family", t.f.nft, "kind", kind,
+		"error", err, "transaction", excerpt(tx.String(), 200))
+	return fmt.Errorf("%s table: %s sync: %w", t.f.nft, kind, err)
+}
+
+// existing lists the chains and sets the table holds; none when it does
+// not exist.
+func existing(ctx context.Context, nft knftables.Interface) (chains, sets []string, err error) {
+	chains, err = nft.List(ctx, "chains")
+	if knftables.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sets, err = nft.List(ctx, "sets")
+	if knftables.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	return chains, sets, err
 }
 
 // Cleanup removes ironlb's tables, and with them every rule ironlb made.

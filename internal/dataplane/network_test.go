@@ -188,6 +188,21 @@ func TestForwarding(t *testing.T) {
 		})
 	})
 
+	// A pod reaching its own Service: sent to itself, it must see node1's
+	// address, or its reply would go straight back to itself without the
+	// NAT being undone; sent to pod2, node1's too.
+	t.Run("Hairpin", func(t *testing.T) {
+		dp.sync(frontends(tcpUDP, 0, both)...)
+		gateway := map[string]netip.Addr{"IPv4": mustAddr("203.0.113.1"), "IPv6": mustAddr("2001:db8:11::1")}
+		eachPath(t, tcpUDP, func(t *testing.T, f netFamily, p Protocol) {
+			as, err := c.ask(c.pod1, p, netip.AddrPortFrom(f.lb, lbPort), 40)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answeredBy(t, as, map[string]netip.Addr{"pod1": gateway[f.name], "pod2": f.node1})
+		})
+	})
+
 	t.Run("SCTP", func(t *testing.T) {
 		serveSCTP(t, c.pod1, "pod1", net4.pod1, net6.pod1)
 		serveSCTP(t, c.pod2, "pod2", net4.pod2, net6.pod2)
@@ -290,6 +305,38 @@ func TestRestart(t *testing.T) {
 	cc.mustDo(helperCommand{Op: "cleanup"})
 	if after := cc.list(); strings.Contains(after.Tables, tableName) {
 		t.Errorf("after Cleanup, nft list tables shows:\n%s", after.Tables)
+	}
+}
+
+// TestAffinitySurvivesRestart: the clients an affinity set holds are
+// still there after a new process's first (full) Sync.
+func TestAffinitySurvivesRestart(t *testing.T) {
+	testutil.NeedNet(t, "ip", "nft")
+	t.Parallel()
+	c := newCluster(t)
+	fes := frontends([]Protocol{TCP}, time.Hour, func(f netFamily) []Backend { return []Backend{f.local(), f.remote()} })
+	a := startHelper(t, c.node1)
+	a.sync(fes...)
+	for _, f := range netFamilies {
+		if _, err := c.ask(c.client, TCP, netip.AddrPortFrom(f.lb, lbPort), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := a.list()
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	b := startHelper(t, c.node1)
+	b.sync(fes...)
+	after := b.list()
+	for _, f := range netFamilies {
+		fam := map[string]string{"IPv4": "ip", "IPv6": "ip6"}[f.name]
+		if !strings.Contains(before.Table[fam], f.client.String()) {
+			t.Fatalf("%s: the client is in no affinity set after its connection:\n%s", f.name, before.Table[fam])
+		}
+		if !strings.Contains(after.Table[fam], f.client.String()) {
+			t.Errorf("%s: the client's affinity is gone after a restart:\n%s", f.name, after.Table[fam])
+		}
 	}
 }
 

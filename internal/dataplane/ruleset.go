@@ -22,6 +22,9 @@ import (
 //	map backends-P   address . port . index : backend address . port, one
 //	                 map per protocol P (tcp, udp, sctp)
 //	set masquerading backend address . protocol . port reached off this node
+//	set hairpin      backend address . the same address, for backends on
+//	                 this node: a pod reaching its own Service and sent to
+//	                 itself is masqueraded, or its reply would skip the NAT
 //
 // One rule in each base chain does the whole lookup; there is no chain per
 // Service. A Service port with N backends jumps to backends-N, whose one
@@ -43,6 +46,7 @@ const (
 	setAddresses   = "addresses"
 	mapServices    = "services"
 	setMasquerade  = "masquerading"
+	setHairpin     = "hairpin"
 	backendsPrefix = "backends-"
 	affinityPrefix = "affinity-"
 	clientsPrefix  = "clients-"
@@ -80,6 +84,7 @@ type element struct {
 type model struct {
 	addresses  map[string]element
 	masquerade map[string]element
+	hairpin    map[string]element
 	services   map[string]element
 	// backends are the backends-P maps, by protocol.
 	backends map[Protocol]map[string]element
@@ -93,6 +98,7 @@ func newModel() *model {
 	return &model{
 		addresses:  map[string]element{},
 		masquerade: map[string]element{},
+		hairpin:    map[string]element{},
 		services:   map[string]element{},
 		backends:   map[Protocol]map[string]element{TCP: {}, UDP: {}, SCTP: {}},
 		chains:     map[string][]string{},
@@ -113,6 +119,7 @@ func (m *model) elements() []struct {
 	}{
 		{setAddresses, false, m.addresses},
 		{setMasquerade, false, m.masquerade},
+		{setHairpin, false, m.hairpin},
 		{backendsPrefix + string(TCP), true, m.backends[TCP]},
 		{backendsPrefix + string(UDP), true, m.backends[UDP]},
 		{backendsPrefix + string(SCTP), true, m.backends[SCTP]},
@@ -150,6 +157,9 @@ func buildModel(f family, fes []Frontend) *model {
 			if b.Masquerade {
 				k := []string{b.Addr().String(), proto, strconv.Itoa(int(b.Port()))}
 				m.masquerade[elemKey(k...)] = element{key: k}
+			} else {
+				a := b.Addr().String()
+				m.hairpin[a] = element{key: []string{a, a}}
 			}
 		}
 		key := []string{addr, proto, port}
@@ -239,7 +249,9 @@ func baseChains(f family) []struct {
 		{base(chainOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority+"-10"), []string{dispatch}},
 		{base(chainPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority+"-10"), []string{
 			fmt.Sprintf("ct status dnat ct original %s daddr @%s %s daddr . meta l4proto . th dport @%s masquerade",
-				f.ip, setAddresses, f.ip, setMasquerade)}},
+				f.ip, setAddresses, f.ip, setMasquerade),
+			fmt.Sprintf("ct status dnat ct original %s daddr @%s %s saddr . %s daddr @%s masquerade",
+				f.ip, setAddresses, f.ip, f.ip, setHairpin)}},
 		{base(chainRejectPre, knftables.FilterType, knftables.PreroutingHook, knftables.DNATPriority+"+10"), reject},
 		{base(chainRejectOutput, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority+"+10"), reject},
 	}
@@ -253,6 +265,7 @@ func declare(f family, tx *knftables.Transaction) {
 		tx.Add(&knftables.Set{Name: s, Type: f.addr})
 	}
 	tx.Add(&knftables.Set{Name: setMasquerade, Type: f.addr + " . inet_proto . inet_service"})
+	tx.Add(&knftables.Set{Name: setHairpin, Type: f.addr + " . " + f.addr})
 	tx.Add(&knftables.Map{Name: mapServices, Type: f.addr + " . inet_proto . inet_service : verdict"})
 	for _, p := range protocols {
 		tx.Add(&knftables.Map{Name: backendsPrefix + string(p), TypeOf: fmt.Sprintf(
@@ -357,19 +370,17 @@ func writeDiff(f family, old, m *model, tx *knftables.Transaction) {
 	}
 	es, olds := m.elements(), old.elements()
 	// Deletions before additions: a changed map element is deleted and
-	// added again.
+	// added again. Only the changed keys are sorted (for a stable
+	// transaction text): with 100,000 elements, sorting them all would
+	// cost more than the change.
 	for i, e := range es {
-		for _, k := range sortedKeys(olds[i].elems) {
-			if n, ok := e.elems[k]; !ok || !slices.Equal(n.value, olds[i].elems[k].value) {
-				tx.Delete(toElement(e.name, e.isMap, olds[i].elems[k]))
-			}
+		for _, k := range changedKeys(olds[i].elems, e.elems) {
+			tx.Delete(toElement(e.name, e.isMap, olds[i].elems[k]))
 		}
 	}
 	for i, e := range es {
-		for _, k := range sortedKeys(e.elems) {
-			if o, ok := olds[i].elems[k]; !ok || !slices.Equal(o.value, e.elems[k].value) {
-				tx.Add(toElement(e.name, e.isMap, e.elems[k]))
-			}
+		for _, k := range changedKeys(e.elems, olds[i].elems) {
+			tx.Add(toElement(e.name, e.isMap, e.elems[k]))
 		}
 	}
 	// Chains and sets nothing points at any more go last.
@@ -388,6 +399,19 @@ func writeDiff(f family, old, m *model, tx *knftables.Transaction) {
 			tx.Delete(&knftables.Set{Name: s})
 		}
 	}
+}
+
+// changedKeys are the keys of a that b lacks or holds with another
+// value, sorted.
+func changedKeys(a, b map[string]element) []string {
+	var out []string
+	for k, e := range a {
+		if o, ok := b[k]; !ok || !slices.Equal(o.value, e.value) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func isClients(name string) bool {
@@ -419,6 +443,7 @@ func (m *model) counts() map[string]int {
 	return map[string]int{
 		setAddresses:  len(m.addresses),
 		setMasquerade: len(m.masquerade),
+		setHairpin:    len(m.hairpin),
 		mapServices:   len(m.services),
 		"backends":    len(m.backends[TCP]) + len(m.backends[UDP]) + len(m.backends[SCTP]),
 		"chains":      len(m.chains),

@@ -137,10 +137,12 @@ func TestPartialIsSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx := fs[knftables.IPv4Family].LastTransaction.String()
-	// The old backend's element goes, the new one comes; the old one was
-	// masqueraded (odd j is not), so nothing else changes.
+	// The old backend's element goes, the new one comes, and the new
+	// backend (on this node, as odd j are) gets its hairpin element; the
+	// old one's stays, as other frontends use its address.
 	want := []string{
 		"delete element ip ironlb backends-tcp { 203.0.113.100 . 1007 . 9 }",
+		"add element ip ironlb hairpin { 203.0.113.99 . 203.0.113.99 }",
 		"add element ip ironlb backends-tcp { 203.0.113.100 . 1007 . 9 : 203.0.113.99 . 2007 }",
 	}
 	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(tx), "\n")); diff != "" {

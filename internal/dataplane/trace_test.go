@@ -91,6 +91,7 @@ var (
 	reUpdate    = regexp.MustCompile(`^update @(\S+) \{ (ip6?) saddr \}$`)
 	reDNAT      = regexp.MustCompile(`^meta l4proto (\w+) dnat (ip6?) to (\S+)$`)
 	reMasq      = regexp.MustCompile(`^ct status dnat ct original (ip6?) daddr @addresses (ip6?) daddr \. meta l4proto \. th dport @masquerading masquerade$`)
+	reHairpin   = regexp.MustCompile(`^ct status dnat ct original (ip6?) daddr @addresses (ip6?) saddr \. (ip6?) daddr @hairpin masquerade$`)
 	reRejectTCP = regexp.MustCompile(`^(ip6?) daddr @addresses meta l4proto tcp reject with tcp reset$`)
 	reReject    = regexp.MustCompile(`^(ip6?) daddr @addresses reject$`)
 )
@@ -167,12 +168,18 @@ func (tr *tracer) trace(p packet, hook string) verdict {
 		return verdict{pass: true}
 	}
 	for _, r := range tr.chain(chainPostrouting) {
-		if !reMasq.MatchString(r.Rule) {
+		ours := tr.inSet(setAddresses, p.dst.String())
+		switch {
+		case reMasq.MatchString(r.Rule):
+			if ours && tr.inSet(setMasquerade, v.dnat.Addr().String(), string(p.proto), strconv.Itoa(int(v.dnat.Port()))) {
+				v.masquerade = true
+			}
+		case reHairpin.MatchString(r.Rule):
+			if ours && tr.inSet(setHairpin, p.src.String(), v.dnat.Addr().String()) {
+				v.masquerade = true
+			}
+		default:
 			tr.t.Fatalf("chain postrouting: rule %q unknown to the tracer", r.Rule)
-		}
-		if tr.inSet(setAddresses, p.dst.String()) &&
-			tr.inSet(setMasquerade, v.dnat.Addr().String(), string(p.proto), strconv.Itoa(int(v.dnat.Port()))) {
-			v.masquerade = true
 		}
 	}
 	return v
@@ -307,6 +314,12 @@ func TestTrace(t *testing.T) {
 		{"cluster, remote endpoint", packet{client4, lb4, TCP, 80}, chainPrerouting, last, "dnat 203.0.113.20:8080 masquerade"},
 		{"from the node itself", packet{client4, lb4, TCP, 80}, chainOutput, last, "dnat 203.0.113.20:8080 masquerade"},
 		{"local", packet{client4, lb4, UDP, 53}, chainPrerouting, first, "dnat 203.0.113.10:5353"},
+		// A pod reaching its own Service and sent to itself: its reply
+		// must come back through the node, so the node's address it is.
+		{"hairpin", packet{local4.Addr(), lb4, TCP, 80}, chainPrerouting, first, "dnat 203.0.113.10:8080 masquerade"},
+		{"hairpin to another port", packet{local4.Addr(), lb4, UDP, 53}, chainPrerouting, first, "dnat 203.0.113.10:5353 masquerade"},
+		{"another pod sent to a local one", packet{netip.MustParseAddr("203.0.113.11"), lb4, TCP, 80}, chainPrerouting, first, "dnat 203.0.113.10:8080"},
+		{"IPv6 hairpin", packet{local6.Addr(), lb6, TCP, 80}, chainPrerouting, first, "dnat [2001:db8:10::10]:8080 masquerade"},
 		{"port of another protocol", packet{client4, lb4, TCP, 53}, chainPrerouting, first, "reject"},
 		{"unexposed port", packet{client4, lb4, TCP, 22}, chainPrerouting, first, "reject"},
 		{"unexposed UDP port", packet{client4, lb4, UDP, 80}, chainPrerouting, first, "reject"},
