@@ -25,8 +25,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,7 +410,7 @@ type cluster struct {
 // newNode makes a cluster of one namespace, node1.
 func newNode(t testing.TB) *cluster {
 	t.Helper()
-	removeLeftovers(t)
+	testutil.RemoveLeftoverNetNS(t, "dp")
 	c := &cluster{t: t, prefix: fmt.Sprintf("dp%dx%d", os.Getpid(), clusterSeq.Add(1))}
 	c.node1 = c.netns("node1")
 	return c
@@ -492,23 +490,6 @@ func (c *cluster) routeDirect() {
 		{c.node2, "-4", "198.51.100.0/30", "via", "198.51.100.5"},
 		{c.node2, "-6", "2001:db8:1::/64", "via", "2001:db8:2::1"},
 	})
-}
-
-var leftover = regexp.MustCompile(`^dp(\d+)x\d+-\S+`)
-
-// removeLeftovers deletes the namespaces of test processes that died
-// without cleaning up. (Their helpers end when their stdin does.)
-func removeLeftovers(t testing.TB) {
-	for _, line := range strings.Split(testutil.Run(t, "ip", "netns", "list"), "\n") {
-		m := leftover.FindStringSubmatch(line)
-		if m == nil || m[1] == strconv.Itoa(os.Getpid()) {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + m[1]); err == nil {
-			continue // its test process still runs
-		}
-		_ = exec.Command("ip", "netns", "del", strings.Fields(line)[0]).Run()
-	}
 }
 
 // netns makes a namespace, with duplicate address detection off (so that

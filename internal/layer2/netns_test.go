@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,30 +127,12 @@ type topo struct {
 // processes are removed first.
 func newTopo(t *testing.T) *topo {
 	t.Helper()
-	removeLeftovers(t)
+	testutil.RemoveLeftoverNetNS(t, "l2t")
 	tp := &topo{t: t, prefix: fmt.Sprintf("l2t%dx%d", os.Getpid(), topoSeq.Add(1))}
 	tp.bridge = tp.netns("br")
 	testutil.Run(t, "ip", "-n", tp.bridge, "link", "add", "br0", "type", "bridge")
 	testutil.Run(t, "ip", "-n", tp.bridge, "link", "set", "br0", "up")
 	return tp
-}
-
-var leftover = regexp.MustCompile(`^l2t(\d+)x\d+-\S+`)
-
-func removeLeftovers(t *testing.T) {
-	for _, line := range strings.Split(testutil.Run(t, "ip", "netns", "list"), "\n") {
-		m := leftover.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		if pid, _ := strconv.Atoi(m[1]); pid == os.Getpid() {
-			continue
-		}
-		if _, err := os.Stat("/proc/" + m[1]); err == nil {
-			continue // its test process still runs
-		}
-		_ = exec.Command("ip", "netns", "del", strings.Fields(line)[0]).Run()
-	}
 }
 
 // netns makes a namespace that is deleted when the test ends, with its

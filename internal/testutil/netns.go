@@ -3,7 +3,13 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
+	"strconv"
+	"strings"
+	"testing"
 
 	"github.com/vishvananda/netns"
 )
@@ -59,4 +65,22 @@ func inNetNSLocked(name string, f func() error) error {
 	}
 	runtime.UnlockOSThread()
 	return ferr
+}
+
+// RemoveLeftoverNetNS deletes the namespaces named "<prefix><pid>x…" of
+// test processes that died without cleaning up; namespaces of processes
+// still running (this one included) stay.
+func RemoveLeftoverNetNS(t testing.TB, prefix string) {
+	t.Helper()
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `(\d+)x\d+-\S+`)
+	for _, line := range strings.Split(Run(t, "ip", "netns", "list"), "\n") {
+		m := re.FindStringSubmatch(line)
+		if m == nil || m[1] == strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // its test process still runs
+		}
+		_ = exec.Command("ip", "netns", "del", strings.Fields(line)[0]).Run()
+	}
 }
