@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: build generate test unit fuzz lint tools bench lab lab-failover lab-bgp lab-down clean
+.PHONY: build generate test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-down clean
 
 build: ## build the controller and speaker into bin/
 	go build -o $(BIN)/controller ./controller
@@ -67,6 +67,9 @@ lab-failover: tools build ## measure layer 2 failover on a lab and write docs/fa
 
 lab-bgp: tools build ## measure BGP on a lab and write docs/bgp.md (root, about half an hour)
 	cd e2e && go run ./cmd/lab -name ilbb -dir $(CURDIR)/_output/lab-bgp -bin $(BIN) -trials 10 -out $(CURDIR)/docs/bgp.md measure-bgp
+
+lab-forwarding: tools build ## measure HTTP through failovers and LB-vs-direct throughput on a lab, write docs/forwarding-lab.md (root, under ten minutes)
+	cd e2e && go run ./cmd/lab -name ilbf -dir $(CURDIR)/_output/lab-forwarding -bin $(BIN) -trials 5 -out $(CURDIR)/docs/forwarding-lab.md measure-forwarding
 
 lab-down: ## remove what a killed lab left behind (root)
 	cd e2e && go run ./cmd/lab down

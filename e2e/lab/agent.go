@@ -32,8 +32,9 @@ const PodPort = 8080
 // Agent plays the kubelet's part for every node of a lab, with no
 // container runtime: it registers the Nodes, binds unscheduled Pods to
 // nodes in turn, and gives every Pod on a lab node a network namespace on
-// its node's pod bridge with a small HTTP server that answers with the
-// Pod's name and the client address it saw.
+// its node's pod bridge, with an address of each family, and a small HTTP
+// server (see podHandler) that answers with the Pod's name and the client
+// address it saw.
 type Agent struct {
 	plan Plan
 	cs   kubernetes.Interface
@@ -50,7 +51,7 @@ type Agent struct {
 type labPod struct {
 	node  string
 	netns string
-	ip    netip.Addr
+	ip    netip.Addr // IPv4; the IPv6 address is PodAddr6(ip)
 	srv   *http.Server
 }
 
@@ -128,7 +129,7 @@ func (a *Agent) registerNode(ctx context.Context, n Node) error {
 	if apierrors.IsNotFound(err) {
 		node, err = nodes.Create(ctx, &corev1.Node{
 			ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{"kubernetes.io/hostname": n.Name, "lab.ironlb.io/lab": a.plan.Name}},
-			Spec:       corev1.NodeSpec{PodCIDR: n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String()}},
+			Spec:       corev1.NodeSpec{PodCIDR: n.PodCIDR.String(), PodCIDRs: []string{n.PodCIDR.String(), n.PodCIDR6.String()}},
 		}, metav1.CreateOptions{})
 	}
 	if err != nil {
@@ -218,10 +219,7 @@ func (a *Agent) start(key string, pod *corev1.Pod) (*labPod, error) {
 		_ = netns.DeleteNamed(lp.netns)
 		return nil, err
 	}
-	name := pod.Name
-	lp.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "pod=%s client=%s\n", name, r.RemoteAddr)
-	})}
+	lp.srv = &http.Server{Handler: podHandler(pod.Name)}
 	go func() { _ = lp.srv.Serve(ln) }()
 	a.mu.Lock()
 	a.pods[key] = lp
@@ -265,10 +263,11 @@ func (a *Agent) podNetwork(node Node, lp *labPod, outer string) error {
 	if err := errors.Join(h.LinkSetMaster(link, br), h.LinkSetUp(link)); err != nil {
 		return err
 	}
-	if err := configure(lp.netns, ifaceInside, netip.PrefixFrom(lp.ip, node.PodCIDR.Bits())); err != nil {
+	if err := configure(lp.netns, ifaceInside, netip.PrefixFrom(lp.ip, node.PodCIDR.Bits()), netip.PrefixFrom(PodAddr6(lp.ip), node.PodCIDR6.Bits())); err != nil {
 		return err
 	}
-	return routes(lp.netns, route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: node.PodGateway().Addr()})
+	return routes(lp.netns, route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: node.PodGateway().Addr()},
+		route{dst: netip.MustParsePrefix("::/0"), via: node.PodGateway6().Addr()})
 }
 
 // freeIPLocked returns the lowest unused pod address of a node; the
@@ -302,9 +301,9 @@ func (a *Agent) writeStatus(ctx context.Context, pod *corev1.Pod, lp *labPod) er
 	if pod.Annotations[ReadyAnnotation] == "false" {
 		ready = corev1.ConditionFalse
 	}
-	ip := lp.ip.String()
+	ip, ip6 := lp.ip.String(), PodAddr6(lp.ip).String()
 	node := a.nodes[lp.node]
-	if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP == ip && podReady(pod) == ready {
+	if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP == ip && len(pod.Status.PodIPs) == 2 && podReady(pod) == ready {
 		return nil
 	}
 	now := metav1.Now()
@@ -315,7 +314,7 @@ func (a *Agent) writeStatus(ctx context.Context, pod *corev1.Pod, lp *labPod) er
 	}
 	st := pod.DeepCopy()
 	st.Status = corev1.PodStatus{
-		Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}, HostIP: node.Addr.Addr().String(), StartTime: &now,
+		Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}, {IP: ip6}}, HostIP: node.Addr.Addr().String(), StartTime: &now,
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
 			{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,11 +99,25 @@ func TestNodeAgent(t *testing.T) {
 	if want := []string{p.Nodes[1].Addr.Addr().String(), p.Nodes[1].Addr6.Addr().String()}; !slices.Equal(internal, want) {
 		t.Errorf("node2's InternalIPs = %v, want %v", internal, want)
 	}
-	// Pods on every node, reachable from another node, seeing its address.
+	// Pods on every node, with an address of each family, reachable from
+	// another node, seeing its address.
 	target := running["node2"]
-	body, err := HTTPGetFrom(p.Nodes[0].NetNS, fmt.Sprintf("http://%s:%d/", target.Status.PodIP, PodPort), 10*time.Second)
-	if want := fmt.Sprintf("pod=%s client=%s:", target.Name, p.Nodes[0].Addr.Addr()); err != nil || !strings.HasPrefix(body, want) {
-		t.Errorf("GET pod on node2 from node1 = %q, %v; want it to start with %q", body, err, want)
+	ip4 := netip.MustParseAddr(target.Status.PodIP)
+	wantIPs := []corev1.PodIP{{IP: ip4.String()}, {IP: PodAddr6(ip4).String()}}
+	if !slices.Equal(target.Status.PodIPs, wantIPs) || !p.Nodes[1].PodCIDR.Contains(ip4) || !p.Nodes[1].PodCIDR6.Contains(PodAddr6(ip4)) {
+		t.Errorf("pod on node2 has %v, want %v in node2's pod CIDRs", target.Status.PodIPs, wantIPs)
+	}
+	for i, a := range []netip.Addr{ip4, PodAddr6(ip4)} {
+		got, err := Ask(p.Nodes[0].NetNS, netip.AddrPortFrom(a, PodPort), 10*time.Second)
+		if want := (Answer{Pod: target.Name, Client: netip.AddrPortFrom(p.Nodes[0].Addrs()[i].Addr(), got.Client.Port())}); err != nil || got != want {
+			t.Errorf("GET pod on node2 at %s from node1 = %+v, %v; want %+v", a, got, err, want)
+		}
+	}
+	// It serves a bulk body, also to the client on the LAN.
+	if rate, pod, err := Bulk(p.Client.NetNS, netip.AddrPortFrom(ip4, PodPort), 10<<20, 10*time.Second); err != nil || pod != target.Name {
+		t.Errorf("10 MiB from the pod on node2 = %s, %v", pod, err)
+	} else {
+		t.Logf("10 MiB from the client at %.0f MB/s", rate/1e6)
 	}
 
 	// The readiness annotation takes the pod out.

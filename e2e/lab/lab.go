@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,6 +58,9 @@ type Lab struct {
 	speakers map[string]*Process
 	bin      Binaries
 	keyFile  string
+	// speakerEnv is the speakers' environment beyond the lab's own: a
+	// PATH that holds nft, which they run to program forwarding.
+	speakerEnv []string
 	// macs maps each node's LAN MAC to its name, filled once by nodeOfMAC.
 	macsOnce    sync.Once
 	macs        map[string]string
@@ -132,6 +136,9 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := writeMemberlistKey(l.keyFile); err != nil {
 		return l, err
 	}
+	if l.speakerEnv, err = nftEnv(); err != nil {
+		return l, err
+	}
 	for _, n := range p.Nodes {
 		if err := l.StartSpeaker(n.Name); err != nil {
 			return l, err
@@ -139,6 +146,23 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	l.Speakers = l.speakerState(ctx, 30*time.Second)
 	return l, nil
+}
+
+// nftEnv is the environment that lets a speaker run nft (the machine's
+// own, as a node's would be; nftables keeps its rules per network
+// namespace, so each node's speaker programs its own node): the PATH,
+// with nft's folder added when it is not on it (it is in /usr/sbin,
+// which a user's PATH may lack).
+func nftEnv() ([]string, error) {
+	if _, err := exec.LookPath("nft"); err == nil {
+		return nil, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, "nft")); err == nil {
+			return []string{"PATH=" + os.Getenv("PATH") + string(filepath.ListSeparator) + dir}, nil
+		}
+	}
+	return nil, errors.New("nft not found: the speakers program their forwarding rules with it (apt-get install nftables)")
 }
 
 // writeMemberlistKey writes a fresh random key for the speakers' gossip.
@@ -171,7 +195,7 @@ func (l *Lab) StartSpeaker(node string) error {
 			return fmt.Errorf("the speaker of %s runs already", node)
 		}
 	}
-	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, []string{"NODE_NAME=" + n.Name}, l.bin.Speaker,
+	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append([]string{"NODE_NAME=" + n.Name}, l.speakerEnv...), l.bin.Speaker,
 		"--kubeconfig", l.CP.Kubeconfig, "--memberlist-join", joinList(l.Plan),
 		"--memberlist-bind-address", n.Addr.Addr().String(), "--memberlist-key-file", l.keyFile)
 	if err != nil {

@@ -7,7 +7,8 @@
 //	198.51.100.0/25     the LAN: router .1, control plane .2, host .3,
 //	                    nodes .11 upwards, external client .100
 //	198.51.100.128/25   the router's second segment: router .129, remote client .130
-//	203.0.113.0/26      pod networks, one /28 per node
+//	203.0.113.0/26      pod networks, one /28 per node (its first address the
+//	                    node's, the pods' gateway)
 //	203.0.113.64/27     the layer 2 pool (reached on the LAN by ARP)
 //	203.0.113.96/27     the BGP pool (reached through the router)
 //	198.18.0.0/16       ClusterIPs
@@ -17,12 +18,18 @@
 //	2001:db8:5100::/64  the LAN: router ::1, control plane ::2, host ::3,
 //	                    nodes ::11 upwards, external client ::100
 //	2001:db8:5101::/64  the router's second segment: router ::1, remote client ::2
+//	2001:db8:ff63::/122 pod networks, one /124 per node: a pod's (and a
+//	                    gateway's) IPv6 address ends in the last byte of
+//	                    its IPv4 address (203.0.113.18 is 2001:db8:ff63::12)
 //	2001:db8:ff64::/120 the layer 2 pool's IPv6 range (reached on the LAN by NDP)
 //	2001:db8:ff66::/112 the IPv6 BGP pool (advertised over IPv6 sessions)
 //
-// Pods and ClusterIPs are IPv4 only. The client and the
-// router reach both layer 2 ranges on the LAN itself: they resolve the
-// pools' addresses by ARP and NDP, with no gateway.
+// Pods are dual-stack. The client and the router reach both layer 2
+// ranges on the LAN itself: they resolve the pools' addresses by ARP and
+// NDP, with no gateway. The client also reaches every node's pods
+// directly, through that node (a flat network, as with a routed CNI), so
+// traffic through a LoadBalancer address can be compared with traffic
+// straight to a pod.
 package lab
 
 import (
@@ -37,6 +44,7 @@ var (
 	LANNet      = netip.MustParsePrefix("198.51.100.0/25")
 	RemoteNet   = netip.MustParsePrefix("198.51.100.128/25")
 	PodNet      = netip.MustParsePrefix("203.0.113.0/26")
+	PodNet6     = netip.MustParsePrefix("2001:db8:ff63::/122")
 	L2PoolNet   = netip.MustParsePrefix("203.0.113.64/27")
 	BGPPoolNet  = netip.MustParsePrefix("203.0.113.96/27")
 	ClusterNet  = netip.MustParsePrefix("198.18.0.0/16")
@@ -66,13 +74,28 @@ func (h Host) Addrs() []netip.Prefix { return []netip.Prefix{h.Addr, h.Addr6} }
 // Node is a Kubernetes node of the lab.
 type Node struct {
 	Host
-	Name    string
-	PodCIDR netip.Prefix
+	Name     string
+	PodCIDR  netip.Prefix
+	PodCIDR6 netip.Prefix
 }
 
-// PodGateway is the node's address on its pod bridge, the pods' gateway.
+// PodGateway is the node's IPv4 address on its pod bridge, the pods' gateway.
 func (n Node) PodGateway() netip.Prefix {
 	return netip.PrefixFrom(n.PodCIDR.Addr().Next(), n.PodCIDR.Bits())
+}
+
+// PodGateway6 is the node's IPv6 address on its pod bridge, the pods'
+// IPv6 gateway.
+func (n Node) PodGateway6() netip.Prefix {
+	return netip.PrefixFrom(PodAddr6(n.PodGateway().Addr()), n.PodCIDR6.Bits())
+}
+
+// PodAddr6 is the IPv6 address that goes with a pod network's IPv4
+// address: the same last byte in PodNet6.
+func PodAddr6(v4 netip.Addr) netip.Addr {
+	b := PodNet6.Addr().As16()
+	b[15] = v4.As4()[3]
+	return netip.AddrFrom16(b)
 }
 
 // Plan is every namespace and address of a lab.
@@ -133,9 +156,10 @@ func NewPlan(name string, n int) (Plan, error) {
 	}
 	for i := range n {
 		p.Nodes = append(p.Nodes, Node{
-			Name:    fmt.Sprintf("node%d", i+1),
-			Host:    Host{NetNS: fmt.Sprintf("%s-node%d", name, i+1), Addr: lan(byte(11 + i)), Addr6: lan6(uint16(0x11 + i))},
-			PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(16 * i)}), 28),
+			Name:     fmt.Sprintf("node%d", i+1),
+			Host:     Host{NetNS: fmt.Sprintf("%s-node%d", name, i+1), Addr: lan(byte(11 + i)), Addr6: lan6(uint16(0x11 + i))},
+			PodCIDR:  netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(16 * i)}), 28),
+			PodCIDR6: netip.PrefixFrom(PodAddr6(netip.AddrFrom4([4]byte{203, 0, 113, byte(16 * i)})), 124),
 		})
 	}
 	return p, nil

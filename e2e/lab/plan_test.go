@@ -43,6 +43,9 @@ func TestNewPlan(t *testing.T) {
 		"client v6":        {p.Client.Addr6, "2001:db8:5100::100/64"},
 		"router remote v6": {p.RouterRemote.Addr6, "2001:db8:5101::1/64"},
 		"remote v6":        {p.Remote.Addr6, "2001:db8:5101::2/64"},
+		"node2 pods v6":    {p.Nodes[1].PodCIDR6, "2001:db8:ff63::10/124"},
+		"node2 gateway v6": {p.Nodes[1].PodGateway6(), "2001:db8:ff63::11/124"},
+		"a pod's v6":       {netip.PrefixFrom(PodAddr6(netip.MustParseAddr("203.0.113.18")), 128), "2001:db8:ff63::12/128"},
 	}
 	for name, c := range checks {
 		if c.got.String() != c.want {
@@ -62,16 +65,28 @@ func TestNewPlan(t *testing.T) {
 			t.Errorf("pod CIDR %s of %s outside the pod range or overlapping a pool", n.PodCIDR, n.Name)
 		}
 	}
+	for _, n := range p.Nodes {
+		if !PodNet6.Contains(n.PodCIDR6.Addr()) || n.PodCIDR6.Bits() < PodNet6.Bits() || !n.PodCIDR6.Contains(n.PodGateway6().Addr()) {
+			t.Errorf("IPv6 pod CIDR %s of %s outside %s, or without its gateway %s", n.PodCIDR6, n.Name, PodNet6, n.PodGateway6())
+		}
+		for _, other := range p.Nodes {
+			if other.Name != n.Name && other.PodCIDR6.Overlaps(n.PodCIDR6) {
+				t.Errorf("IPv6 pod CIDRs of %s and %s overlap", n.Name, other.Name)
+			}
+		}
+	}
 	// Each family on its own segments, inside the test ranges; the pools
 	// apart from the segments.
 	v6 := netip.MustParsePrefix("2001:db8::/32")
-	for _, pool := range []netip.Prefix{L2PoolNet6, LANNet6, RemoteNet6} {
+	for _, pool := range []netip.Prefix{L2PoolNet6, LANNet6, RemoteNet6, PodNet6, BGPPoolNet6} {
+		for _, other := range []netip.Prefix{L2PoolNet6, LANNet6, RemoteNet6, PodNet6, BGPPoolNet6} {
+			if pool != other && pool.Overlaps(other) {
+				t.Errorf("%s overlaps %s", pool, other)
+			}
+		}
 		if !v6.Contains(pool.Addr()) || pool.Bits() < v6.Bits() {
 			t.Errorf("%s is outside %s", pool, v6)
 		}
-	}
-	if L2PoolNet6.Overlaps(LANNet6) || L2PoolNet6.Overlaps(RemoteNet6) || LANNet6.Overlaps(RemoteNet6) {
-		t.Errorf("IPv6 segments and pool overlap: %s %s %s", LANNet6, RemoteNet6, L2PoolNet6)
 	}
 	for _, h := range append(p.lanMembers(), p.HostLeg, p.RouterRemote, p.Remote) {
 		lan4, lan6 := LANNet, LANNet6

@@ -81,12 +81,27 @@ func Up(p Plan) (err error) {
 			return err
 		}
 	}
+	// The client reaches every node's pods through that node, so a
+	// measurement can compare a pod's LoadBalancer address with the pod
+	// itself.
+	var toPods []route
+	for _, n := range p.Nodes {
+		toPods = append(toPods, route{dst: n.PodCIDR, via: n.Addr.Addr()}, route{dst: n.PodCIDR6, via: n.Addr6.Addr()})
+	}
+	if err := routes(p.Client.NetNS, toPods...); err != nil {
+		return err
+	}
 	if err := routes(p.Remote.NetNS,
 		route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: p.RouterRemote.Addr.Addr()},
 		route{dst: netip.MustParsePrefix("::/0"), via: p.RouterRemote.Addr6.Addr()}); err != nil {
 		return err
 	}
-	if err := errors.Join(forwarding(p.Router.NetNS), sysctl(p.Router.NetNS, "net/ipv6/conf/all/forwarding", "1")); err != nil {
+	// The router spreads connections over its ECMP paths by their ports
+	// too (as routers usually hash), not by addresses alone, which would
+	// send every connection of the remote client to one node.
+	if err := errors.Join(forwarding(p.Router.NetNS),
+		sysctl(p.Router.NetNS, "net/ipv4/fib_multipath_hash_policy", "1"),
+		sysctl(p.Router.NetNS, "net/ipv6/fib_multipath_hash_policy", "1")); err != nil {
 		return err
 	}
 	for _, n := range p.Nodes {
@@ -145,8 +160,10 @@ func veth(nsA, ifA string, addrsA []netip.Prefix, nsB, ifB string, addrsB []neti
 	return errors.Join(configure(nsA, ifA, addrsA...), configure(nsB, ifB, addrsB...))
 }
 
-// nodeNetwork gives a node its pod bridge, routes to the other nodes' pods
-// and forwarding.
+// nodeNetwork gives a node its pod bridge (the pods' gateway of each
+// family), routes to the other nodes' pods and forwarding of both
+// families: ironlb's DNAT sends what arrives for a LoadBalancer address
+// on to a pod, here or on another node.
 func (p Plan) nodeNetwork(n Node) error {
 	h, err := handle(n.NetNS)
 	if err != nil {
@@ -157,16 +174,13 @@ func (p Plan) nodeNetwork(n Node) error {
 	if err := h.LinkAdd(br); err != nil {
 		return fmt.Errorf("creating the pod bridge: %w", err)
 	}
-	if err := h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(n.PodGateway())}); err != nil {
-		return err
-	}
-	if err := h.LinkSetUp(br); err != nil {
+	if err := configure(n.NetNS, podBridge, n.PodGateway(), n.PodGateway6()); err != nil {
 		return err
 	}
 	rs := []route{{dst: RemoteNet, via: p.Router.Addr.Addr()}, {dst: RemoteNet6, via: p.Router.Addr6.Addr()}, {dst: BGPPoolNet, via: p.Router.Addr.Addr()}, {dst: BGPPoolNet6, via: p.Router.Addr6.Addr()}}
 	for _, other := range p.Nodes {
 		if other.Name != n.Name {
-			rs = append(rs, route{dst: other.PodCIDR, via: other.Addr.Addr()})
+			rs = append(rs, route{dst: other.PodCIDR, via: other.Addr.Addr()}, route{dst: other.PodCIDR6, via: other.Addr6.Addr()})
 		}
 	}
 	if err := routes(n.NetNS, rs...); err != nil {
@@ -255,8 +269,10 @@ func routes(ns string, rs ...route) error {
 	return nil
 }
 
-// forwarding turns on IPv4 forwarding inside a namespace.
-func forwarding(ns string) error { return sysctl(ns, "net/ipv4/ip_forward", "1") }
+// forwarding turns on IPv4 and IPv6 forwarding inside a namespace.
+func forwarding(ns string) error {
+	return errors.Join(sysctl(ns, "net/ipv4/ip_forward", "1"), sysctl(ns, "net/ipv6/conf/all/forwarding", "1"))
+}
 
 // sysctl sets a sysctl (key as under /proc/sys) inside a namespace, or the
 // machine's own for ns "". /proc/sys/net shows the namespace of the thread

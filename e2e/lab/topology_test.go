@@ -94,8 +94,25 @@ func TestTopology(t *testing.T) {
 		ping(t, p.Remote.NetNS, addr(p.Nodes[1].Host))
 		ping(t, p.Client.NetNS, addr(p.Remote))
 	}
-	// Pod networks are routed between nodes.
-	ping(t, p.Nodes[0].NetNS, p.Nodes[2].PodGateway().Addr().String())
+	// Pod networks are routed between nodes, in both families, and the
+	// client reaches them through their nodes.
+	for _, from := range []string{p.Nodes[0].NetNS, p.Client.NetNS} {
+		ping(t, from, p.Nodes[2].PodGateway().Addr().String())
+		ping(t, from, p.Nodes[2].PodGateway6().Addr().String())
+	}
+	// Nodes forward both families (ironlb's DNAT relies on it), and the
+	// router spreads ECMP by ports.
+	for ns, keys := range map[string][]string{
+		p.Nodes[1].NetNS: {"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"},
+		p.Router.NetNS:   {"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/fib_multipath_hash_policy", "net/ipv6/fib_multipath_hash_policy"},
+	} {
+		for _, key := range keys {
+			var got []byte
+			if err := inNetNS(ns, func() (err error) { got, err = os.ReadFile("/proc/sys/" + key); return err }); err != nil || strings.TrimSpace(string(got)) != "1" {
+				t.Errorf("%s in %s = %q (%v), want 1", key, ns, got, err)
+			}
+		}
+	}
 	// The client and the router find the layer 2 pools' addresses on the
 	// LAN (ARP, NDP), the BGP pool's through the router.
 	for _, h := range []Host{p.Client, p.Router} {

@@ -11,15 +11,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,11 +40,11 @@ func main() {
 	nodes := fs.Int("nodes", 3, fmt.Sprintf("how many nodes (1 to %d)", lab.MaxNodes))
 	dir := fs.String("dir", "_output/lab", "folder for the lab's files and logs")
 	bin := fs.String("bin", "../bin", "folder holding etcd, kube-apiserver, kube-controller-manager, controller and speaker")
-	trials := fs.Int("trials", 20, "measure: trials of each fault and family")
-	out := fs.String("out", "", "measure, measure-bgp: write the report to this file instead of standard output")
+	trials := fs.Int("trials", 20, "measure, measure-bgp, measure-forwarding: trials of each fault (make lab-forwarding asks for 5)")
+	out := fs.String("out", "", "measure, measure-bgp, measure-forwarding: write the report to this file instead of standard output")
 	scale := fs.String("scale", "1000,10000", "measure-bgp: Service counts to grow to, in order")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure|measure-bgp\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\nmeasure-bgp: bring a lab up, measure BGP advertisement, withdrawal and scale, write a report, tear down.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure|measure-bgp|measure-forwarding\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\nmeasure-bgp: bring a lab up, measure BGP advertisement, withdrawal and scale, write a report, tear down.\nmeasure-forwarding: bring a lab up, measure HTTP through faults of the announcing node (layer 2, BGP) and throughput through LoadBalancer addresses against pods reached directly, write a report, tear down.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -62,6 +64,9 @@ func main() {
 	case "measure":
 		d, _ := filepath.Abs(*dir)
 		err = measure(*name, d, binaries(*bin), *trials, *out)
+	case "measure-forwarding":
+		d, _ := filepath.Abs(*dir)
+		err = measureForwarding(*name, d, binaries(*bin), *trials, *out)
 	case "measure-bgp":
 		d, _ := filepath.Abs(*dir)
 		var counts []int
@@ -111,40 +116,56 @@ func up(name string, nodes int, dir, bin string) error {
 	for node, state := range l.Speakers {
 		fmt.Printf("  speaker on %s: %s\n", node, state)
 	}
-	ip, err := demo(ctx, l)
+	l2, bgp, err := demo(ctx, l)
 	if err != nil {
 		return err
 	}
 	p := l.Plan
 	fmt.Printf(`
-demo Service default/demo has EXTERNAL-IP %[1]s
+demo Services (three pods, one per node, externalTrafficPolicy Cluster):
+  default/demo      EXTERNAL-IP %[1]s  (layer 2: a node answers ARP/NDP for it on the LAN)
+  default/demo-bgp  EXTERNAL-IP %[2]s  (BGP: every node advertises it to the FRR router)
 
 look around:
-  export KUBECONFIG=%[2]s
+  export KUBECONFIG=%[3]s
   kubectl get svc,pods,endpointslices -o wide
   kubectl get ippools
-  ip netns exec %[3]s curl http://%[1]s/
-  vtysh -N %[4]s -c 'show bgp summary'
-  logs: %[5]s/*.log
+  ip netns exec %[4]s curl http://%[5]s/
+  ip netns exec %[6]s curl http://%[7]s/
+  ip netns exec %[8]s nft list ruleset
+  vtysh -N %[9]s -c 'show bgp summary'
+  logs: %[10]s/*.log
 
-`, ip, l.CP.Kubeconfig, p.Client.NetNS, p.Router.NetNS, dir)
-	fmt.Printf("demo request from %s to http://%s/: ", p.Client.NetNS, ip)
-	if body, err := lab.HTTPGetFrom(p.Client.NetNS, "http://"+ip+"/", 3*time.Second); err != nil {
-		fmt.Printf("no answer (%v)\n  a speaker answers ARP for it, but nothing forwards it to a pod until the forwarding path (issue 7) lands\n", err)
-	} else {
-		fmt.Printf("%s", body)
+`, joinAddrs(l2), joinAddrs(bgp), l.CP.Kubeconfig, p.Client.NetNS, urlHost(l2[0]), p.Remote.NetNS, urlHost(bgp[0]), p.Nodes[0].NetNS, p.Router.NetNS, dir)
+	nodeOf, err := podNodes(ctx, l, "app=demo")
+	if err != nil {
+		return err
+	}
+	for _, a := range l2 {
+		fmt.Printf("%s\n", spread(l, nodeOf, p.Client, a, 30))
+	}
+	for _, a := range bgp {
+		// Every node's session comes up within seconds of the others.
+		var hops []netip.Addr
+		_ = wait(ctx, "a BGP path from every node at the router", func() bool {
+			hops, _ = lab.RouterFIB(p, netip.PrefixFrom(a, a.BitLen()))
+			return len(hops) == len(p.Nodes)
+		})
+		fmt.Printf("%s\n", spread(l, nodeOf, p.Remote, a, 30))
+		fmt.Printf("  through the FRR router, which forwards %s to %v (ECMP over the nodes' BGP paths)\n", a, hops)
 	}
 	fmt.Println("\nthe lab stays up until interrupted (Ctrl-C)")
 	<-ctx.Done()
 	return nil
 }
 
-// demo applies the example configuration, a three-pod Deployment and its
-// LoadBalancer Service, and returns the Service's address.
-func demo(ctx context.Context, l *lab.Lab) (string, error) {
+// demo applies the example configuration, a three-pod Deployment and two
+// dual-stack LoadBalancer Services for it, one in the layer 2 pool and
+// one in the BGP pool, and returns their addresses.
+func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(lab.ExampleConfig), 4096)
@@ -153,44 +174,169 @@ func demo(ctx context.Context, l *lab.Lab) (string, error) {
 		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			return "", err
+			return nil, nil, err
 		}
 		gvr := schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: strings.ToLower(u.GetKind()) + "s"}
 		if _, err := dyn.Resource(gvr).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
-			return "", fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
+			return nil, nil, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
 	cs := l.Clientset
-	if err := wait(ctx, "the default ServiceAccount", func() bool {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
-	}); err != nil {
-		return "", err
+	if err := deployment(ctx, cs, "demo", 3); err != nil {
+		return nil, nil, err
 	}
-	replicas, no := int32(3), false
-	labels := map[string]string{"app": "demo"}
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "demo"}, Spec: appsv1.DeploymentSpec{
-		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-			AutomountServiceAccountToken: &no, Containers: []corev1.Container{{Name: "demo", Image: "lab-http-server"}}}}}}
-	if _, err := cs.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
-		return "", err
-	}
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "demo"}, Spec: corev1.ServiceSpec{
-		Type: corev1.ServiceTypeLoadBalancer, Selector: labels,
-		Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}}}
-	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		return "", err
-	}
-	var ip string
-	err = wait(ctx, "the demo Service's EXTERNAL-IP (see controller.log)", func() bool {
-		s, err := cs.CoreV1().Services("default").Get(ctx, "demo", metav1.GetOptions{})
-		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
-			ip = s.Status.LoadBalancer.Ingress[0].IP
+	dual := corev1.IPFamilyPolicyRequireDualStack
+	for _, svc := range []*corev1.Service{
+		{ObjectMeta: metav1.ObjectMeta{Name: "demo"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "demo-bgp", Annotations: map[string]string{"ironlb.io/ip-pool": "lab-bgp"}}},
+	} {
+		svc.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "demo"}, IPFamilyPolicy: &dual,
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}}
+		if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			return nil, nil, err
 		}
-		return ip != ""
+	}
+	addrs := func(name string) (out []netip.Addr, err error) {
+		err = wait(ctx, name+"'s EXTERNAL-IPs, one of each family (see controller.log)", func() bool {
+			s, err := cs.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
+			out = nil
+			for _, in := range s.Status.LoadBalancer.Ingress {
+				if a, err := netip.ParseAddr(in.IP); err == nil {
+					out = append(out, a)
+				}
+			}
+			return err == nil && len(out) == 2
+		})
+		slices.SortFunc(out, func(a, b netip.Addr) int { return a.BitLen() - b.BitLen() }) // IPv4 first
+		return out, err
+	}
+	if l2, err = addrs("demo"); err != nil {
+		return nil, nil, err
+	}
+	if bgp, err = addrs("demo-bgp"); err != nil {
+		return nil, nil, err
+	}
+	err = wait(ctx, "three ready endpoints of each family in the demo Services' EndpointSlices", func() bool {
+		list, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name in (demo, demo-bgp)"})
+		ready := 0
+		for _, s := range list.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready == nil || *e.Conditions.Ready {
+					ready++
+				}
+			}
+		}
+		return err == nil && ready == 2*2*3
 	})
-	return ip, err
+	return l2, bgp, err
+}
+
+// podNodes maps the names of the pods matching selector to their nodes.
+func podNodes(ctx context.Context, l *lab.Lab, selector string) (map[string]string, error) {
+	out := map[string]string{}
+	err := wait(ctx, "the demo pods on their nodes", func() bool {
+		list, err := l.Clientset.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false
+		}
+		clear(out)
+		for _, p := range list.Items {
+			if p.Spec.NodeName != "" && p.Status.PodIP != "" {
+				out[p.Name] = p.Spec.NodeName
+			}
+		}
+		return len(out) == len(list.Items) && len(out) > 0
+	})
+	return out, err
+}
+
+// spread asks addr n times from a client, each on a new connection, and
+// describes who answered and whom each pod saw. It waits up to a minute
+// for a first answer: the Service's endpoints reach the speakers' rules a
+// moment after its address is assigned.
+func spread(l *lab.Lab, nodeOf map[string]string, from lab.Host, addr netip.Addr, n int) string {
+	target := netip.AddrPortFrom(addr, 80)
+	head := fmt.Sprintf("%d requests from %s (%s) to http://%s/, a new connection each:", n, from.NetNS, hostAddr(from, addr), target)
+	var first error
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, first = lab.Ask(from.NetNS, target, 2*time.Second)
+		if first == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if first != nil {
+		return fmt.Sprintf("%s no answer (%v)", head, first)
+	}
+	type seen struct {
+		n     int
+		saw   []string
+		nodes string
+	}
+	by := map[string]*seen{}
+	failed := 0
+	for range n {
+		a, err := lab.Ask(from.NetNS, target, 2*time.Second)
+		if err != nil {
+			failed++
+			continue
+		}
+		s := by[a.Pod]
+		if s == nil {
+			s = &seen{}
+			by[a.Pod] = s
+		}
+		s.n++
+		who := a.Client.Addr().String()
+		if a.Client.Addr() == hostAddr(from, addr) {
+			who += " (the client itself)"
+		} else {
+			for _, nd := range l.Plan.Nodes {
+				if hostAddr(nd.Host, addr) == a.Client.Addr() {
+					who += " (" + nd.Name + ", masqueraded)"
+				}
+			}
+		}
+		if !slices.Contains(s.saw, who) {
+			s.saw = append(s.saw, who)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	for _, pod := range slices.Sorted(maps.Keys(by)) {
+		s := by[pod]
+		slices.Sort(s.saw)
+		fmt.Fprintf(&b, "\n  %-24s on %s: %2d answers, saw the connection come from %s", pod, nodeOf[pod], s.n, strings.Join(s.saw, ", "))
+	}
+	if failed > 0 {
+		fmt.Fprintf(&b, "\n  %d requests failed", failed)
+	}
+	return b.String()
+}
+
+// hostAddr is h's address of addr's family.
+func hostAddr(h lab.Host, addr netip.Addr) netip.Addr {
+	if addr.Is6() {
+		return h.Addr6.Addr()
+	}
+	return h.Addr.Addr()
+}
+
+func joinAddrs(as []netip.Addr) string {
+	var s []string
+	for _, a := range as {
+		s = append(s, a.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// urlHost is addr as a URL's host.
+func urlHost(addr netip.Addr) string {
+	if addr.Is6() {
+		return "[" + addr.String() + "]"
+	}
+	return addr.String()
 }
 
 // wait polls cond for up to a minute.

@@ -234,6 +234,12 @@ func deployment(ctx context.Context, cs kubernetes.Interface, name string, n int
 
 // lbService creates a LoadBalancer Service asking for addr.
 func lbService(ctx context.Context, cs kubernetes.Interface, name string, addr netip.Addr, selector map[string]string) error {
+	return lbServiceWith(ctx, cs, name, addr, selector, nil)
+}
+
+// lbServiceWith creates a LoadBalancer Service asking for addr, changed
+// by mutate first when it is not nil.
+func lbServiceWith(ctx context.Context, cs kubernetes.Interface, name string, addr netip.Addr, selector map[string]string, mutate func(*corev1.Service)) error {
 	fam := corev1.IPv4Protocol
 	if addr.Is6() {
 		fam = corev1.IPv6Protocol
@@ -244,6 +250,9 @@ func lbService(ctx context.Context, cs kubernetes.Interface, name string, addr n
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{fam}, Selector: selector,
 			AllocateLoadBalancerNodePorts: &no,
 			Ports:                         []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}},
+	}
+	if mutate != nil {
+		mutate(svc)
 	}
 	_, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})
 	return err
