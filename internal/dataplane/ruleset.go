@@ -261,9 +261,7 @@ func baseChains(f family) []struct {
 // their rules to tx, replacing whatever rules those chains held.
 func declare(f family, tx *knftables.Transaction) {
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo("ironlb: LoadBalancer forwarding, managed by the ironlb speaker")})
-	for _, s := range []string{setAddresses} {
-		tx.Add(&knftables.Set{Name: s, Type: f.addr})
-	}
+	tx.Add(&knftables.Set{Name: setAddresses, Type: f.addr})
 	tx.Add(&knftables.Set{Name: setMasquerade, Type: f.addr + " . inet_proto . inet_service"})
 	tx.Add(&knftables.Set{Name: setHairpin, Type: f.addr + " . " + f.addr})
 	tx.Add(&knftables.Map{Name: mapServices, Type: f.addr + " . inet_proto . inet_service : verdict"})
@@ -315,7 +313,7 @@ func writeFull(f family, m *model, tx *knftables.Transaction, existingChains, ex
 		}
 	}
 	for _, s := range existingSets {
-		if _, keep := m.clients[s]; !keep && isClients(s) {
+		if _, keep := m.clients[s]; !keep && strings.HasPrefix(s, clientsPrefix) {
 			tx.Delete(&knftables.Set{Name: s})
 		}
 	}
@@ -412,10 +410,6 @@ func changedKeys(a, b map[string]element) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func isClients(name string) bool {
-	return len(name) > len(clientsPrefix) && name[:len(clientsPrefix)] == clientsPrefix
 }
 
 func clientSet(f family, name string, timeout time.Duration) *knftables.Set {
