@@ -13,14 +13,15 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: build generate test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-down clean
+.PHONY: build generate manifests test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-down clean
 
 build: ## build the controller and speaker into bin/
 	go build -o $(BIN)/controller ./controller
 	go build -o $(BIN)/speaker ./speaker
 
-generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config/v1alpha1
+generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config/v1alpha1, and the chart's copy of the CRDs
 	$(BIN)/controller-gen object crd:crdVersions=v1 paths=./config/... output:crd:artifacts:config=config/crd
+	rm -f charts/ironlb/crds/*.yaml && cp config/crd/*.yaml charts/ironlb/crds/
 
 test: tools lint unit fuzz ## everything CI runs
 
@@ -40,7 +41,19 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 
-tools: $(BIN)/controller-gen $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd ## build the pinned tools and control plane
+tools: $(BIN)/controller-gen $(BIN)/kube-apiserver $(BIN)/kube-controller-manager $(BIN)/etcd $(BIN)/helm $(BIN)/servicemonitor-crd.yaml ## build the pinned tools and control plane
+
+$(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
+	cd hack/tools/helm && go build -o $@ helm.sh/helm/v3/cmd/helm
+
+# The Prometheus Operator's ServiceMonitor CRD, from its pinned Go module,
+# so the chart's optional ServiceMonitors can be checked against a real API
+# server.
+PROMETHEUS_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
+$(BIN)/servicemonitor-crd.yaml:
+	mkdir -p $(BIN)
+	dir=$$(go mod download -json $(PROMETHEUS_OPERATOR) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	test -n "$$dir" && cp "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" $@ && chmod 644 $@
 
 $(BIN)/controller-gen: hack/tools/gen/go.mod hack/tools/gen/go.sum
 	cd hack/tools/gen && go build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
@@ -58,6 +71,12 @@ $(BIN)/etcd:
 
 bench: ## run the benchmarks and write their figures to docs/performance.md
 	hack/bench.sh docs/performance.md
+
+manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manifests/ironlb.yaml (set MEMBERLIST_KEY to keep one key across renders)
+	mkdir -p _output/manifests
+	$(BIN)/helm template ironlb charts/ironlb --namespace ironlb-system --include-crds \
+		$(if $(MEMBERLIST_KEY),--set memberlist.key=$(MEMBERLIST_KEY)) > _output/manifests/ironlb.yaml
+	@echo "wrote _output/manifests/ironlb.yaml"
 
 lab: tools build ## bring up the lab, run the demo, stay up until interrupted (root)
 	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) up

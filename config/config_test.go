@@ -220,3 +220,21 @@ func TestGeneratedFilesFresh(t *testing.T) {
 		}
 	}
 }
+
+// TestChartCRDsSame fails when the Helm chart's CRDs differ from
+// config/crd: `make generate` copies them.
+func TestChartCRDsSame(t *testing.T) {
+	chart := filepath.Join(testenv.RepoRoot(), "charts", "ironlb", "crds")
+	want, _ := filepath.Glob(filepath.Join("crd", "*.yaml"))
+	got, _ := filepath.Glob(filepath.Join(chart, "*"))
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("config/crd has %d CRDs, the chart %d (%v): run `make generate`", len(want), len(got), got)
+	}
+	for _, w := range want {
+		a, _ := os.ReadFile(w)
+		b, err := os.ReadFile(filepath.Join(chart, filepath.Base(w)))
+		if err != nil || string(a) != string(b) {
+			t.Errorf("charts/ironlb/crds/%s differs from config/%s or is missing (run `make generate`): %v", filepath.Base(w), w, err)
+		}
+	}
+}
