@@ -166,6 +166,9 @@ func (a *Agent) sync(ctx context.Context, key string, pod *corev1.Pod) error {
 	if _, ours := a.nodes[pod.Spec.NodeName]; !ours {
 		return nil
 	}
+	if pod.Spec.HostNetwork {
+		return a.writeStatus(ctx, pod, nil) // runs in its node's namespace: nothing to make
+	}
 	if lp == nil {
 		var err error
 		if lp, err = a.start(key, pod); err != nil {
@@ -294,15 +297,19 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// writeStatus reports the Pod running, with its address, and ready unless
-// its annotation says otherwise.
+// writeStatus reports the Pod running, with its address (its node's, when
+// lp is nil: a host-network pod), and ready unless its annotation says
+// otherwise.
 func (a *Agent) writeStatus(ctx context.Context, pod *corev1.Pod, lp *labPod) error {
 	ready := corev1.ConditionTrue
 	if pod.Annotations[ReadyAnnotation] == "false" {
 		ready = corev1.ConditionFalse
 	}
-	ip, ip6 := lp.ip.String(), PodAddr6(lp.ip).String()
-	node := a.nodes[lp.node]
+	node := a.nodes[pod.Spec.NodeName]
+	ip, ip6 := node.Addr.Addr().String(), node.Addr6.Addr().String()
+	if lp != nil {
+		ip, ip6 = lp.ip.String(), PodAddr6(lp.ip).String()
+	}
 	if pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP == ip && len(pod.Status.PodIPs) == 2 && podReady(pod) == ready {
 		return nil
 	}

@@ -26,14 +26,18 @@ type Binaries struct {
 	Etcd, APIServer, ControllerManager string
 	// Controller and Speaker are ironlb's (make build).
 	Controller, Speaker string
+	// Helm (make tools) renders Chart, ironlb's chart, which the lab
+	// installs.
+	Helm, Chart string
 }
 
 // BinariesIn finds the lab's programs in a folder (the repository's bin/,
-// filled by make tools and make build).
+// filled by make tools and make build), and the chart beside it.
 func BinariesIn(bin string) (Binaries, error) {
 	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
-		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
-	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager, b.Controller, b.Speaker} {
+		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker"),
+		Helm: filepath.Join(bin, "helm"), Chart: filepath.Join(bin, "..", "charts", "ironlb")}
+	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager, b.Controller, b.Speaker, b.Helm, b.Chart} {
 		if _, err := os.Stat(p); err != nil {
 			return b, err
 		}

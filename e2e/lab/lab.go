@@ -1,14 +1,10 @@
 package lab
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/netip"
@@ -25,7 +21,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -57,7 +52,8 @@ type Lab struct {
 	// until it is stopped or killed.
 	speakers map[string]*Process
 	bin      Binaries
-	keyFile  string
+	// controller and speaker are the chart's workloads the lab runs.
+	controller, speaker workload
 	// speakerEnv is the speakers' environment beyond the lab's own: a
 	// PATH that holds nft, which they run to program forwarding.
 	speakerEnv []string
@@ -70,7 +66,8 @@ type Lab struct {
 
 // Start brings a lab up: first it removes whatever a killed lab of the
 // same name left, then the network, the control plane with ironlb's CRDs,
-// the FRR router, the node agent, the controller and a speaker per node.
+// the FRR router, the node agent, ironlb's chart, the controller and a
+// speaker per node (see installChart).
 // On error it tears down what it started.
 func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	p, err := NewPlan(o.Name, o.Nodes)
@@ -125,15 +122,19 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 		agentLog.Close()
 	}()
 
-	ctrl, err := startIn(o.Dir, "controller", p.ControlPlane.NetNS, nil, o.Bin.Controller,
-		"--kubeconfig", l.CP.Kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address", "127.0.0.1:7472", "--health-probe-bind-address", "127.0.0.1:7473")
+	if l.controller, l.speaker, err = l.installChart(ctx, cfg, o.Bin); err != nil {
+		return l, err
+	}
+	ctrlEnv, err := l.controller.env(ChartNamespace, "", "")
+	if err != nil {
+		return l, err
+	}
+	ctrl, err := startIn(o.Dir, "controller", p.ControlPlane.NetNS, ctrlEnv, o.Bin.Controller, l.controller.command()...)
 	if err != nil {
 		return l, err
 	}
 	l.procs = append(l.procs, ctrl)
-	l.keyFile = filepath.Join(o.Dir, "memberlist.key")
-	if err := writeMemberlistKey(l.keyFile); err != nil {
+	if err := l.createSpeakerPods(ctx, l.speaker); err != nil {
 		return l, err
 	}
 	if l.speakerEnv, err = nftEnv(); err != nil {
@@ -165,15 +166,6 @@ func nftEnv() ([]string, error) {
 	return nil, errors.New("nft not found: the speakers program their forwarding rules with it (apt-get install nftables)")
 }
 
-// writeMemberlistKey writes a fresh random key for the speakers' gossip.
-func writeMemberlistKey(path string) error {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
-}
-
 // node returns the plan's node of that name.
 func (l *Lab) node(name string) (Node, error) {
 	for _, n := range l.Plan.Nodes {
@@ -195,9 +187,11 @@ func (l *Lab) StartSpeaker(node string) error {
 			return fmt.Errorf("the speaker of %s runs already", node)
 		}
 	}
-	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append([]string{"NODE_NAME=" + n.Name}, l.speakerEnv...), l.bin.Speaker,
-		"--kubeconfig", l.CP.Kubeconfig, "--memberlist-join", joinList(l.Plan),
-		"--memberlist-bind-address", n.Addr.Addr().String(), "--memberlist-key-file", l.keyFile)
+	env, err := l.speaker.env(ChartNamespace, n.Name, n.Addr.Addr().String())
+	if err != nil {
+		return err
+	}
+	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append(env, l.speakerEnv...), l.bin.Speaker, l.speaker.command()...)
 	if err != nil {
 		return err
 	}
@@ -247,14 +241,6 @@ func (l *Lab) SpeakerReady(node string) error {
 
 // speakerHealthPort is the speaker's default --health-probe-bind-address port.
 const speakerHealthPort = 7475
-
-func joinList(p Plan) string {
-	var addrs []string
-	for _, n := range p.Nodes {
-		addrs = append(addrs, n.Addr.Addr().String())
-	}
-	return strings.Join(addrs, ",")
-}
 
 // speakerState waits until every speaker is ready or has ended, at most
 // limit, and reports each "ready", or why not: the last line of its log
@@ -367,17 +353,7 @@ var ExampleConfig []byte
 
 // ExampleObjects decodes ExampleConfig into objects to create.
 func ExampleObjects() ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(ExampleConfig), 4096)
-	var out []*unstructured.Unstructured
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			return out, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("example.yaml: %w", err)
-		}
-		out = append(out, u)
-	}
+	return DecodeObjects("example.yaml", ExampleConfig)
 }
 
 // SpeakerPID is the process ID of a node's running speaker, 0 if none.

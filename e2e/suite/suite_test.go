@@ -63,6 +63,11 @@ func startLab(t *testing.T, nodes int) (*lab.Lab, client.Client) {
 		if err := l.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		// ironlb runs with the chart's RBAC: a refused request means the
+		// chart lacks a permission the code needs.
+		for _, line := range l.Forbidden() {
+			t.Errorf("refused for want of permission: %s", line)
+		}
 		if left := lab.Leftovers(name); len(left) > 0 {
 			t.Errorf("left behind: %v", left)
 		}
