@@ -158,16 +158,26 @@ func (w workload) command() []string {
 	return append(slices.Clone(w.container().Args), "--kubeconfig="+w.kubeconfig)
 }
 
-// env resolves the container's environment as the kubelet would for a
-// pod on node, whose address is podIP. It fails on anything the lab
-// cannot provide, so a chart change it does not know about is noticed.
+// env resolves the container's environment for a pod on node.
 func (w workload) env(namespace, node, podIP string) ([]string, error) {
+	env, err := ContainerEnv(w.container(), namespace, node, podIP)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", w.name, err)
+	}
+	return env, nil
+}
+
+// ContainerEnv resolves a container's environment as the kubelet would
+// for a pod of namespace on node, whose address is podIP. It fails on
+// anything the lab cannot provide, so a chart change it does not know
+// about is noticed.
+func ContainerEnv(c corev1.Container, namespace, node, podIP string) ([]string, error) {
 	var out []string
-	for _, e := range w.container().Env {
+	for _, e := range c.Env {
 		v := e.Value
 		if src := e.ValueFrom; src != nil {
 			if src.FieldRef == nil {
-				return nil, fmt.Errorf("%s: env %s: the lab resolves only fieldRef", w.name, e.Name)
+				return nil, fmt.Errorf("env %s: the lab resolves only fieldRef", e.Name)
 			}
 			switch src.FieldRef.FieldPath {
 			case "metadata.namespace":
@@ -177,7 +187,7 @@ func (w workload) env(namespace, node, podIP string) ([]string, error) {
 			case "status.podIP", "status.hostIP":
 				v = podIP
 			default:
-				return nil, fmt.Errorf("%s: env %s: the lab cannot resolve fieldRef %s", w.name, e.Name, src.FieldRef.FieldPath)
+				return nil, fmt.Errorf("env %s: the lab cannot resolve fieldRef %s", e.Name, src.FieldRef.FieldPath)
 			}
 		}
 		out = append(out, e.Name+"="+v)
