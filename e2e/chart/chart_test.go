@@ -46,16 +46,10 @@ func helm(t *testing.T) string {
 
 func chartDir() string { return filepath.Join(repo(), "charts", "ironlb") }
 
-// ValueSets are the value sets the chart is checked with: the defaults
-// and every file in charts/ironlb/ci, as helm arguments by name.
 func valueSets(t *testing.T) map[string][]string {
-	files, err := filepath.Glob(filepath.Join(chartDir(), "ci", "*-values.yaml"))
-	if err != nil || len(files) < 3 {
-		t.Fatalf("value sets in charts/ironlb/ci: %v %v", files, err)
-	}
-	sets := map[string][]string{"default": nil}
-	for _, f := range files {
-		sets[strings.TrimSuffix(filepath.Base(f), "-values.yaml")] = []string{"--values", f}
+	sets, err := lab.ChartValueSets(chartDir())
+	if err != nil || len(sets) < 4 {
+		t.Fatalf("value sets: %v %v", sets, err)
 	}
 	return sets
 }

@@ -55,6 +55,23 @@ func RenderChart(helm, chart, release, namespace string, args ...string) ([]*uns
 	return DecodeObjects("helm template", out)
 }
 
+// ChartValueSets are the value sets the chart is checked with: its
+// defaults and every file in its ci folder, as helm arguments by name.
+func ChartValueSets(chart string) (map[string][]string, error) {
+	files, err := filepath.Glob(filepath.Join(chart, "ci", "*-values.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no value sets in %s/ci", chart)
+	}
+	sets := map[string][]string{"default": nil}
+	for _, f := range files {
+		sets[strings.TrimSuffix(filepath.Base(f), "-values.yaml")] = []string{"--values", f}
+	}
+	return sets, nil
+}
+
 // DecodeObjects decodes a multi-document YAML stream, skipping empty
 // documents.
 func DecodeObjects(source string, data []byte) ([]*unstructured.Unstructured, error) {
@@ -286,6 +303,9 @@ func (l *Lab) createSpeakerPods(ctx context.Context, ds workload) error {
 	}
 	return nil
 }
+
+// Bin is what the lab runs: its binaries and chart.
+func (l *Lab) Bin() Binaries { return l.bin }
 
 // ComponentKubeconfig is the kubeconfig the lab runs a component
 // ("controller" or "speaker") with: its ServiceAccount's token.
