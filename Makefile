@@ -72,11 +72,15 @@ $(BIN)/etcd:
 bench: ## run the benchmarks and write their figures to docs/performance.md
 	hack/bench.sh docs/performance.md
 
-manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manifests/ironlb.yaml (set MEMBERLIST_KEY to keep one key across renders)
+# Every rendering uses the same memberlist key: MEMBERLIST_KEY if set, else
+# _output/manifests/memberlist.key, made on the first run (speakers with
+# different keys cannot talk to each other).
+manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manifests/ironlb.yaml
 	mkdir -p _output/manifests
+	test -s _output/manifests/memberlist.key || (umask 077; head -c 32 /dev/urandom | base64 > _output/manifests/memberlist.key)
 	$(BIN)/helm template ironlb charts/ironlb --namespace ironlb-system --include-crds \
-		$(if $(MEMBERLIST_KEY),--set memberlist.key=$(MEMBERLIST_KEY)) > _output/manifests/ironlb.yaml
-	@echo "wrote _output/manifests/ironlb.yaml"
+		--set memberlist.key=$${MEMBERLIST_KEY:-$$(cat _output/manifests/memberlist.key)} > _output/manifests/ironlb.yaml
+	@echo "wrote _output/manifests/ironlb.yaml (apply with: kubectl create namespace ironlb-system; kubectl apply --server-side -f _output/manifests/ironlb.yaml)"
 
 lab: tools build ## bring up the lab, run the demo, stay up until interrupted (root)
 	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) up

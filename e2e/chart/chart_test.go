@@ -6,6 +6,9 @@
 package chart
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,6 +170,13 @@ func TestRendered(t *testing.T) {
 			}
 			if r.secret == nil && !strings.Contains(strings.Join(args, " "), "external") {
 				t.Error("no memberlist Secret rendered")
+			}
+			if r.secret != nil {
+				// The speakers restart when the key changes.
+				sum := fmt.Sprintf("%x", sha256.Sum256([]byte(base64.StdEncoding.EncodeToString(r.secret.Data["key"]))))
+				if got := r.speaker.Spec.Template.Annotations["checksum/memberlist-key"]; got != sum {
+					t.Errorf("the speakers' checksum/memberlist-key is %q, the Secret's key sums to %q", got, sum)
+				}
 			}
 			sel, _ := arg(s.Args, "memberlist-pod-selector")
 			if parsed, err := labels.Parse(sel); err != nil || !parsed.Matches(labels.Set(r.speaker.Spec.Template.Labels)) {

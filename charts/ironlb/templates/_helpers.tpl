@@ -46,6 +46,30 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-memberlist" (include "ironlb.fullname" .)) .Values.memberlist.existingSecret }}
 {{- end }}
 
+{{/*
+The memberlist key as the Secret's data.key (base64): memberlist.key if
+set, else the key of an earlier install (speakers with different keys
+cannot talk), else 32 random bytes. Worked out once per rendering and
+kept in .Values, so the Secret and the speakers' checksum agree.
+*/}}
+{{- define "ironlb.memberlistKey" -}}
+{{- if not (hasKey .Values.memberlist "renderedKey") }}
+{{- $key := "" }}
+{{- if .Values.memberlist.key }}
+{{- $key = .Values.memberlist.key | b64enc }}
+{{- else }}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "ironlb.memberlistSecret" .) }}
+{{- if and $old $old.data (index $old.data "key") }}
+{{- $key = index $old.data "key" }}
+{{- else }}
+{{- $key = randBytes 32 | b64enc }}
+{{- end }}
+{{- end }}
+{{- $_ := set .Values.memberlist "renderedKey" $key }}
+{{- end }}
+{{- index .Values.memberlist "renderedKey" }}
+{{- end }}
+
 {{/* Flags both binaries take. */}}
 {{- define "ironlb.commonArgs" -}}
 - --lb-class={{ .Values.loadBalancerClass }}
