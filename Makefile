@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: build generate manifests test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-down clean
+.PHONY: build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-down clean
 
 build: ## build the controller and speaker into bin/
 	go build -o $(BIN)/controller ./controller
@@ -23,7 +23,7 @@ generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config
 	$(BIN)/controller-gen object crd:crdVersions=v1 paths=./config/... output:crd:artifacts:config=config/crd
 	rm -f charts/ironlb/crds/*.yaml && cp config/crd/*.yaml charts/ironlb/crds/
 
-test: tools lint unit fuzz ## everything CI runs
+test: tools lint unit fuzz image-check ## everything CI runs
 
 unit: tools build
 	go test -race ./...
@@ -81,6 +81,20 @@ manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manif
 	$(BIN)/helm template ironlb charts/ironlb --namespace ironlb-system --include-crds \
 		--set memberlist.key=$${MEMBERLIST_KEY:-$$(cat _output/manifests/memberlist.key)} > _output/manifests/ironlb.yaml
 	@echo "wrote _output/manifests/ironlb.yaml (apply with: kubectl create namespace ironlb-system; kubectl apply --server-side -f _output/manifests/ironlb.yaml)"
+
+IMAGE_REPO ?= ghcr.io/ironlb
+IMAGE_TAG ?= dev
+
+images: ## build the controller and speaker images (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "images need a Docker engine; none answers here" >&2; exit 1; }
+	docker build -f controller/Dockerfile -t $(IMAGE_REPO)/controller:$(IMAGE_TAG) .
+	docker build -f speaker/Dockerfile -t $(IMAGE_REPO)/speaker:$(IMAGE_TAG) .
+
+# What can be checked of the images without Docker: the binaries build
+# static, and nft and the speaker run from exactly the files the speaker
+# image gathers (in a chroot, root).
+image-check:
+	hack/check-speaker-rootfs.sh
 
 lab: tools build ## bring up the lab, run the demo, stay up until interrupted (root)
 	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) up
