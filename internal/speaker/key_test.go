@@ -2,15 +2,23 @@ package speaker
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // TestLoadKey: the memberlist key comes from a file or a Secret; a bad one
@@ -69,5 +77,43 @@ func TestLoadKey(t *testing.T) {
 				t.Fatalf("key of %d bytes, %v; want %d bytes", len(key), err, tt.wantLen)
 			}
 		})
+	}
+}
+
+// TestMembershipRetries: when memberlist cannot start (here its port is
+// taken, as by another program on the node), the speaker says so and
+// starts it again, instead of staying out of the cluster until restarted.
+func TestMembershipRetries(t *testing.T) {
+	defer func(d time.Duration) { keyRetry = d }(keyRetry)
+	keyRetry = 50 * time.Millisecond
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	logs := &testutil.SyncBuffer{}
+	o := RunOptions{
+		Options:    Options{Node: "node1", Log: slog.New(slog.NewTextHandler(logs, nil))},
+		Membership: membership.Options{Name: "node1", BindAddr: netip.MustParseAddr("127.0.0.1"), Port: port},
+		Join:       []string{fmt.Sprintf("127.0.0.1:%d", port)},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var ref clusterRef
+	ran := make(chan bool, 1)
+	go func() { ran <- runMembership(ctx, o, nil, nil, &ref, New(o.Options)) }()
+	testutil.Eventually(t, "the speaker to report that memberlist cannot start", func() (bool, string) {
+		return strings.Contains(logs.String(), "cannot run memberlist"), logs.String()
+	})
+	if ref.Alive() != nil {
+		t.Fatalf("alive %v without memberlist running", ref.Alive())
+	}
+	taken.Close()
+	testutil.Eventually(t, "memberlist running once its port is free", func() (bool, string) {
+		return slices.Equal(ref.Alive(), []string{"node1"}), fmt.Sprint(ref.Alive())
+	})
+	cancel()
+	if !<-ran {
+		t.Error("runMembership says memberlist never ran")
 	}
 }

@@ -64,8 +64,9 @@ type RunOptions struct {
 	Linger time.Duration
 }
 
-// keyRetry is how often an unusable memberlist key is read again.
-const keyRetry = 10 * time.Second
+// keyRetry is how often an unusable memberlist key is read again, and
+// memberlist started again after it failed (a variable for tests).
+var keyRetry = 10 * time.Second
 
 // Run runs the speaker until ctx ends, then leaves the memberlist cluster,
 // keeps answering for Linger while the others take over, and stops.
@@ -241,13 +242,18 @@ func runMembership(ctx context.Context, o RunOptions, reader client.Reader, cach
 				}
 				ref.set(c)
 				err = c.Run(ctx, func() []string { return peers(ctx, o, cached, log) }, sp.Trigger)
-				if err != nil {
-					log.Error("memberlist stopped", "error", err)
+				if err == nil || ctx.Err() != nil {
+					return true
 				}
-				return true
+				// Such as its port taken by another program: try again
+				// rather than stay out of the cluster until restarted.
+				ref.set(nil)
 			}
-			lastErr = ""
-			log.Error("cannot start memberlist; layer 2 announcements from this node are off until it can", "error", err)
+			if err.Error() != lastErr {
+				lastErr = err.Error()
+				log.Error("cannot run memberlist; layer 2 announcements from this node are off until it can, retrying", "error", err, "retry", keyRetry)
+				sp.nodeEvent(corev1.EventTypeWarning, "MemberlistFailed", "%v", err)
+			}
 		} else if err.Error() != lastErr {
 			lastErr = err.Error()
 			log.Error("memberlist key unusable; this node does not join the speakers and announces nothing in layer 2 until it is fixed", "error", err)
