@@ -93,7 +93,7 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]
 	bin := l.Bin()
 	const release, ns = "ironlb-upgrade", "ironlb-upgrade"
 	home := t.TempDir()
-	helm := func(args ...string) {
+	helm := func(args ...string) string {
 		t.Helper()
 		if args[0] != "uninstall" {
 			// No controller pods: the lab's node agent would run them as
@@ -102,9 +102,11 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]
 		}
 		cmd := exec.Command(bin.Helm, append(args, "--kubeconfig", l.CP.Kubeconfig, "--namespace", ns)...)
 		cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+home+"/config", "HELM_CACHE_HOME="+home+"/cache", "HELM_DATA_HOME="+home+"/data")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+		return string(out)
 	}
 	key := func(name string) string {
 		t.Helper()
@@ -120,7 +122,8 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]
 	const secret = release + "-memberlist"
 	chosen := readChosenKey(t, sets["monitoring"])
 
-	helm("install", release, bin.Chart, "--create-namespace")
+	notes := helm("install", release, bin.Chart, "--create-namespace")
+	checkNotes(t, l, notes)
 	first := key(secret)
 	helm("upgrade", release, bin.Chart, sets["bgp"][0], sets["bgp"][1])
 	if k := key(secret); k != first {
@@ -137,6 +140,45 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]
 	helm("upgrade", release, bin.Chart, sets["external"][0], sets["external"][1])
 	helm("upgrade", release, bin.Chart, sets["monitoring"][0], sets["monitoring"][1])
 	helm("uninstall", release, "--wait")
+}
+
+// checkNotes checks that the NOTES Helm prints after an install hold a
+// first pool and advertisement that the API server accepts (server-side
+// dry run), and say how to check the result.
+func checkNotes(t *testing.T, l *lab.Lab, notes string) {
+	t.Helper()
+	_, rest, ok := strings.Cut(notes, "<<'YAML'\n")
+	manifest, _, ok2 := strings.Cut(rest, "\n  YAML\n")
+	if !ok || !ok2 {
+		t.Fatalf("the NOTES hold no pool to apply:\n%s", notes)
+	}
+	var dedented []string // the NOTES indent it by two spaces
+	for _, line := range strings.Split(manifest, "\n") {
+		dedented = append(dedented, strings.TrimPrefix(line, "  "))
+	}
+	objs, err := lab.DecodeObjects("NOTES.txt", []byte(strings.Join(dedented, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 2 || objs[0].GetKind() != "IPPool" || objs[1].GetKind() != "L2Advertisement" {
+		t.Fatalf("the NOTES' manifest is not an IPPool and an L2Advertisement:\n%s", manifest)
+	}
+	admin, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applier, err := lab.NewApplier(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(context.Background(), objs, true); err != nil {
+		t.Errorf("the NOTES' pool is refused: %v", err)
+	}
+	for _, want := range []string{"kubectl get ippools", "kubectl get nodeannouncements", "EXTERNAL-IP"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("the NOTES do not say %q:\n%s", want, notes)
+		}
+	}
 }
 
 // readChosenKey returns memberlist.key of a value set's file.
