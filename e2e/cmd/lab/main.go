@@ -39,7 +39,7 @@ func main() {
 	name := fs.String("name", "ilb", "the lab's name, prefix of its namespaces")
 	nodes := fs.Int("nodes", 3, fmt.Sprintf("how many nodes (1 to %d)", lab.MaxNodes))
 	dir := fs.String("dir", "_output/lab", "folder for the lab's files and logs")
-	bin := fs.String("bin", "../bin", "folder holding etcd, kube-apiserver, kube-controller-manager, controller and speaker")
+	bin := fs.String("bin", "../bin", "folder holding etcd, kube-apiserver, kube-controller-manager, helm, controller and speaker; the chart is found beside it, in ../charts/ironlb")
 	trials := fs.Int("trials", 20, "measure, measure-bgp, measure-forwarding: trials of each fault (make lab-forwarding asks for 5)")
 	out := fs.String("out", "", "measure, measure-bgp, measure-forwarding: write the report to this file instead of standard output")
 	scale := fs.String("scale", "1000,10000", "measure-bgp: Service counts to grow to, in order")
@@ -89,10 +89,16 @@ func main() {
 	}
 }
 
+// binaries finds the lab's programs, and the chart, from the bin folder;
+// it exits when one is missing.
 func binaries(bin string) lab.Binaries {
 	bin, _ = filepath.Abs(bin)
-	return lab.Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
-		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker")}
+	b, err := lab.BinariesIn(bin)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab: %v (run make tools build)\n", err)
+		os.Exit(1)
+	}
+	return b
 }
 
 func up(name string, nodes int, dir, bin string) error {
@@ -113,6 +119,8 @@ func up(name string, nodes int, dir, bin string) error {
 		fmt.Println("done.")
 	}()
 	fmt.Printf("lab %s up in %s: %d nodes, control plane at %s\n", name, time.Since(start).Round(10*time.Millisecond), nodes, l.CP.URL)
+	fmt.Printf("ironlb installed from %s in namespace %s; the controller and speakers run with its ServiceAccounts' tokens (%s, %s)\n",
+		l.Bin().Chart, lab.ChartNamespace, l.ComponentKubeconfig("controller"), l.ComponentKubeconfig("speaker"))
 	for node, state := range l.Speakers {
 		fmt.Printf("  speaker on %s: %s\n", node, state)
 	}
