@@ -79,7 +79,7 @@ func TestChart(t *testing.T) {
 		}
 	})
 
-	t.Run("upgrade", func(t *testing.T) { chartUpgrades(t, l, c, sets) })
+	t.Run("upgrade", func(t *testing.T) { chartUpgrades(t, l, c, applier, sets) })
 	t.Run("rbac", func(t *testing.T) { chartRBAC(t, l, c) })
 }
 
@@ -88,7 +88,7 @@ func TestChart(t *testing.T) {
 // server refuses, as it refuses a change of an immutable field such as a
 // workload's selector. The memberlist key must survive every upgrade that
 // does not choose one.
-func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]string) {
+func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, applier *lab.Applier, sets map[string][]string) {
 	ctx := context.Background()
 	bin := l.Bin()
 	const release, ns = "ironlb-upgrade", "ironlb-upgrade"
@@ -123,7 +123,7 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]
 	chosen := readChosenKey(t, sets["monitoring"])
 
 	notes := helm("install", release, bin.Chart, "--create-namespace")
-	checkNotes(t, l, notes)
+	checkNotes(t, applier, notes)
 	first := key(secret)
 	helm("upgrade", release, bin.Chart, sets["bgp"][0], sets["bgp"][1])
 	if k := key(secret); k != first {
@@ -145,7 +145,7 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, sets map[string][]
 // checkNotes checks that the NOTES Helm prints after an install hold a
 // first pool and advertisement that the API server accepts (server-side
 // dry run), and say how to check the result.
-func checkNotes(t *testing.T, l *lab.Lab, notes string) {
+func checkNotes(t *testing.T, applier *lab.Applier, notes string) {
 	t.Helper()
 	_, rest, ok := strings.Cut(notes, "<<'YAML'\n")
 	manifest, _, ok2 := strings.Cut(rest, "\n  YAML\n")
@@ -162,14 +162,6 @@ func checkNotes(t *testing.T, l *lab.Lab, notes string) {
 	}
 	if len(objs) != 2 || objs[0].GetKind() != "IPPool" || objs[1].GetKind() != "L2Advertisement" {
 		t.Fatalf("the NOTES' manifest is not an IPPool and an L2Advertisement:\n%s", manifest)
-	}
-	admin, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applier, err := lab.NewApplier(admin)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := applier.Apply(context.Background(), objs, true); err != nil {
 		t.Errorf("the NOTES' pool is refused: %v", err)
