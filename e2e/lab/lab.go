@@ -239,7 +239,7 @@ func (l *Lab) SpeakerReady(node string) error {
 	return nil
 }
 
-// speakerHealthPort is the speaker's default --health-probe-bind-address port.
+// speakerHealthPort is the port of the speakers' /readyz, as the chart sets it.
 const speakerHealthPort = 7475
 
 // speakerState waits until every speaker is ready or has ended, at most
