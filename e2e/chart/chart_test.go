@@ -232,7 +232,9 @@ func checkRBAC(t *testing.T, r rendered) {
 		if slices.Contains(all, "*") {
 			t.Errorf("wildcard in rule %+v", p)
 		}
-		if slices.ContainsFunc(p.Verbs, func(v string) bool { return v == "delete" || v == "deletecollection" || v == "escalate" || v == "bind" || v == "impersonate" }) {
+		if slices.ContainsFunc(p.Verbs, func(v string) bool {
+			return v == "delete" || v == "deletecollection" || v == "escalate" || v == "bind" || v == "impersonate"
+		}) {
 			t.Errorf("rule %+v grants %v", p, p.Verbs)
 		}
 		if slices.Contains(p.Resources, "secrets") && !slices.Equal(p.Verbs, []string{"get"}) {
