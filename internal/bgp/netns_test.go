@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -257,99 +256,22 @@ func (l *lab) link(r *router, rv4, sv4, rv6, sv6 string) {
 // speaker is a helper process running a Server in the lab's speaker
 // namespace.
 type speaker struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Scanner
-	logs *testutil.SyncBuffer
-	// done is closed when the process has exited; err is then its
-	// result.
-	done    chan struct{}
-	err     error
-	stopped bool
+	*testutil.Helper
+	t testing.TB
 }
 
 // startSpeaker starts the helper at the given log level. When the test
 // ends it is stopped (if the test did not) and must exit 0; its log is
 // shown if the test failed.
 func (l *lab) startSpeaker(level string) *speaker {
-	t := l.t
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", l.spk, self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+level)
-	s := &speaker{t: t, cmd: cmd, logs: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = s.logs
-	if s.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	// A pipe of our own rather than StdoutPipe, which Wait (called as
-	// soon as the process exits) would close under the reader.
-	out, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = w
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		if !s.stopped {
-			if err := s.stop(); err != nil {
-				t.Errorf("speaker: %v", err)
-			}
-		}
-		out.Close()
-		if t.Failed() {
-			t.Logf("speaker logged:\n%s", s.logs)
-		}
-	})
-	s.out = bufio.NewScanner(out)
-	s.out.Buffer(nil, 64<<20)
-	return s
-}
-
-// stop closes the helper's stdin, which ends Run's context, and returns
-// the helper's exit status.
-func (s *speaker) stop() error {
-	s.stopped = true
-	_ = s.in.Close()
-	select {
-	case <-s.done:
-		return s.err
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		return errors.New("did not stop within 30s of its stdin closing")
-	}
+	l.t.Helper()
+	return &speaker{Helper: testutil.StartHelper(l.t, "speaker", l.spk, helperEnv+"="+level), t: l.t}
 }
 
 func (s *speaker) do(c helperCommand) helperReply {
 	s.t.Helper()
-	b, err := json.Marshal(c)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if _, err := s.in.Write(append(b, '\n')); err != nil {
-		s.t.Fatalf("speaker: %v", err)
-	}
-	if !s.out.Scan() {
-		s.t.Fatalf("speaker ended: %v", s.out.Err())
-	}
 	var r helperReply
-	if err := json.Unmarshal(s.out.Bytes(), &r); err != nil {
-		s.t.Fatal(err)
-	}
+	s.Do(c, &r)
 	return r
 }
 

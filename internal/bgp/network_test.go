@@ -534,7 +534,7 @@ func TestFRRGracefulShutdown(t *testing.T) {
 		updatesBefore[s.addr] = s.r.neighbor(t, s.addr).MessageStats.UpdatesRecv
 	}
 
-	if err := sp.stop(); err != nil {
+	if err := sp.Stop(); err != nil {
 		t.Errorf("speaker helper: %v, want exit status 0 (Run returned nil)", err)
 	}
 	for _, s := range sessions {

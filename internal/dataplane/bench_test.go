@@ -72,7 +72,7 @@ func BenchmarkSyncFull(b *testing.B) {
 				took += r.Took
 				syncs++
 				h.mustDo(helperCommand{Op: "cleanup"})
-				if err := h.stop(); err != nil {
+				if err := h.Stop(); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()

@@ -230,17 +230,9 @@ func listTables(ctx context.Context) (string, map[string]string, error) {
 // nodeHelper is a helper process running a Dataplane in a node's
 // namespace.
 type nodeHelper struct {
-	t    testing.TB
-	ns   string
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Scanner
-	logs *testutil.SyncBuffer
-	// done is closed when the process has exited; err is then its
-	// result.
-	done    chan struct{}
-	err     error
-	stopped bool
+	*testutil.Helper
+	t  testing.TB
+	ns string
 }
 
 // startHelper starts a helper in ns. When the test ends it is stopped
@@ -248,80 +240,13 @@ type nodeHelper struct {
 // failed.
 func startHelper(t testing.TB, ns string) *nodeHelper {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", ns, self, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+ns)
-	h := &nodeHelper{t: t, ns: ns, cmd: cmd, logs: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = h.logs
-	if h.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	// A pipe of our own rather than StdoutPipe, which Wait (called as
-	// soon as the process exits) would close under the reader.
-	out, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = w
-	err = cmd.Start()
-	w.Close()
-	if err != nil {
-		out.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		h.err = cmd.Wait()
-		close(h.done)
-	}()
-	t.Cleanup(func() {
-		if !h.stopped {
-			if err := h.stop(); err != nil {
-				t.Errorf("dataplane helper in %s: %v", ns, err)
-			}
-		}
-		out.Close()
-		if t.Failed() {
-			t.Logf("dataplane helper in %s logged:\n%s", ns, excerpt(h.logs.String(), 300))
-		}
-	})
-	h.out = bufio.NewScanner(out)
-	h.out.Buffer(nil, 64<<20)
-	return h
-}
-
-// stop closes the helper's stdin and returns its exit status.
-func (h *nodeHelper) stop() error {
-	h.stopped = true
-	_ = h.in.Close()
-	select {
-	case <-h.done:
-		return h.err
-	case <-time.After(30 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.done
-		return errors.New("did not stop within 30s of its stdin closing")
-	}
+	return &nodeHelper{Helper: testutil.StartHelper(t, "dataplane helper in "+ns, ns, helperEnv+"="+ns), t: t, ns: ns}
 }
 
 func (h *nodeHelper) do(c helperCommand) helperReply {
 	h.t.Helper()
-	b, err := json.Marshal(c)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if _, err := h.in.Write(append(b, '\n')); err != nil {
-		h.t.Fatalf("dataplane helper in %s: %v", h.ns, err)
-	}
-	if !h.out.Scan() {
-		h.t.Fatalf("dataplane helper in %s ended (%v); it logged:\n%s", h.ns, h.out.Err(), excerpt(h.logs.String(), 100))
-	}
 	var r helperReply
-	if err := json.Unmarshal(h.out.Bytes(), &r); err != nil {
-		h.t.Fatal(err)
-	}
+	h.Do(c, &r)
 	return r
 }
 

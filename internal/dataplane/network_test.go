@@ -261,7 +261,7 @@ func TestRestart(t *testing.T) {
 	a := startHelper(t, c.node1)
 	a.sync(s1...)
 	a1 := a.list()
-	if err := a.stop(); err != nil {
+	if err := a.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if len(a1.Table) != 2 {
@@ -280,7 +280,7 @@ func TestRestart(t *testing.T) {
 	b2 := b.list()
 	b.sync(s3...) // partial
 	b3 := b.list()
-	if err := b.stop(); err != nil {
+	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -323,7 +323,7 @@ func TestAffinitySurvivesRestart(t *testing.T) {
 		}
 	}
 	before := a.list()
-	if err := a.stop(); err != nil {
+	if err := a.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	b := startHelper(t, c.node1)
