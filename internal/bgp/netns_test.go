@@ -11,9 +11,7 @@ package bgp
 // unchanged (runHelper), taking commands as JSON lines on stdin.
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,15 +81,7 @@ func runHelper(level string, in io.Reader, out, logw io.Writer) int {
 	defer cancel()
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(ctx) }()
-	sc := bufio.NewScanner(in)
-	sc.Buffer(nil, 64<<20)
-	enc := json.NewEncoder(out)
-	for sc.Scan() {
-		var c helperCommand
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			log.Error("helper: bad command", "error", err)
-			return 2
-		}
+	err := testutil.ServeCommands(in, out, func(c helperCommand) (any, error) {
 		var r helperReply
 		switch c.Op {
 		case "set":
@@ -101,12 +91,13 @@ func runHelper(level string, in io.Reader, out, logw io.Writer) int {
 		case "stats":
 			r.Stats = memory()
 		default:
-			log.Error("helper: unknown command", "op", c.Op)
-			return 2
+			return nil, fmt.Errorf("unknown command %q", c.Op)
 		}
-		if err := enc.Encode(r); err != nil {
-			return 2
-		}
+		return r, nil
+	})
+	if err != nil {
+		log.Error("helper", "error", err)
+		return 2
 	}
 	cancel()
 	if err := <-ran; err != nil {

@@ -124,16 +124,8 @@ func runHelper(ns string, in io.Reader, out, logw io.Writer) int {
 		return 1
 	}
 	ctx := context.Background()
-	sc := bufio.NewScanner(in)
-	sc.Buffer(nil, 256<<20)
-	enc := json.NewEncoder(out)
 	var synthetic []Frontend
-	for sc.Scan() {
-		var c helperCommand
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			log.Error("helper: bad command", "error", err)
-			return 2
-		}
+	err = testutil.ServeCommands(in, out, func(c helperCommand) (any, error) {
 		var r helperReply
 		var err error
 		switch c.Op {
@@ -154,15 +146,16 @@ func runHelper(ns string, in io.Reader, out, logw io.Writer) int {
 		case "list":
 			r.Tables, r.Table, err = listTables(ctx)
 		default:
-			log.Error("helper: unknown command", "op", c.Op)
-			return 2
+			return nil, fmt.Errorf("unknown command %q", c.Op)
 		}
 		if err != nil {
 			r.Err = err.Error()
 		}
-		if err := enc.Encode(r); err != nil {
-			return 2
-		}
+		return r, nil
+	})
+	if err != nil {
+		log.Error("helper", "error", err)
+		return 2
 	}
 	return 0
 }

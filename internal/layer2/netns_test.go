@@ -11,8 +11,6 @@ package layer2
 // JSON lines on stdin and answering with Set's error and Announced().
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,7 +23,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,15 +63,7 @@ func runHelper(in io.Reader, out, logw io.Writer) int {
 	defer cancel()
 	ran := make(chan error, 1)
 	go func() { ran <- a.Run(ctx) }()
-	sc := bufio.NewScanner(in)
-	sc.Buffer(nil, 1<<20)
-	enc := json.NewEncoder(out)
-	for sc.Scan() {
-		var c helperCommand
-		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
-			log.Error("helper: bad command", "error", err)
-			return 2
-		}
+	err := testutil.ServeCommands(in, out, func(c helperCommand) (any, error) {
 		var r helperResult
 		if c.Op == "set" {
 			if err := a.Set(c.Desired); err != nil {
@@ -82,9 +71,11 @@ func runHelper(in io.Reader, out, logw io.Writer) int {
 			}
 		}
 		r.Announced = a.Announced()
-		if err := enc.Encode(r); err != nil {
-			return 2
-		}
+		return r, nil
+	})
+	if err != nil {
+		log.Error("helper", "error", err)
+		return 2
 	}
 	cancel()
 	if err := <-ran; err != nil {
@@ -193,82 +184,20 @@ var (
 
 // speaker is a helper process running an Announcer in a namespace.
 type speaker struct {
-	t   *testing.T
-	ns  string
-	in  io.WriteCloser
-	out *bufio.Scanner
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	*testutil.Helper
+	t  *testing.T
+	ns string
 }
 
 func startSpeaker(t *testing.T, ns string) *speaker {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1")
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = in.Close() // the helper stops its Announcer and exits
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("speaker in %s: %v", ns, err)
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("speaker in %s did not stop when its stdin closed", ns)
-		}
-		if t.Failed() {
-			t.Logf("speaker in %s logged:\n%s", ns, logs)
-		}
-	})
-	sc := bufio.NewScanner(out)
-	sc.Buffer(nil, 1<<20)
-	return &speaker{t: t, ns: ns, in: in, out: sc}
+	return &speaker{Helper: testutil.StartHelper(t, "speaker in "+ns, ns, helperEnv+"=1"), t: t, ns: ns}
 }
 
 func (s *speaker) do(c helperCommand) helperResult {
 	s.t.Helper()
-	b, _ := json.Marshal(c)
-	if _, err := s.in.Write(append(b, '\n')); err != nil {
-		s.t.Fatalf("speaker in %s: %v", s.ns, err)
-	}
-	if !s.out.Scan() {
-		s.t.Fatalf("speaker in %s ended: %v", s.ns, s.out.Err())
-	}
 	var r helperResult
-	if err := json.Unmarshal(s.out.Bytes(), &r); err != nil {
-		s.t.Fatal(err)
-	}
+	s.Do(c, &r)
 	return r
 }
 

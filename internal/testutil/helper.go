@@ -125,3 +125,28 @@ func lastLines(s string, max int) string {
 	}
 	return fmt.Sprintf("(%d lines before)\n", len(lines)-max) + strings.Join(lines[len(lines)-max:], "")
 }
+
+// ServeCommands is the helper's side of Helper: it decodes every JSON
+// line of in as a command, writes handle's answer as one JSON line to
+// out, and returns nil when in ends (the test stopped the helper), or the
+// first error: a line that is not a command, handle's error, a failed
+// write.
+func ServeCommands[C any](in io.Reader, out io.Writer, handle func(C) (any, error)) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(nil, 256<<20)
+	enc := json.NewEncoder(out)
+	for sc.Scan() {
+		var c C
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			return fmt.Errorf("bad command %q: %w", sc.Bytes(), err)
+		}
+		answer, err := handle(c)
+		if err != nil {
+			return err
+		}
+		if err := enc.Encode(answer); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
