@@ -321,17 +321,12 @@ func installCRDs(ctx context.Context, c apiextensionsclient.Interface) error {
 		}
 		names = append(names, obj.Name)
 	}
-	deadline := time.Now().Add(60 * time.Second)
 	for _, name := range names {
-		for {
+		if err := waitFor(ctx, "CRD "+name+" to be established", func() (bool, error) {
 			obj, err := c.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
-			if err == nil && established(obj) {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("CRD %s not established: %v", name, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return err == nil && established(obj), err
+		}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/ironlb/ironlb/e2e/lab"
 	"github.com/ironlb/ironlb/internal/testutil"
@@ -180,13 +181,13 @@ func readChosenKey(t *testing.T, args []string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "key:"); ok {
-			return strings.Trim(strings.TrimSpace(v), `"`)
-		}
+	var values struct {
+		Memberlist struct{ Key string }
 	}
-	t.Fatalf("%s chooses no memberlist.key", args[1])
-	return ""
+	if err := yaml.Unmarshal(b, &values); err != nil || values.Memberlist.Key == "" {
+		t.Fatalf("%s chooses no memberlist.key: %v", args[1], err)
+	}
+	return values.Memberlist.Key
 }
 
 // chartRBAC acts with the tokens the lab runs ironlb with and checks that
