@@ -30,6 +30,11 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 		conf.GossipVerifyOutgoing = true
 	}
 	conf.Events = events{c}
+	if len(o.Meta) > 0 {
+		// Only with metadata: without it this member must look exactly like
+		// one of a release that had none.
+		conf.Delegate = metaDelegate{o.Meta}
+	}
 	conf.Logger = newStdLogger(c.log)
 
 	// The four timings the speaker exposes as flags. Each member probes one

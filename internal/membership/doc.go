@@ -7,7 +7,17 @@
 // creates the memberlist, joins the peers it is given (again and again while
 // one of them is not a member), reports changes of the alive set through a
 // callback, and when its context ends leaves the cluster, so that the others
-// drop it at once instead of after a failure timeout.
+// drop it at once instead of after a failure timeout. Each member may
+// advertise a few opaque bytes of metadata (Options.Meta) that the others
+// read in Members.
+//
+// Nothing is published before the first join is settled: Alive and Members
+// are nil, and the callback is not called, until a join has brought in the
+// whole cluster's state, or peers names nobody but this member, or
+// Options.JoinTimeout has passed without reaching any peer (the member then
+// takes itself to be alone). A starting speaker therefore never believes
+// itself the only one, and claims every address, while the others are
+// still there.
 //
 // Failure detection is tuned for layer 2 failover. With the speaker's
 // defaults (probe interval 100ms, probe timeout 50ms, suspicion multiplier

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -87,6 +88,10 @@ type member struct {
 	cancel   context.CancelCauseFunc // guarded by mu
 	done     chan error              // guarded by mu
 	notified []string                // guarded by mu: Alive() when notify was last called
+	// history is Alive() at every notify call of the current Run, and
+	// notifiedMembers Members() at the last one; guarded by mu.
+	history         [][]string
+	notifiedMembers []Member
 }
 
 func newMember(name string) *member {
@@ -109,12 +114,14 @@ func (m *member) start(t testing.TB, o Options, peers func() []string) {
 	done := make(chan error, 1)
 	m.mu.Lock()
 	m.c, m.cancel, m.done, m.notified = c, cancel, done, nil
+	m.history, m.notifiedMembers = nil, nil
 	m.mu.Unlock()
 	go func() {
 		done <- c.Run(ctx, peers, func() {
-			alive := c.Alive()
+			alive, members := c.Alive(), c.Members()
 			m.mu.Lock()
-			m.notified = alive
+			m.notified, m.notifiedMembers = alive, members
+			m.history = append(m.history, alive)
 			m.mu.Unlock()
 		})
 	}()
@@ -164,6 +171,19 @@ func (m *member) lastNotified() []string {
 	return m.notified
 }
 
+// notifyHistory returns Alive() at every notify call of the current Run.
+func (m *member) notifyHistory() [][]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.history)
+}
+
+func (m *member) lastNotifiedMembers() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.notifiedMembers
+}
+
 // gauge reads ironlb_memberlist_members from the member's registry.
 func (m *member) gauge(t testing.TB) float64 {
 	t.Helper()
@@ -202,16 +222,42 @@ func waitViews(t testing.TB, what string, ms []*member, want []string) {
 	})
 }
 
+// waitMembers waits until every running member in ms sees exactly want
+// through Members, and was notified of it.
+func waitMembers(t testing.TB, what string, ms []*member, want []Member) {
+	t.Helper()
+	waitFor(t, what, func() (bool, string) {
+		ok := true
+		var b strings.Builder
+		for _, m := range ms {
+			c := m.cluster()
+			if c == nil {
+				continue
+			}
+			got, notified := c.Members(), m.lastNotifiedMembers()
+			if d := cmp.Diff(want, got); d != "" {
+				ok = false
+				fmt.Fprintf(&b, "  %s: Members (-want +got):\n%s", m.name, d)
+			} else if d := cmp.Diff(want, notified); d != "" {
+				ok = false
+				fmt.Fprintf(&b, "  %s: Members at last notify (-want +got):\n%s", m.name, d)
+			}
+		}
+		return ok, b.String()
+	})
+}
+
 // mockLab is a cluster of members over one memberlist.MockNetwork. Every
 // transport is made up front (MockNetwork is not safe for adding transports
 // while others send) and is drained while its member is not running, the
 // way a host whose speaker died swallows datagrams and refuses connections
-// (a MockTransport nobody reads would block its senders forever).
+// (a MockTransport nobody reads would block its senders forever). Packets
+// go through a udpTransport, so a busy member never blocks its senders.
 type mockLab struct {
 	t       testing.TB
 	members map[string]*member
 	names   []string
-	tr      map[string]*memberlist.MockTransport
+	tr      map[string]*udpTransport
 	addr    map[string]string
 	// undrain stops the drain of a member's transport; guarded by
 	// the test goroutine (only it starts and stops members).
@@ -223,13 +269,13 @@ func newMockLab(t testing.TB, names ...string) *mockLab {
 		t:       t,
 		members: map[string]*member{},
 		names:   names,
-		tr:      map[string]*memberlist.MockTransport{},
+		tr:      map[string]*udpTransport{},
 		addr:    map[string]string{},
 		undrain: map[string]func(){},
 	}
 	var mn memberlist.MockNetwork
 	for _, n := range names {
-		tr := mn.NewTransport(n)
+		tr := newUDPTransport(t, mn.NewTransport(n))
 		ip, port, err := tr.FinalAdvertiseAddr("", 0)
 		if err != nil {
 			t.Fatal(err)
@@ -288,9 +334,47 @@ func (l *mockLab) all() []*member {
 	return out
 }
 
+// udpTransport is a MockTransport whose packets, like UDP datagrams, never
+// make the sender wait for the receiver. MockTransport hands each packet
+// over an unbuffered channel, and memberlist answers a ping (or relays an
+// indirect one) from the goroutine that reads them; members answering each
+// other at the same moment then block each other for good, which a CPU-
+// starved test machine hit (probes stop, a dead member is never dropped).
+// A goroutine here always reads, queueing up to udpQueue packets and
+// dropping the rest, as a full socket buffer does.
+type udpTransport struct {
+	*memberlist.MockTransport
+	packets chan *memberlist.Packet
+}
+
+const udpQueue = 256
+
+func newUDPTransport(t testing.TB, tr *memberlist.MockTransport) *udpTransport {
+	u := &udpTransport{MockTransport: tr, packets: make(chan *memberlist.Packet, udpQueue)}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case p := <-tr.PacketCh():
+				select {
+				case u.packets <- p:
+				default: // dropped
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(quit); <-done })
+	return u
+}
+
+func (u *udpTransport) PacketCh() <-chan *memberlist.Packet { return u.packets }
+
 // drain reads and drops everything sent to tr until the returned function
 // is called.
-func drain(tr *memberlist.MockTransport) (stop func()) {
+func drain(tr memberlist.Transport) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)

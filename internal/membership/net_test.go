@@ -39,10 +39,11 @@ func (d *directory) peers() []string {
 }
 
 // startLoopback starts m on 127.0.0.1:port (0: any free port), joining
-// the members of d, and adds it to d.
+// the members of d, and adds it to d. A member that can join none of them
+// (another key) settles alone after a second.
 func startLoopback(t testing.TB, d *directory, m *member, key []byte, port int) {
 	t.Helper()
-	m.start(t, Options{BindAddr: loopback, Port: port, Key: key, RejoinInterval: 250 * time.Millisecond}, d.peers)
+	m.start(t, Options{BindAddr: loopback, Port: port, Key: key, RejoinInterval: 250 * time.Millisecond, JoinTimeout: time.Second}, d.peers)
 	d.add(m)
 	t.Cleanup(func() { m.stop(t, true) })
 }

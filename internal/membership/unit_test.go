@@ -127,6 +127,10 @@ func TestNewValidates(t *testing.T) {
 		{"negative gossip", func(o *Options) { o.GossipInterval = -1 }, "Options.GossipInterval"},
 		{"negative rejoin", func(o *Options) { o.RejoinInterval = -1 }, "Options.RejoinInterval"},
 		{"negative suspicion", func(o *Options) { o.SuspicionMult = -1 }, "Options.SuspicionMult -1"},
+		{"negative join timeout", func(o *Options) { o.JoinTimeout = -time.Second }, "Options.JoinTimeout -1s: must be positive"},
+		{"negative join retry", func(o *Options) { o.JoinRetry = -1 }, "Options.JoinRetry"},
+		{"longest meta", func(o *Options) { o.Meta = make([]byte, memberlist.MetaMaxSize) }, ""},
+		{"meta too long", func(o *Options) { o.Meta = make([]byte, 513) }, "Options.Meta has 513 bytes; must be at most 512"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := ok
@@ -136,8 +140,8 @@ func TestNewValidates(t *testing.T) {
 				if err != nil {
 					t.Fatalf("New: %v", err)
 				}
-				if c.Alive() != nil || c.Addr().IsValid() {
-					t.Errorf("before Run: Alive %v, Addr %v; want nil and invalid", c.Alive(), c.Addr())
+				if c.Alive() != nil || c.Members() != nil || c.Joined() || c.Addr().IsValid() {
+					t.Errorf("before Run: Alive %v, Members %v, Joined %v, Addr %v; want nil, nil, false and invalid", c.Alive(), c.Members(), c.Joined(), c.Addr())
 				}
 				return
 			}
@@ -162,14 +166,111 @@ func TestMemberlistConfig(t *testing.T) {
 		"LeaveTimeout": c.opts.LeaveTimeout.String(), "DeadNodeReclaimTime>0": conf.DeadNodeReclaimTime > 0,
 		"BindAddr": conf.BindAddr, "AdvertiseAddr": conf.AdvertiseAddr, "BindPort": conf.BindPort,
 		"SecretKey": len(conf.SecretKey), "GossipVerifyIncoming": conf.GossipVerifyIncoming,
+		"JoinTimeout": c.opts.JoinTimeout.String(), "JoinRetry": c.opts.JoinRetry.String(),
+		"Delegate": conf.Delegate,
 	}
 	want := map[string]any{
 		"ProbeInterval": "100ms", "ProbeTimeout": "50ms", "GossipInterval": "100ms", "SuspicionMult": 2,
 		"LeaveTimeout": "1s", "DeadNodeReclaimTime>0": true,
 		"BindAddr": "198.51.100.1", "AdvertiseAddr": "198.51.100.1", "BindPort": 7946,
 		"SecretKey": 16, "GossipVerifyIncoming": true,
+		"JoinTimeout": "5s", "JoinRetry": "500ms",
+		"Delegate": nil, // no metadata: no Delegate, as before metadata existed
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("memberlist config (-want +got):\n%s", diff)
+	}
+}
+
+// With metadata a Delegate advertises it: a copy, taken by New.
+func TestMemberlistConfigMeta(t *testing.T) {
+	meta := []byte("release 2")
+	c, err := New(Options{Name: "node-a", BindAddr: netip.MustParseAddr("198.51.100.1"), Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta[0] = 'R'
+	d := c.memberlistConfig().Delegate
+	if d == nil {
+		t.Fatal("no Delegate with Options.Meta set")
+	}
+	if got := d.NodeMeta(memberlist.MetaMaxSize); string(got) != "release 2" {
+		t.Errorf("NodeMeta = %q, want %q", got, "release 2")
+	}
+	c, err = New(Options{Name: "node-a", BindAddr: netip.MustParseAddr("198.51.100.1"), Meta: []byte{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.memberlistConfig().Delegate; d != nil {
+		t.Errorf("Delegate %v with empty Options.Meta, want none", d)
+	}
+}
+
+// The Cluster's state step by step as memberlist's events arrive: they are
+// recorded from the start, published only once settled, and a change of
+// metadata is a change like a join or a leave.
+func TestEvents(t *testing.T) {
+	c, err := New(Options{Name: "node-a", BindAddr: netip.MustParseAddr("198.51.100.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.setRunning(true)
+	ev := events{c}
+	node := func(name string, ip byte, meta string) *memberlist.Node {
+		n := &memberlist.Node{Name: name, Addr: []byte{198, 51, 100, ip}, Port: 7946}
+		if meta != "" {
+			n.Meta = []byte(meta)
+		}
+		return n
+	}
+	for i, step := range []struct {
+		what       string
+		do         func()
+		want       []Member // Members() after the step
+		wantKnown  int      // members recorded, published or not
+		wantSignal bool     // notify due
+	}{
+		{"self joins", func() { ev.NotifyJoin(node("node-a", 1, "")) }, nil, 1, false},
+		{"node-b joins before settling", func() { ev.NotifyJoin(node("node-b", 2, "b1")) }, nil, 2, false},
+		{"node-c joins before settling", func() { ev.NotifyJoin(node("node-c", 3, "")) }, nil, 3, false},
+		{"node-c leaves before settling", func() { ev.NotifyLeave(node("node-c", 3, "")) }, nil, 2, false},
+		{"settled", func() { c.settle() }, []Member{{"node-a", nil}, {"node-b", []byte("b1")}}, 2, true},
+		{"settled again changes nothing", func() { c.settle() }, []Member{{"node-a", nil}, {"node-b", []byte("b1")}}, 2, false},
+		{"node-b changes its metadata", func() { ev.NotifyUpdate(node("node-b", 2, "b2")) }, []Member{{"node-a", nil}, {"node-b", []byte("b2")}}, 2, true},
+		{"node-b, same metadata", func() { ev.NotifyUpdate(node("node-b", 2, "b2")) }, []Member{{"node-a", nil}, {"node-b", []byte("b2")}}, 2, false},
+		{"node-b, another address", func() { ev.NotifyUpdate(node("node-b", 9, "b2")) }, []Member{{"node-a", nil}, {"node-b", []byte("b2")}}, 2, false},
+		{"node-b drops its metadata", func() { ev.NotifyUpdate(node("node-b", 9, "")) }, []Member{{"node-a", nil}, {"node-b", nil}}, 2, true},
+		{"node-c joins with metadata", func() { ev.NotifyJoin(node("node-c", 3, "c1")) }, []Member{{"node-a", nil}, {"node-b", nil}, {"node-c", []byte("c1")}}, 3, true},
+		{"node-b leaves", func() { ev.NotifyLeave(node("node-b", 9, "")) }, []Member{{"node-a", nil}, {"node-c", []byte("c1")}}, 2, true},
+		{"node-b leaves again", func() { ev.NotifyLeave(node("node-b", 9, "")) }, []Member{{"node-a", nil}, {"node-c", []byte("c1")}}, 2, false},
+	} {
+		step.do()
+		got := c.Members()
+		if diff := cmp.Diff(step.want, got); diff != "" {
+			t.Errorf("step %d (%s): Members (-want +got):\n%s", i, step.what, diff)
+		}
+		var names []string
+		for _, m := range got {
+			names = append(names, m.Name)
+		}
+		if diff := cmp.Diff(names, c.Alive()); diff != "" {
+			t.Errorf("step %d (%s): Alive disagrees with Members (-Members +Alive):\n%s", i, step.what, diff)
+		}
+		if n := len(c.memberAddrs()); n != step.wantKnown {
+			t.Errorf("step %d (%s): %d members recorded, want %d", i, step.what, n, step.wantKnown)
+		}
+		var signalled bool
+		select {
+		case <-c.changed:
+			signalled = true
+		default:
+		}
+		if signalled != step.wantSignal {
+			t.Errorf("step %d (%s): notify due %v, want %v", i, step.what, signalled, step.wantSignal)
+		}
+	}
+	c.setRunning(false)
+	if c.Members() != nil || c.Alive() != nil || c.Joined() {
+		t.Errorf("after Run: Members %v, Alive %v, Joined %v; want nil, nil, false", c.Members(), c.Alive(), c.Joined())
 	}
 }
