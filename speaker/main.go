@@ -23,6 +23,7 @@ import (
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/dataplane"
+	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/layer2"
 	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/planner"
@@ -46,6 +47,8 @@ type Options struct {
 	PodSelector        string
 	LeaveGrace         time.Duration
 	Handoff            time.Duration
+	ClaimVersion       int
+	ClaimSwitchDelay   time.Duration
 	ProbeInterval      time.Duration
 	ProbeTimeout       time.Duration
 	SuspicionMult      int
@@ -77,6 +80,8 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PodSelector, "memberlist-pod-selector", "app.kubernetes.io/name=ironlb,app.kubernetes.io/component=speaker", "label selector of the speaker pods to join when --memberlist-join is empty")
 	fs.DurationVar(&o.LeaveGrace, "leave-grace", time.Second, "on a graceful stop, how long to keep answering after leaving the memberlist cluster, while the successors take over")
 	fs.DurationVar(&o.Handoff, "handoff", 500*time.Millisecond, "how long to keep answering for an address another speaker now ranks first for (one that just joined), while it starts answering; 0 stops at once")
+	fs.IntVar(&o.ClaimVersion, "claim-version", int(election.LatestClaim), fmt.Sprintf("newest layer 2 claim version (how owners are ranked) this speaker speaks, from %d to %d; the speakers rank with the oldest any of them speaks. 1 is the claim of releases before versions, which puts a pool's addresses on few nodes; set it only to hold a cluster on it", election.ClaimV1, election.LatestClaim))
+	fs.DurationVar(&o.ClaimSwitchDelay, "claim-switch-delay", 2*time.Second, "when the speakers' agreed claim version changes (the last speaker of an older release left, or one joined), how long addresses whose owner differs between the versions are answered by no node, so that two nodes never answer together while the news spreads")
 	fs.DurationVar(&o.ProbeInterval, "memberlist-probe-interval", 100*time.Millisecond, "how often each speaker probes another for liveness")
 	fs.DurationVar(&o.ProbeTimeout, "memberlist-probe-timeout", 50*time.Millisecond, "how long a probe waits for an answer")
 	fs.IntVar(&o.SuspicionMult, "memberlist-suspicion-mult", 2, "how many probe intervals (scaled by cluster size) a suspected speaker has to refute before it is declared dead")
@@ -122,6 +127,12 @@ func (o *Options) validate() error {
 		if _, err := labels.Parse(o.PodSelector); err != nil || o.PodSelector == "" {
 			errs = append(errs, fmt.Errorf("--memberlist-pod-selector %q: must be a non-empty label selector", o.PodSelector))
 		}
+	}
+	if _, err := election.ParseClaimVersion(o.ClaimVersion); err != nil {
+		errs = append(errs, fmt.Errorf("--claim-version: %w", err))
+	}
+	if o.ClaimSwitchDelay < 0 {
+		errs = append(errs, fmt.Errorf("--claim-switch-delay %s: must not be negative", o.ClaimSwitchDelay))
 	}
 	if o.LeaveGrace < 0 || o.Handoff < 0 {
 		errs = append(errs, errors.New("--leave-grace and --handoff must not be negative"))
@@ -175,6 +186,9 @@ func run(ctx context.Context, o *Options) error {
 			Static:  static,
 			Log:     log,
 			Handoff: o.Handoff,
+
+			ClaimVersion:     election.ClaimVersion(o.ClaimVersion),
+			ClaimSwitchDelay: o.ClaimSwitchDelay,
 
 			ForwardingMode: planner.ForwardingMode(o.ForwardingMode),
 		},

@@ -292,6 +292,8 @@ func TestSchemaRefuses(t *testing.T) {
 		{"forwarding.mode=iptables", "/forwarding/mode"},
 		{"memberlist.key=too-short", "/memberlist/key"},
 		{"speaker.handoff=5", "/speaker/handoff"},
+		{"speaker.claimVersion=3", "/speaker/claimVersion"},
+		{"speaker.claimSwitchDelay=soon", "/speaker/claimSwitchDelay"},
 		{"memberlist.probeInterval=fast", "/memberlist/probeInterval"},
 		{"logLevel=verbose", "/logLevel"},
 		{"controller.image.pullPolicy=Sometimes", "/controller/image/pullPolicy"},

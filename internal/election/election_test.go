@@ -8,51 +8,137 @@ import (
 	"testing"
 )
 
-// owner computes from scratch what Table must agree with.
-func owner(addr netip.Addr, eligible []string, alive map[string]bool) string {
-	best, bestClaim := "", uint64(0)
+// owner computes from scratch what a Table of version v must agree with.
+func owner(v ClaimVersion, addr netip.Addr, eligible []string, alive map[string]bool) string {
+	var up []string
 	for _, n := range eligible {
 		if alive[n] {
-			if c := Claim(n, addr); best == "" || beats(n, c, best, bestClaim) {
-				best, bestClaim = n, c
-			}
+			up = append(up, n)
 		}
 	}
-	return best
+	return Winner(v, addr, up)
 }
 
 func TestClaimIsStable(t *testing.T) {
 	// Claims are a protocol between the speakers of one cluster: every
 	// speaker, whatever its machine or Go version, must compute the same
-	// values, so they are pinned here. Changing them moves addresses
-	// during a rolling upgrade.
+	// values, so they are pinned here. Changing a version's values moves
+	// addresses during a rolling upgrade and gives them two owners; a new
+	// way of computing claims is a new ClaimVersion.
 	for _, tt := range []struct {
+		v    ClaimVersion
 		node string
 		addr string
 		want uint64
 	}{
-		{"node1", "203.0.113.7", 0x456e1726000bb575},
-		{"node2", "2001:db8::7", 0x7d0be6d2ae6306e4},
+		{ClaimV1, "node1", "203.0.113.7", 0x456e1726000bb575},
+		{ClaimV1, "node2", "2001:db8::7", 0x7d0be6d2ae6306e4},
+		{ClaimV2, "node1", "203.0.113.7", 0x8033418fca90f341},
+		{ClaimV2, "node2", "2001:db8::7", 0xea01044a26820f01},
 	} {
-		if got := Claim(tt.node, netip.MustParseAddr(tt.addr)); got != tt.want {
-			t.Errorf("Claim(%s, %s) = %#x, want %#x", tt.node, tt.addr, got, tt.want)
+		if got := tt.v.Claim(tt.node, netip.MustParseAddr(tt.addr)); got != tt.want {
+			t.Errorf("v%d Claim(%s, %s) = %#x, want %#x", tt.v, tt.node, tt.addr, got, tt.want)
 		}
 	}
 	a := netip.MustParseAddr("203.0.113.7")
-	if Claim("node1", a) == Claim("node2", a) || Claim("node1", a) == Claim("node1", a.Next()) {
-		t.Fatal("Claim ignores its inputs")
+	for _, v := range []ClaimVersion{ClaimV1, ClaimV2} {
+		if v.Claim("node1", a) == v.Claim("node2", a) || v.Claim("node1", a) == v.Claim("node1", a.Next()) {
+			t.Fatalf("v%d Claim ignores its inputs", v)
+		}
 	}
 }
 
+func TestParseClaimVersion(t *testing.T) {
+	for n := -1; n <= int(LatestClaim)+1; n++ {
+		v, err := ParseClaimVersion(n)
+		if valid := n >= 1 && n <= int(LatestClaim); valid != (err == nil) || (valid && int(v) != n) {
+			t.Errorf("ParseClaimVersion(%d) = %d, %v", n, v, err)
+		}
+	}
+}
+
+// TestAgreed: a cluster ranks with the oldest version any alive speaker
+// speaks, so that during a rolling upgrade old and new speakers rank
+// alike; a number below 1 (no metadata: a release before versions) counts
+// as version 1.
+func TestAgreed(t *testing.T) {
+	for _, tt := range []struct {
+		in   []ClaimVersion
+		want ClaimVersion
+	}{
+		{nil, LatestClaim},
+		{[]ClaimVersion{ClaimV2, ClaimV2}, ClaimV2},
+		{[]ClaimVersion{ClaimV2, ClaimV1, ClaimV2}, ClaimV1},
+		{[]ClaimVersion{ClaimV2, 0}, ClaimV1},
+		{[]ClaimVersion{ClaimV2, 9}, ClaimV2}, // a newer speaker adapts to us
+	} {
+		if got := Agreed(tt.in...); got != tt.want {
+			t.Errorf("Agreed(%v) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestMixedVersionsAgree: speakers that speak different versions build
+// their tables with the agreed one and name the same owner for every
+// address, whoever of them is alive; a speaker ranking with its own
+// newest version instead would disagree (the test's premise).
+func TestMixedVersionsAgree(t *testing.T) {
+	nodes := []string{"worker-a", "worker-b", "worker-c"}
+	newest := map[string]ClaimVersion{"worker-a": ClaimV1, "worker-b": ClaimV2, "worker-c": ClaimV2}
+	addrs := consecutive(netip.MustParseAddr("203.0.113.64"), 30)
+	for _, alive := range [][]string{nodes, nodes[:2], nodes[1:]} {
+		var vs []ClaimVersion
+		for _, n := range alive {
+			vs = append(vs, newest[n])
+		}
+		agreed := Agreed(vs...)
+		tables := map[string]*Table{}
+		for _, n := range alive {
+			tb := New(agreed)
+			for _, a := range addrs {
+				tb.SetEligible(a, NewNodes(nodes...))
+			}
+			for _, m := range alive {
+				tb.NodeUp(m)
+			}
+			tables[n] = tb
+		}
+		disagree := 0
+		for _, a := range addrs {
+			want, _ := tables[alive[0]].Owner(a)
+			for n, tb := range tables {
+				if got, _ := tb.Owner(a); got != want {
+					t.Errorf("alive %v: %s and %s name different owners of %s: %q, %q", alive, alive[0], n, a, want, got)
+				}
+			}
+			if Winner(ClaimV1, a, alive) != Winner(ClaimV2, a, alive) {
+				disagree++
+			}
+		}
+		if disagree == 0 {
+			t.Errorf("alive %v: versions 1 and 2 agree on all %d addresses; the test proves nothing", alive, len(addrs))
+		}
+	}
+}
+
+func consecutive(from netip.Addr, n int) []netip.Addr {
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = from
+		from = from.Next()
+	}
+	return out
+}
+
 func TestSteps(t *testing.T) {
-	tb := New()
+	tb := New(LatestClaim)
 	a := netip.MustParseAddr("203.0.113.64")
 	nodes := []string{"node1", "node2", "node3"}
 	alive := map[string]bool{}
 	check := func(step string) {
 		t.Helper()
 		got, _ := tb.Owner(a)
-		if want := owner(a, nodes, alive); got != want {
+		if want := owner(tb.Version(), a, nodes, alive); got != want {
 			t.Fatalf("%s: owner %q, want %q", step, got, want)
 		}
 	}
@@ -94,7 +180,7 @@ func TestSteps(t *testing.T) {
 func TestRandomOrder(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		tb := New()
+		tb := New(ClaimVersion(1 + seed%2)) // both versions
 		alive := map[string]bool{}
 		eligible := map[netip.Addr][]string{}
 		var addrs []netip.Addr
@@ -129,7 +215,7 @@ func TestRandomOrder(t *testing.T) {
 			owned := map[string][]netip.Addr{}
 			for _, a := range addrs {
 				got, _ := tb.Owner(a)
-				if want := owner(a, eligible[a], alive); got != want {
+				if want := owner(tb.Version(), a, eligible[a], alive); got != want {
 					t.Fatalf("seed %d op %d: %s owned by %q, want %q", seed, op, a, got, want)
 				}
 				if got != "" {
@@ -158,7 +244,7 @@ func TestRandomOrder(t *testing.T) {
 // BenchmarkMembershipChange: 500 nodes, 5,000 addresses each eligible on
 // every node; one node leaves and comes back.
 func BenchmarkMembershipChange(b *testing.B) {
-	tb := New()
+	tb := New(LatestClaim)
 	var nodes []string
 	for i := range 500 {
 		nodes = append(nodes, fmt.Sprintf("node-%03d", i))
@@ -198,7 +284,7 @@ func BenchmarkResync(b *testing.B) {
 		}
 		return out
 	}
-	tb := New()
+	tb := New(LatestClaim)
 	for _, n := range nodes {
 		tb.NodeUp(n)
 	}

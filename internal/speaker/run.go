@@ -101,6 +101,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	announcer := layer2.New(o.Layer2)
 	o.Membership.Log = o.Log.With("component", "memberlist")
 	o.Membership.Metrics = membership.NewMetrics(ctrlmetrics.Registry)
+	o.Membership.Meta = ClaimMeta(o.ClaimVersion)
 	var members clusterRef
 	o.Announcer, o.Members = announcer, &members
 	o.BGP.Log = o.Log.With("component", "bgp")
@@ -128,7 +129,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("memberlist", func(*http.Request) error {
-		if members.Alive() == nil {
+		if members.Members() == nil {
 			return errors.New("not a member of the speakers' memberlist cluster yet")
 		}
 		return nil
@@ -201,15 +202,15 @@ func (r *clusterRef) set(c *membership.Cluster) {
 	r.mu.Unlock()
 }
 
-// Alive implements Members.
-func (r *clusterRef) Alive() []string {
+// Members implements Members.
+func (r *clusterRef) Members() []membership.Member {
 	r.mu.Lock()
 	c := r.c
 	r.mu.Unlock()
 	if c == nil {
 		return nil
 	}
-	return c.Alive()
+	return c.Members()
 }
 
 // runMembership loads the key (retrying until it is usable) and runs the

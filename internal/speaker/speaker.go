@@ -31,6 +31,7 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/planner"
 )
 
@@ -46,9 +47,10 @@ type Announcer interface {
 
 // Members tells which speakers are alive (membership.Cluster).
 type Members interface {
-	// Alive returns the names of the alive speakers; nil until this
-	// speaker has joined.
-	Alive() []string
+	// Members returns the alive speakers, this one included, with the
+	// metadata each advertises (ClaimMeta); nil until this speaker has
+	// joined.
+	Members() []membership.Member
 }
 
 // EventSink records Kubernetes events (events.k8s.io).
@@ -92,6 +94,18 @@ type Options struct {
 	// that another alive speaker now ranks first for, while that one
 	// starts; 0 stops at once.
 	Handoff time.Duration
+	// ClaimVersion is the newest layer 2 claim version this speaker
+	// speaks and advertises (ClaimMeta); 0 means election.LatestClaim.
+	// The speakers rank with the oldest version any of them speaks.
+	ClaimVersion election.ClaimVersion
+	// ClaimSwitchDelay is how long a change of the agreed claim version
+	// takes: meanwhile this speaker answers only for the addresses it
+	// ranks first for under both versions, so that it never answers
+	// beside a speaker that has not heard of the change yet.
+	ClaimSwitchDelay time.Duration
+	// Now tells the time of the claim version switch; time.Now when nil
+	// (tests set it).
+	Now func() time.Time
 }
 
 // Speaker syncs this node's announcements with the cluster.
@@ -111,10 +125,15 @@ type Speaker struct {
 	dirtyPlan   bool
 
 	// Everything below belongs to the sync goroutine.
-	table    *election.Table
-	cfg      *config.Config
-	plan     planner.Plan
-	warnings []planner.Warning
+	ranking *election.Ranking
+	// switchUntil is when the claim version switch under way ends.
+	switchUntil time.Time
+	// claimJoined: the claim version was agreed with the members this
+	// speaker joined; false until it has joined.
+	claimJoined bool
+	cfg         *config.Config
+	plan        planner.Plan
+	warnings    []planner.Warning
 	// warnedFirst: this speaker was first among the alive at the last
 	// sync, so it has recorded the warnings' events.
 	warnedFirst bool
@@ -153,12 +172,19 @@ func New(o Options) *Speaker {
 		synced:      make(chan struct{}),
 		dirtyConfig: true,
 		dirtyPlan:   true,
-		table:       election.New(),
+		ranking:     election.NewRanking(o.ClaimVersion.OrLatest()),
 		desired:     map[netip.Addr][]string{},
 		since:       map[netip.Addr]time.Time{},
 		handoff:     map[netip.Addr]time.Time{},
 		bgpSince:    map[netip.Prefix]time.Time{},
 	}
+}
+
+func (s *Speaker) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
 }
 
 // Trigger asks for a sync; it never blocks. Membership changes call it.
@@ -241,7 +267,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 			return err
 		}
 	}
-	s.updateMembers()
+	s.updateMembers(s.now())
 	s.apply()
 	if s.opts.BGP != nil {
 		if s.bgpDirty {
@@ -354,40 +380,45 @@ func (s *Speaker) replan(ctx context.Context) error {
 	old := s.plan.L2
 	s.plan = planner.Layer2(in)
 	for a, l := range s.plan.L2 {
-		s.table.SetEligible(a, l.Eligible)
+		s.ranking.SetEligible(a, l.Eligible)
 	}
 	for a := range old {
 		if s.plan.L2[a] == nil {
-			s.table.Remove(a)
+			s.ranking.Remove(a)
 		}
 	}
 	return nil
 }
 
-// updateMembers tells the table who joined and who left.
-func (s *Speaker) updateMembers() {
-	alive := slices.Clone(s.opts.Members.Alive())
+// updateMembers tells the ranking who joined and who left, and which
+// claim version they agree on.
+func (s *Speaker) updateMembers(now time.Time) {
+	members := s.opts.Members.Members()
+	alive := make([]string, 0, len(members))
+	for _, m := range members {
+		alive = append(alive, m.Name)
+	}
 	slices.Sort(alive)
-	if slices.Equal(alive, s.lastAlive) {
-		return
-	}
-	for _, n := range s.lastAlive {
-		if _, ok := slices.BinarySearch(alive, n); !ok {
-			s.table.NodeDown(n)
+	if !slices.Equal(alive, s.lastAlive) {
+		for _, n := range s.lastAlive {
+			if _, ok := slices.BinarySearch(alive, n); !ok {
+				s.ranking.NodeDown(n)
+			}
 		}
+		for _, n := range alive {
+			s.ranking.NodeUp(n)
+		}
+		s.log.Info("speakers alive", "count", len(alive), "members", strings.Join(alive, ","))
+		s.lastAlive = alive
 	}
-	for _, n := range alive {
-		s.table.NodeUp(n)
-	}
-	s.log.Info("speakers alive", "count", len(alive), "members", strings.Join(alive, ","))
-	s.lastAlive = alive
+	s.agreeClaim(members, now)
 }
 
 // apply gives the responders this node's share and reports changes.
 func (s *Speaker) apply() {
 	now := time.Now()
 	desired := map[netip.Addr][]string{}
-	for _, a := range s.table.Owned(s.opts.Node) {
+	for _, a := range s.ranking.Owned(s.opts.Node) {
 		if l := s.plan.L2[a]; l != nil {
 			desired[a] = l.Interfaces
 			delete(s.handoff, a)
@@ -433,14 +464,18 @@ func (s *Speaker) apply() {
 // moment is harmless, as both forward the traffic. An address lost for any
 // other reason (this node no longer eligible, the Service gone) is
 // withdrawn at once.
+//
+// While the claim version changes nothing is handed off: the point of the
+// switch is that no address is answered from two nodes.
 func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time) {
+	_, switching := s.ranking.Switching()
 	for a, ifs := range s.desired {
 		if _, own := desired[a]; own || s.opts.Handoff <= 0 {
 			continue
 		}
 		l := s.plan.L2[a]
-		owner, ok := s.table.Owner(a)
-		if l == nil || !l.Eligible.Contains(s.opts.Node) || !ok || owner == s.opts.Node {
+		owner, _ := s.ranking.Owner(a)
+		if l == nil || !l.Eligible.Contains(s.opts.Node) || owner == "" || owner == s.opts.Node || switching {
 			delete(s.handoff, a)
 			continue
 		}
@@ -467,7 +502,12 @@ func (s *Speaker) withdrawReason(a netip.Addr) string {
 	if !l.Eligible.Contains(s.opts.Node) {
 		return "this node is no longer eligible (node selectors, exclusion label, network availability or, for externalTrafficPolicy Local, no ready local endpoint)"
 	}
-	if owner, ok := s.table.Owner(a); ok {
+	owner, announces := s.ranking.Owner(a)
+	if owner != "" && !announces {
+		from, _ := s.ranking.Switching()
+		return fmt.Sprintf("the speakers are changing the layer 2 claim version from %d to %d, and the addresses whose first-ranked node changes are answered by no node until %s", from, s.ranking.Version(), s.switchUntil.Format(time.RFC3339Nano))
+	}
+	if owner != "" {
 		return "node " + owner + " ranks first among the eligible speakers"
 	}
 	return "no eligible speaker is alive"

@@ -25,6 +25,7 @@ import (
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/planner"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
@@ -103,15 +104,24 @@ type members struct {
 	speakers []*Speaker
 	// handoff is given to every speaker.
 	handoff time.Duration
+	// claim is the newest claim version of each node's speaker (latest
+	// when absent), switchDelay every speaker's ClaimSwitchDelay.
+	claim       map[string]election.ClaimVersion
+	switchDelay time.Duration
+	now         func() time.Time
 	// bgp gives every speaker a fakeBGP, fwd a fakeForwarder.
 	bgp, fwd bool
 	seq      atomic.Int64
 }
 
-func (m *members) Alive() []string {
+func (m *members) Members() []membership.Member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.alive)
+	var out []membership.Member
+	for _, n := range m.alive {
+		out = append(out, membership.Member{Name: n, Meta: ClaimMeta(m.claim[n])})
+	}
+	return out
 }
 
 func (m *members) set(alive ...string) {
@@ -156,7 +166,11 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 			Announcer: ts.ann,
 			Members:   m,
 			Handoff:   m.handoff,
-			Secrets:   mgr.GetAPIReader(),
+
+			ClaimVersion:     m.claim[n],
+			ClaimSwitchDelay: m.switchDelay,
+			Now:              m.now,
+			Secrets:          mgr.GetAPIReader(),
 		}
 		if m.bgp {
 			ts.bgp = &fakeBGP{}
@@ -247,7 +261,7 @@ func namespace(t *testing.T, name string) string {
 func ranked(addr netip.Addr, nodes ...string) []string {
 	s := slices.Clone(nodes)
 	slices.SortFunc(s, func(a, b string) int {
-		ca, cb := election.Claim(a, addr), election.Claim(b, addr)
+		ca, cb := election.LatestClaim.Claim(a, addr), election.LatestClaim.Claim(b, addr)
 		switch {
 		case ca > cb:
 			return -1
