@@ -19,6 +19,7 @@
 package election
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -39,14 +40,17 @@ const (
 	// one node owns every address. Kept so that a cluster can upgrade from
 	// those releases without two owners.
 	ClaimV1 ClaimVersion = 1
-	// ClaimV2 is ClaimV1's FNV-1a value passed through a 64-bit finalizer
-	// (xor-shift-multiply, the one MurmurHash3 ends with), in which every
-	// input bit changes every output bit with probability about one half.
-	// Claims of different nodes on one address are then as good as
-	// independent, and the addresses of a pool spread over the nodes like
-	// a random assignment (TestSpread). It costs a few nanoseconds more
-	// than ClaimV1, not the few hundred of a cryptographic hash, which
-	// keeps the table's incremental updates cheap.
+	// ClaimV2 starts like ClaimV1, FNV-1a over the node name and a zero
+	// byte, then folds in the address's 16 bytes as two big-endian 64-bit
+	// halves, each xored into the state and mixed with MurmurHash3's
+	// 64-bit finalizer (mix64), in which every input bit flips every
+	// output bit with probability about one half. Claims of different
+	// nodes on one address are then as good as independent, and the
+	// addresses of a pool spread over the nodes like a random assignment
+	// (TestSpread). It costs about half of ClaimV1 (two finalizers instead
+	// of sixteen dependent multiplications), not the few hundred
+	// nanoseconds of a cryptographic hash, which keeps the table's
+	// incremental updates cheap.
 	ClaimV2 ClaimVersion = 2
 
 	// LatestClaim is the newest version this code speaks.
@@ -73,22 +77,39 @@ func (v ClaimVersion) OrLatest() ClaimVersion {
 // Claim is node's claim on addr; higher wins, ties go to the smaller name.
 // It is the same on every machine and Go version (TestClaimIsStable).
 func (v ClaimVersion) Claim(node string, addr netip.Addr) uint64 {
-	const (
-		offset64 = 14695981039346656037
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
+	return v.claimFrom(namePrefix(node), addr)
+}
+
+const prime64 = 1099511628211 // FNV's 64-bit prime
+
+// namePrefix is the FNV-1a state after a node's name and the zero byte
+// that follows it, the same for every address and version: a Nodes set
+// keeps it per name, so that ranking an address over many nodes hashes
+// only the address.
+func namePrefix(node string) uint64 {
+	h := uint64(14695981039346656037) // FNV's 64-bit offset basis
 	for i := 0; i < len(node); i++ {
 		h = (h ^ uint64(node[i])) * prime64
 	}
-	h *= prime64 // the zero byte between name and address
+	return h * prime64 // the zero byte
+}
+
+// claimFrom finishes a claim from the node's namePrefix.
+func (v ClaimVersion) claimFrom(h uint64, addr netip.Addr) uint64 {
 	b := addr.As16()
-	for _, c := range b {
-		h = (h ^ uint64(c)) * prime64
-	}
 	if v == ClaimV1 {
+		for _, c := range b {
+			h = (h ^ uint64(c)) * prime64
+		}
 		return h
 	}
+	h = mix64(h ^ binary.BigEndian.Uint64(b[:8]))
+	return mix64(h ^ binary.BigEndian.Uint64(b[8:]))
+}
+
+// mix64 is MurmurHash3's 64-bit finalizer: a bijection in which every
+// input bit flips every output bit with probability about one half.
+func mix64(h uint64) uint64 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
@@ -128,8 +149,9 @@ func beats(a string, ca uint64, b string, cb uint64) bool {
 // an address. Build one per distinct set and give it to every address that
 // has that set.
 type Nodes struct {
-	names []string // sorted, no duplicates
-	key   string
+	names    []string // sorted, no duplicates
+	prefixes []uint64 // namePrefix of each name
+	key      string
 }
 
 // NewNodes returns the set of the names given.
@@ -137,7 +159,11 @@ func NewNodes(names ...string) *Nodes {
 	s := slices.Clone(names)
 	slices.Sort(s)
 	s = slices.Compact(s)
-	return &Nodes{names: s, key: strings.Join(s, "\x00")}
+	p := make([]uint64, len(s))
+	for i, n := range s {
+		p[i] = namePrefix(n)
+	}
+	return &Nodes{names: s, prefixes: p, key: strings.Join(s, "\x00")}
 }
 
 // Names returns the sorted names; the caller must not modify them.
@@ -278,10 +304,11 @@ func (t *Table) NodeUp(node string) []netip.Addr {
 	}
 	t.alive[node] = true
 	var changed []netip.Addr
+	prefix := namePrefix(node)
 	for g := range t.nodeGroups[node] {
 		for addr := range g.addrs {
 			e := t.addrs[addr]
-			if c := t.version.Claim(node, addr); e.owner == "" || beats(node, c, e.owner, e.claim) {
+			if c := t.version.claimFrom(prefix, addr); e.owner == "" || beats(node, c, e.owner, e.claim) {
 				t.setOwner(addr, e, node, c)
 				changed = append(changed, addr)
 			}
@@ -308,11 +335,11 @@ func (t *Table) NodeDown(node string) []netip.Addr {
 func (t *Table) elect(addr netip.Addr, e *entry) bool {
 	before := e.owner
 	best, bestClaim := "", uint64(0)
-	for _, n := range e.group.nodes.names {
+	for i, n := range e.group.nodes.names {
 		if !t.alive[n] {
 			continue
 		}
-		if c := t.version.Claim(n, addr); best == "" || beats(n, c, best, bestClaim) {
+		if c := t.version.claimFrom(e.group.nodes.prefixes[i], addr); best == "" || beats(n, c, best, bestClaim) {
 			best, bestClaim = n, c
 		}
 	}
