@@ -39,7 +39,7 @@ spec:
 		}
 		in.Services = append(in.Services, s)
 	}
-	tb := election.New()
+	tb := election.New(election.LatestClaim)
 	for _, n := range in.Nodes {
 		tb.NodeUp(n.Name)
 	}
