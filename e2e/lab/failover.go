@@ -59,7 +59,7 @@ func (l *Lab) timeline(ps []Probe) string {
 			if !r.Solicited || !p.answered(DefaultProbeInterval) {
 				continue
 			}
-			if node := l.nodeOfMAC(r.MAC); node != "" && !slices.Contains(who, node) {
+			if node := l.NodeOfMAC(r.MAC); node != "" && !slices.Contains(who, node) {
 				who = append(who, node)
 			}
 		}
@@ -148,8 +148,15 @@ func (l *Lab) settled(ps []Probe) string {
 			return ""
 		}
 	}
-	node := l.nodeOfMAC(mac)
+	node := l.NodeOfMAC(mac)
 	return node
+}
+
+// SettledSince is the node that alone answered each of the last
+// settleProbes probes pr sent from its since-th on (a Len taken before a
+// fault), or "". It reads only the end of the record.
+func (l *Lab) SettledSince(pr *Prober, since int) string {
+	return l.settled(pr.ProbesSince(max(since, pr.Len()-settleProbes)))
 }
 
 // FailoverTrial probes target from the client, inflicts the fault on the
@@ -233,7 +240,7 @@ func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault)
 	tr.Timeline = l.timeline(window)
 	for _, p := range window {
 		for _, r := range p.Replies {
-			if n := l.nodeOfMAC(r.MAC); n != old && n != "" {
+			if n := l.NodeOfMAC(r.MAC); n != old && n != "" {
 				mac := r.MAC
 				tr.New = n
 				if fault == FaultRestart {
@@ -260,9 +267,9 @@ func indexOfFirst(ps []Probe, mac net.HardwareAddr) int {
 	return len(ps) - 1
 }
 
-// nodeOfMAC names the node whose LAN interface has mac, or "". The MACs
+// NodeOfMAC names the node whose LAN interface has mac, or "". The MACs
 // are read once: a lab's interfaces keep theirs.
-func (l *Lab) nodeOfMAC(mac net.HardwareAddr) string {
+func (l *Lab) NodeOfMAC(mac net.HardwareAddr) string {
 	l.macsOnce.Do(func() {
 		l.macs = map[string]string{}
 		for _, n := range l.Plan.Nodes {

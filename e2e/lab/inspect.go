@@ -71,7 +71,7 @@ func (l *Lab) NeighborNode(ns string, addr netip.Addr) (string, error) {
 	}
 	for _, n := range neighs {
 		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == addr && n.HardwareAddr != nil && n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) == 0 {
-			return l.nodeOfMAC(n.HardwareAddr), nil
+			return l.NodeOfMAC(n.HardwareAddr), nil
 		}
 	}
 	return "", nil

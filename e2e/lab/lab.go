@@ -36,6 +36,10 @@ type Options struct {
 	Dir string
 	Bin Binaries
 	Log *slog.Logger
+	// SpeakerArgs are added to the chart's arguments of every speaker
+	// the lab starts, when it starts and whenever StartSpeaker starts one
+	// again (a lab of old speakers, say: --claim-version=1).
+	SpeakerArgs []string
 }
 
 // Lab is a running lab.
@@ -52,12 +56,14 @@ type Lab struct {
 	// until it is stopped or killed.
 	speakers map[string]*Process
 	bin      Binaries
+	// speakerArgs are Options.SpeakerArgs.
+	speakerArgs []string
 	// controller and speaker are the chart's workloads the lab runs.
 	controller, speaker workload
 	// speakerEnv is the speakers' environment beyond the lab's own: a
 	// PATH that holds nft, which they run to program forwarding.
 	speakerEnv []string
-	// macs maps each node's LAN MAC to its name, filled once by nodeOfMAC.
+	// macs maps each node's LAN MAC to its name, filled once by NodeOfMAC.
 	macsOnce    sync.Once
 	macs        map[string]string
 	agentCancel context.CancelFunc
@@ -80,7 +86,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	l = &Lab{Plan: p, Dir: o.Dir, Speakers: map[string]string{}, speakers: map[string]*Process{}, bin: o.Bin}
+	l = &Lab{Plan: p, Dir: o.Dir, Speakers: map[string]string{}, speakers: map[string]*Process{}, bin: o.Bin, speakerArgs: slices.Clone(o.SpeakerArgs)}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, l.Close())
@@ -176,8 +182,11 @@ func (l *Lab) node(name string) (Node, error) {
 	return Node{}, fmt.Errorf("the lab has no node %q", name)
 }
 
-// StartSpeaker starts the speaker of a node (again).
-func (l *Lab) StartSpeaker(node string) error {
+// StartSpeaker starts the speaker of a node (again) with the chart's
+// arguments, then the lab's Options.SpeakerArgs, then extra. The speaker
+// takes the last value of a flag given twice, so extra overrides the
+// lab's: a lab of old speakers upgrades one with --claim-version=2.
+func (l *Lab) StartSpeaker(node string, extra ...string) error {
 	n, err := l.node(node)
 	if err != nil {
 		return err
@@ -191,7 +200,8 @@ func (l *Lab) StartSpeaker(node string) error {
 	if err != nil {
 		return err
 	}
-	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append(env, l.speakerEnv...), l.bin.Speaker, l.speaker.command()...)
+	args := append(append(l.speaker.command(), l.speakerArgs...), extra...)
+	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append(env, l.speakerEnv...), l.bin.Speaker, args...)
 	if err != nil {
 		return err
 	}

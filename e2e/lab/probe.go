@@ -126,6 +126,24 @@ func StartProbe(ctx context.Context, p Plan, host Host, target netip.Addr, inter
 	return pr, nil
 }
 
+// StartProbes starts a Prober for each target, as StartProbe does, so
+// that many addresses are watched at once; on an error it stops those it
+// started.
+func StartProbes(ctx context.Context, p Plan, host Host, targets []netip.Addr, interval time.Duration) (map[netip.Addr]*Prober, error) {
+	out := map[netip.Addr]*Prober{}
+	for _, t := range targets {
+		pr, err := StartProbe(ctx, p, host, t, interval)
+		if err != nil {
+			for _, pr := range out {
+				pr.Stop()
+			}
+			return nil, err
+		}
+		out[t] = pr
+	}
+	return out, nil
+}
+
 func (pr *Prober) sendLoop(ctx context.Context, interval time.Duration) {
 	defer close(pr.sent)
 	tick := time.NewTicker(interval)
@@ -187,15 +205,28 @@ func (pr *Prober) record(r Reply) {
 }
 
 // Probes returns a copy of the record so far.
-func (pr *Prober) Probes() []Probe {
+func (pr *Prober) Probes() []Probe { return pr.ProbesSince(0) }
+
+// ProbesSince returns a copy of the record from the i-th probe on, which
+// costs less than the whole record to a test that polls a long one.
+func (pr *Prober) ProbesSince(i int) []Probe {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
-	out := make([]Probe, len(pr.probes))
-	for i, pb := range pr.probes {
-		out[i] = pb
-		out[i].Replies = slices.Clone(pb.Replies)
+	i = min(max(i, 0), len(pr.probes))
+	out := make([]Probe, len(pr.probes)-i)
+	for j, pb := range pr.probes[i:] {
+		out[j] = pb
+		out[j].Replies = slices.Clone(pb.Replies)
 	}
 	return out
+}
+
+// Len is how many probes the record holds: a mark to read it from later
+// with ProbesSince.
+func (pr *Prober) Len() int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return len(pr.probes)
 }
 
 // Err says why the prober stopped reading before Stop, if it did.

@@ -29,9 +29,10 @@ import (
 
 // startLab brings up a lab of n nodes for one test and, when the test
 // ends, tears it down and checks that no namespace, mount, interface or
-// process of it is left. Without root or the binaries it fails in CI and
+// process of it is left. Its speakers run with speakerArgs added to the
+// chart's arguments. Without root or the binaries it fails in CI and
 // skips elsewhere.
-func startLab(t *testing.T, nodes int) (*lab.Lab, client.Client) {
+func startLab(t *testing.T, nodes int, speakerArgs ...string) (*lab.Lab, client.Client) {
 	t.Helper()
 	ci := os.Getenv("CI") == "true"
 	if os.Geteuid() != 0 {
@@ -49,7 +50,7 @@ func startLab(t *testing.T, nodes int) (*lab.Lab, client.Client) {
 		t.Skipf("%v (run make tools build)", err)
 	}
 	name := fmt.Sprintf("s%04d", time.Now().UnixNano()%10000)
-	l, err := lab.Start(context.Background(), lab.Options{Name: name, Nodes: nodes, Dir: t.TempDir(), Bin: bin, Log: slog.Default()})
+	l, err := lab.Start(context.Background(), lab.Options{Name: name, Nodes: nodes, Dir: t.TempDir(), Bin: bin, Log: slog.Default(), SpeakerArgs: speakerArgs})
 	if err != nil {
 		t.Fatal(err)
 	}
