@@ -1,6 +1,6 @@
 // Command controller assigns addresses from ironlb's pools to Services of
 // type LoadBalancer. It parses its flags into Options and runs
-// internal/controller.
+// internal/assigner.
 package main
 
 import (
@@ -12,8 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/cmdutil"
-	"github.com/ironlb/ironlb/internal/controller"
 )
 
 // Options are the controller's settings, from flags.
@@ -25,6 +25,7 @@ type Options struct {
 	LeaderElect    bool
 	LeaseNamespace string
 	LeaseName      string
+	LeaseIdentity  string
 	MetricsAddr    string
 	HealthAddr     string
 	Log            cmdutil.LogOptions
@@ -39,10 +40,15 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElect, "leader-elect", true, "elect a leader with a Lease so that several replicas can run and only one writes")
 	fs.StringVar(&o.LeaseNamespace, "leader-election-namespace", "ironlb-system", "namespace of the leader election Lease")
 	fs.StringVar(&o.LeaseName, "leader-election-id", "ironlb-controller", "name of the leader election Lease")
+	fs.StringVar(&o.LeaseIdentity, "leader-election-identity", os.Getenv("POD_NAME"), "who holds the Lease (default: $POD_NAME): a controller restarted in the same pod after a crash takes its Lease back at once; empty makes up a new identity per process, which waits for the Lease to expire")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7472", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7473", "address of the /healthz and /readyz endpoints")
 	o.Log.AddFlags(fs)
-	o.API.AddFlags(fs)
+	// No client-side limit: a controller catching up with thousands of
+	// Services (after an upgrade, a crash, a restore) writes as fast as the
+	// API server's priority and fairness admits, which protects the server
+	// (docs/configuration.md).
+	o.API.AddFlags(fs, -1, 100)
 }
 
 func (o *Options) validate() error {
@@ -81,15 +87,16 @@ func run(ctx context.Context, o *Options) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return controller.Run(ctx, restCfg, controller.RunOptions{
-		Options: controller.Options{
-			Class:  controller.Class{Name: o.LBClass, Require: o.RequireClass},
+	return assigner.Run(ctx, restCfg, assigner.RunOptions{
+		Options: assigner.Options{
+			Class:  assigner.Class{Name: o.LBClass, Require: o.RequireClass},
 			Static: static,
 			Log:    log,
 		},
 		LeaderElect:    o.LeaderElect,
 		LeaseNamespace: o.LeaseNamespace,
 		LeaseName:      o.LeaseName,
+		LeaseIdentity:  o.LeaseIdentity,
 		MetricsAddr:    o.MetricsAddr,
 		HealthAddr:     o.HealthAddr,
 	})

@@ -8,10 +8,10 @@ raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 # Pure benchmarks three times each; the controller's, which runs a real API
 # server and thousands of Services, once.
-pure=$(go list ./internal/... | grep -v /internal/controller)
-cmd="go test -run '^\$' -bench . -benchmem -count 3 <pure packages>; go test -run '^\$' -bench . -benchtime 1x -timeout 30m ./internal/controller"
+pure=$(go list ./internal/... | grep -v /internal/assigner)
+cmd="go test -run '^\$' -bench . -benchmem -count 3 <pure packages>; go test -run '^\$' -bench . -benchtime 1x -timeout 30m ./internal/assigner"
 go test -run '^$' -bench . -benchmem -count 3 $pure | tee "$raw"
-go test -run '^$' -bench . -benchtime 1x -timeout 30m ./internal/controller | grep -v '^time=' | tee -a "$raw"
+go test -run '^$' -bench . -benchtime 1x -timeout 30m ./internal/assigner | grep -v '^time=' | tee -a "$raw"
 
 {
 	echo "# ironlb performance"

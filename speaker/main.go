@@ -95,7 +95,7 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7475", "address of the /healthz and /readyz endpoints")
 	o.Log.AddFlags(fs)
-	o.API.AddFlags(fs)
+	o.API.AddFlags(fs, 50, 100)
 }
 
 func (o *Options) validate() error {

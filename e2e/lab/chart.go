@@ -199,6 +199,8 @@ func ContainerEnv(c corev1.Container, namespace, node, podIP string) ([]string, 
 			switch src.FieldRef.FieldPath {
 			case "metadata.namespace":
 				v = namespace
+			case "metadata.name":
+				v = podName(c.Name, node)
 			case "spec.nodeName":
 				v = node
 			case "status.podIP", "status.hostIP":
@@ -210,6 +212,15 @@ func ContainerEnv(c corev1.Container, namespace, node, podIP string) ([]string, 
 		out = append(out, e.Name+"="+v)
 	}
 	return out, nil
+}
+
+// podName is the name the lab gives the pod of a container: the chart's
+// controller runs in one pod, a speaker in one per node.
+func podName(container, node string) string {
+	if node == "" {
+		return "ironlb-" + container + "-lab"
+	}
+	return "ironlb-" + container + "-" + node
 }
 
 // installChart installs the chart's objects in ChartNamespace, except its

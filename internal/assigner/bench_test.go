@@ -1,4 +1,4 @@
-package controller_test
+package assigner_test
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/testenv"
 )
 
@@ -218,7 +218,7 @@ func allocateOnce(b *testing.B, n int) allocateResult {
 		for i, t := range seen[:n] {
 			if t.IsZero() {
 				s := getService(b, ns, names[i])
-				missing = append(missing, fmt.Sprintf("%s %v", names[i], meta.FindStatusCondition(s.Status.Conditions, controller.ConditionIPAllocated)))
+				missing = append(missing, fmt.Sprintf("%s %v", names[i], meta.FindStatusCondition(s.Status.Conditions, assigner.ConditionIPAllocated)))
 			}
 		}
 		b.Fatalf("after %v, %d of %d Services show no address (watch error %v), e.g. %v", timeout, len(missing), n, watchErr, missing[:min(len(missing), 5)])

@@ -1,4 +1,4 @@
-package controller_test
+package assigner_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -146,14 +147,33 @@ func (tr *addrTracker) observe(typ watch.EventType, svc string, ips []string) er
 	return nil
 }
 
+// The churn: churnWorkers goroutines each create churnPerWorker Services
+// and delete each again after a random 0..churnMaxLag further creations
+// of that worker, or, one Service in churnLongEvery, after 0..churnLongLag:
+// those hold their addresses across a controller's restart (a restart
+// takes over a second, in which a worker creates about ten Services), so
+// the next controller finds addresses in Service status it must not hand
+// out again (about 15 at each restart). About 35 Services exist at once,
+// well below the pool's 256 addresses.
+const (
+	churnWorkers   = 4
+	churnPerWorker = 250 // 1,000 Services in all
+	churnMaxLag    = 4
+	churnLongEvery = 8
+	churnLongLag   = 100
+)
+
 // TestChurnNoDuplicateAddresses creates and deletes 1,000 Services from
 // four goroutines at once against one pool, and checks on a watch that no
-// two Services ever show the same address.
+// two Services ever show the same address. It runs twice: with the
+// controller in-process (under this binary's race detector, its log in
+// memory), and with the controller binary as a separate process that is
+// SIGKILLed after a third and after two thirds of the creations and
+// restarted at once each time, so that a new process must take over
+// addresses a dead one handed out, while Services keep coming and going.
 func TestChurnNoDuplicateAddresses(t *testing.T) {
-	pool := netip.MustParsePrefix("2001:db8:f001::/120")
-
 	t.Run("tracker catches a duplicate", func(t *testing.T) {
-		tr := newAddrTracker(pool)
+		tr := newAddrTracker(netip.MustParsePrefix("2001:db8:f001::/120"))
 		steps := []struct {
 			typ     watch.EventType
 			svc     string
@@ -176,16 +196,53 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 		}
 	})
 
-	const (
-		workers   = 4
-		perWorker = 250 // 1,000 Services in all
-		maxLag    = 4   // a Service is deleted after 0..maxLag further creations
-	)
+	const all = churnWorkers * churnPerWorker
+	for _, v := range []struct {
+		name string
+		// pool is the variant's own, inside 2001:db8:f001::/48, which
+		// the benchmarks leave alone.
+		pool netip.Prefix
+		// kills are the numbers of creations after which the controller
+		// process is SIGKILLed and restarted; nil runs it in-process.
+		kills []int
+	}{
+		{"in-process", netip.MustParsePrefix("2001:db8:f001::/120"), nil},
+		{"binary SIGKILLed twice", netip.MustParsePrefix("2001:db8:f001:1::/120"), []int{all / 3, 2 * all / 3}},
+	} {
+		t.Run(v.name, func(t *testing.T) { churn(t, v.pool, v.kills) })
+	}
+}
+
+// churnKill is one SIGKILL of the controller process during the churn.
+type churnKill struct {
+	at time.Time
+	// showing and waiting are how many Services the watch showed with
+	// and without an address when the kill was sent.
+	showing, waiting int
+}
+
+// churn runs the churn against pool and checks that no two Services ever
+// show one address, and that every Service left ends with its own address
+// of the pool. With kills, the controller runs as a separate process that
+// is SIGKILLed and restarted after each of those numbers of creations.
+func churn(t *testing.T, pool netip.Prefix, kills []int) {
 	env := testenv.Get(t)
 	began := time.Now() // after the control plane is up
-	r := start(t, nil)
 	ns := namespace(t, nil)
 	apply(t, nsPool(ns+"-churn", ns, pool.String()))
+	var (
+		r    *running           // in-process
+		proc *controllerProcess // or a separate process
+	)
+	if kills == nil {
+		r = start(t, nil)
+	} else {
+		proc = startControllerProcess(t, "--lb-class=ironlb.io/lb")
+		// Up and serving before the churn, so that the first kill hits
+		// a controller at work.
+		proc.waitLog(`msg="configuration loaded"`)
+		t.Logf("controller process ready %v after its start", time.Since(proc.run(0).started).Round(time.Millisecond))
+	}
 
 	// The watcher: every event updates the tracker; violations are kept.
 	cs := fastClientset(t)
@@ -193,6 +250,7 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 	var (
 		mu         sync.Mutex
 		tr         = newAddrTracker(pool)
+		exists     = map[string]bool{} // Services that exist, by the watch
 		violations []string
 		nEvents    int
 		watchErr   error
@@ -226,6 +284,11 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 			}
 			mu.Lock()
 			nEvents++
+			if ev.Type == watch.Deleted {
+				delete(exists, svc.Name)
+			} else {
+				exists[svc.Name] = true
+			}
 			if err := tr.observe(ev.Type, svc.Name, ingressIPs(svc)); err != nil {
 				violations = append(violations, fmt.Sprintf("at resourceVersion %s (%s): %v", svc.ResourceVersion, ev.Type, err))
 			}
@@ -237,13 +300,43 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 		<-watchDone
 	}()
 
+	// The killer: after the creation numbered kills[i] (counted over all
+	// workers), SIGKILL the controller and start the next at once.
+	var created atomic.Int64
+	reached := make([]chan struct{}, len(kills))
+	for i := range reached {
+		reached[i] = make(chan struct{})
+	}
+	churnEnded, killerDone := make(chan struct{}), make(chan struct{})
+	var done []churnKill // written by the killer until killerDone is closed
+	go func() {
+		defer close(killerDone)
+		for i := range kills {
+			select {
+			case <-reached[i]:
+			case <-churnEnded:
+				return
+			}
+			mu.Lock()
+			k := churnKill{showing: len(tr.shows), waiting: len(exists) - len(tr.shows)}
+			mu.Unlock()
+			var err error
+			if k.at, err = proc.restart(); err != nil {
+				t.Errorf("kill %d: %v", i+1, err)
+				return
+			}
+			done = append(done, k)
+		}
+	}()
+
 	// The churn: each worker creates its Services one after another and
-	// deletes each again after a random 0..maxLag further creations; those
-	// whose turn has not come when the worker ends are kept.
+	// deletes each again after a random number of further creations (see
+	// churnMaxLag); those whose turn has not come when the worker ends are
+	// kept.
 	churnStart := time.Now()
 	var wg sync.WaitGroup
 	var kept sync.Map
-	for w := range workers {
+	for w := range churnWorkers {
 		wg.Go(func() {
 			ctx := context.Background()
 			type pending struct {
@@ -251,13 +344,20 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 				deleteAt int
 			}
 			var live []pending
-			for i := range perWorker {
+			for i := range churnPerWorker {
 				name := fmt.Sprintf("w%d-%03d", w, i)
 				if err := env.Client.Create(ctx, lbService(ns, name, ipv6Only)); err != nil {
 					t.Errorf("creating %s: %v", name, err)
 					return
 				}
-				live = append(live, pending{name, i + rand.IntN(maxLag+1)})
+				if k := slices.Index(kills, int(created.Add(1))); k >= 0 {
+					close(reached[k])
+				}
+				lag := rand.IntN(churnMaxLag + 1)
+				if rand.IntN(churnLongEvery) == 0 {
+					lag = rand.IntN(churnLongLag + 1)
+				}
+				live = append(live, pending{name, i + lag})
 				live = slices.DeleteFunc(live, func(p pending) bool {
 					if p.deleteAt > i {
 						return false
@@ -275,6 +375,11 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 	}
 	wg.Wait()
 	churnTook := time.Since(churnStart)
+	close(churnEnded)
+	<-killerDone
+	if len(done) != len(kills) {
+		t.Errorf("the controller was killed %d times, want %d", len(done), len(kills))
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -294,9 +399,9 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 		for i := range list.Items {
 			s := &list.Items[i]
 			names = append(names, s.Name)
-			c := meta.FindStatusCondition(s.Status.Conditions, controller.ConditionIPAllocated)
+			c := meta.FindStatusCondition(s.Status.Conditions, assigner.ConditionIPAllocated)
 			ips := ingressIPs(s)
-			if c == nil || c.Reason != controller.ReasonAllocated || len(ips) != 1 {
+			if c == nil || c.Reason != assigner.ReasonAllocated || len(ips) != 1 {
 				waiting = append(waiting, fmt.Sprintf("%s (ingress %v, condition %v)", s.Name, ips, c))
 				continue
 			}
@@ -354,19 +459,66 @@ func TestChurnNoDuplicateAddresses(t *testing.T) {
 		}
 	}
 	t.Logf("churn of %d Services took %v, convergence after it %v; %d remain; the watch saw %d events; %d Services got an address, %d distinct addresses, %d of them handed out again; test without control-plane start-up %v",
-		workers*perWorker, churnTook.Round(time.Millisecond), converged.Round(time.Millisecond), len(final), nEvents,
+		churnWorkers*churnPerWorker, churnTook.Round(time.Millisecond), converged.Round(time.Millisecond), len(final), nEvents,
 		len(tr.served), len(tr.used), reused, time.Since(began).Round(time.Millisecond))
 	mu.Unlock()
-	logControllerTrouble(t, r)
+	if r != nil {
+		logControllerTrouble(t, r)
+		return
+	}
+	proc.checkRunning()
+	logKills(t, proc, kills, done)
+}
+
+// logKills logs what each controller process did, and how long after each
+// kill the next one was back at work. A restarted process that took over
+// no address from Service status fails the test: the kill then tested
+// nothing a fresh start does not.
+func logKills(t *testing.T, proc *controllerProcess, kills []int, done []churnKill) {
+	t.Helper()
+	for i := range proc.count() {
+		run := proc.run(i)
+		f := run.figures()
+		until := "the end"
+		if i < len(done) {
+			until = fmt.Sprintf("kill %d (after creation %d; the watch showed %d Services with an address, %d waiting)", i+1, kills[i], done[i].showing, done[i].waiting)
+		}
+		t.Logf("controller process %d, until %s: set %d Services Allocated, released %d, took over %d from Service status at start",
+			i, until, f.allocated, f.released, f.claimed)
+		if i > 0 {
+			k := done[i-1].at
+			t.Logf("after kill %d: new process started %v later, loaded the configuration %s later, wrote its first Service status %s later",
+				i, run.started.Sub(k).Round(time.Millisecond), sinceKill(k, f.configLoaded), sinceKill(k, f.firstStatus))
+			if f.claimed == 0 {
+				t.Errorf("controller process %d took over no address from Service status: every Service the killed one served was gone before it started", i)
+			}
+		}
+		logTrouble(t, fmt.Sprintf("controller process %d", i), run.logs())
+	}
+}
+
+// sinceKill is how long after killedAt at was; "(never)" when at is zero.
+func sinceKill(killedAt, at time.Time) string {
+	if at.IsZero() {
+		return "(never)"
+	}
+	return at.Sub(killedAt).Round(time.Millisecond).String()
 }
 
 // logControllerTrouble logs how many warnings and errors the controller
 // logged, by kind, with an example of each.
 func logControllerTrouble(tb testing.TB, r *running) {
 	tb.Helper()
+	logTrouble(tb, "controller", r.logs.String())
+}
+
+// logTrouble logs how many warnings and errors who logged in logs, by
+// kind, with an example of each.
+func logTrouble(tb testing.TB, who, logs string) {
+	tb.Helper()
 	kinds := map[string]int{}
 	example := map[string]string{}
-	for line := range strings.SplitSeq(r.logs.String(), "\n") {
+	for line := range strings.SplitSeq(logs, "\n") {
 		if !strings.Contains(line, "level=ERROR") && !strings.Contains(line, "level=WARN") {
 			continue
 		}
@@ -388,10 +540,10 @@ func logControllerTrouble(tb testing.TB, r *running) {
 		}
 	}
 	if len(kinds) == 0 {
-		tb.Logf("controller logged no warnings or errors")
+		tb.Logf("%s logged no warnings or errors", who)
 		return
 	}
 	for _, k := range slices.Sorted(maps.Keys(kinds)) {
-		tb.Logf("controller logged %d warnings/errors of kind %q, e.g.\n%s", kinds[k], k, example[k])
+		tb.Logf("%s logged %d warnings/errors of kind %q, e.g.\n%s", who, kinds[k], k, example[k])
 	}
 }

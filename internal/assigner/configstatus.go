@@ -1,7 +1,8 @@
-package controller
+package assigner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -35,10 +36,26 @@ func validCondition(problems []*config.ObjectError, generation int64) metav1.Con
 	return metav1.Condition{Type: ConditionValid, Status: metav1.ConditionFalse, Reason: "Invalid", Message: strings.Join(msgs, "; "), ObservedGeneration: generation}
 }
 
-// writeConfigStatusLocked writes the Valid condition of every
-// advertisement and peer whose condition changed. Pools get theirs with
-// their counts, in reconcilePoolStatus.
-func (c *Controller) writeConfigStatusLocked(ctx context.Context) error {
+// configStatusKey names the one work item of reconcileConfigStatus.
+var configStatusKey = &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "configuration"}}
+
+// reconcileConfigStatus writes the Valid condition of every advertisement
+// and peer whose condition changed; pools get theirs with their counts, in
+// reconcilePoolStatus. The problems are read under the lock, the writes
+// made without it; a failed write fails the reconcile, which the work
+// queue retries with backoff.
+func (c *Controller) reconcileConfigStatus(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	c.mu.Lock()
+	err := c.syncConfigLocked(ctx)
+	problems := c.problems
+	c.mu.Unlock()
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, c.writeConfigStatus(ctx, problems)
+}
+
+func (c *Controller) writeConfigStatus(ctx context.Context, problems config.Problems) error {
 	var l2 v1alpha1.L2AdvertisementList
 	var peers v1alpha1.BGPPeerList
 	var bgp v1alpha1.BGPAdvertisementList
@@ -48,6 +65,7 @@ func (c *Controller) writeConfigStatusLocked(ctx context.Context) error {
 		}
 	}
 	var objs []statusObject
+	var errs []error
 	for i := range l2.Items {
 		objs = append(objs, statusObject{&l2.Items[i], &l2.Items[i].Status.Conditions, v1alpha1.KindL2Advertisement})
 	}
@@ -58,17 +76,17 @@ func (c *Controller) writeConfigStatusLocked(ctx context.Context) error {
 		objs = append(objs, statusObject{&bgp.Items[i], &bgp.Items[i].Status.Conditions, v1alpha1.KindBGPAdvertisement})
 	}
 	for _, o := range objs {
-		cond := validCondition(c.problems.For(o.kind, o.obj.GetName()), o.obj.GetGeneration())
+		cond := validCondition(problems.For(o.kind, o.obj.GetName()), o.obj.GetGeneration())
 		if sameCondition(meta.FindStatusCondition(*o.conds, ConditionValid), cond) {
 			continue
 		}
 		orig := o.obj.DeepCopyObject().(client.Object)
 		meta.SetStatusCondition(o.conds, cond)
-		if err := c.client.Status().Patch(ctx, o.obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return fmt.Errorf("writing the status of %s %s: %w", o.kind, o.obj.GetName(), err)
+		if err := c.client.Status().Patch(ctx, o.obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
+			errs = append(errs, fmt.Errorf("writing the status of %s %s: %w", o.kind, o.obj.GetName(), err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 type statusObject struct {
@@ -129,6 +147,13 @@ func (c *Controller) poolStatus(ctx context.Context, name string) (poolWant, tim
 	// may have just become invalid.
 	if err := c.syncConfigLocked(ctx); err != nil {
 		return poolWant{}, 0, err
+	}
+	// Nor before the addresses in Services' status are claimed: a
+	// restarted controller would report a full pool as empty.
+	if !c.warm {
+		if err := c.warmUpLocked(ctx); err != nil {
+			return poolWant{}, 0, err
+		}
 	}
 	return poolWant{
 		ipv4:     c.countsFor(name, allocator.IPv4),

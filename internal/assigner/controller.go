@@ -1,9 +1,9 @@
-// Package controller is the controller binary's reconciler: it watches
+// Package assigner is the controller binary's reconciler: it watches
 // Services, the configuration and Namespaces, asks the allocator for each
 // Service's addresses and writes them, with a condition that explains the
 // outcome, into the Service's status. It is the only package of the
 // controller that talks to the API server.
-package controller
+package assigner
 
 import (
 	"cmp"
@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -54,6 +55,10 @@ type Options struct {
 	// process (controller-runtime otherwise refuses a second controller of
 	// the same name).
 	SeveralPerProcess bool
+	// Registry receives the controller's metrics; nil keeps them
+	// unregistered. Run gives controller-runtime's registry, which the
+	// manager serves, unless told otherwise.
+	Registry prometheus.Registerer
 }
 
 // Controller assigns addresses to Services.
@@ -85,27 +90,43 @@ type Controller struct {
 	dirtyPools  map[string]bool
 	poolWritten map[string]time.Time
 	poolEvents  chan event.GenericEvent
+
+	// configEvents asks reconcileConfigStatus to write the configuration
+	// objects' Valid conditions; it holds at most one request.
+	configEvents chan event.GenericEvent
+
+	// waiting are the Services that may be served when another gives an
+	// address up, by key (waiting.go).
+	waiting map[string]*waiter
+	// freed counts the addresses the decision under way gave up.
+	freed int
+	// wake queues the reconcile of Services served from elsewhere; it is
+	// sent to without the lock.
+	wake chan event.GenericEvent
 }
 
 // New returns a controller; SetupWithManager starts nothing until the
 // manager runs.
 func New(opts Options) *Controller {
 	return &Controller{
-		opts:        opts,
-		log:         opts.Log,
-		metrics:     newMetrics(),
-		configGen:   1,
-		lostAtStart: map[string][]allocator.Loss{},
-		dirtyPools:  map[string]bool{},
-		poolWritten: map[string]time.Time{},
-		poolEvents:  make(chan event.GenericEvent, 1024),
+		opts:         opts,
+		log:          opts.Log,
+		metrics:      newMetrics(),
+		configGen:    1,
+		lostAtStart:  map[string][]allocator.Loss{},
+		dirtyPools:   map[string]bool{},
+		poolWritten:  map[string]time.Time{},
+		poolEvents:   make(chan event.GenericEvent, 1024),
+		waiting:      map[string]*waiter{},
+		configEvents: make(chan event.GenericEvent, 1),
+		wake:         make(chan event.GenericEvent, 1024),
 	}
 }
 
 // SetupWithManager registers the controller's watches with a manager.
 func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	c.client, c.reader = mgr.GetClient(), mgr.GetAPIReader()
-	if err := c.metrics.register(); err != nil {
+	if err := c.metrics.register(c.opts.Registry); err != nil {
 		return err
 	}
 	configChanged := handler.EnqueueRequestsFromMapFunc(c.configChanged)
@@ -114,6 +135,7 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		Named("service").
 		For(&corev1.Service{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesRawSource(source.Channel(c.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: serviceWorkers, SkipNameValidation: &c.opts.SeveralPerProcess})
 	if c.opts.Static == nil {
 		b = b.Watches(&v1alpha1.IPPool{}, configChanged, specOrLabels).
@@ -126,6 +148,13 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if c.opts.Static != nil {
 		return nil
+	}
+	if err := ctrl.NewControllerManagedBy(mgr).
+		Named("config-status").
+		WatchesRawSource(source.Channel(c.configEvents, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &c.opts.SeveralPerProcess}).
+		Complete(reconcile.Func(c.reconcileConfigStatus)); err != nil {
+		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("ippool-status").
@@ -141,6 +170,10 @@ func (c *Controller) configChanged(ctx context.Context, _ client.Object) []recon
 	c.mu.Lock()
 	c.configGen++
 	c.mu.Unlock()
+	select { // the configuration objects' status, even with no Service
+	case c.configEvents <- event.GenericEvent{Object: configStatusKey}:
+	default:
+	}
 	var list corev1.ServiceList
 	if err := c.client.List(ctx, &list); err != nil {
 		c.log.Error("listing Services after a configuration change", "error", err)
@@ -195,8 +228,10 @@ func (c *Controller) syncConfigLocked(ctx context.Context) error {
 	c.cfg, c.problems, c.loadedGen = cfg, problems, gen
 	c.log.Info("configuration loaded", "pools", len(cfg.Pools), "invalidObjects", len(problems))
 	if c.opts.Static == nil {
-		if err := c.writeConfigStatusLocked(ctx); err != nil {
-			return err
+		// Written by reconcileConfigStatus, without the lock.
+		select {
+		case c.configEvents <- event.GenericEvent{Object: configStatusKey}:
+		default: // one is queued already, and reads the newest problems
 		}
 	}
 	for _, p := range cfg.Pools {
@@ -269,21 +304,35 @@ func (c *Controller) namespaceLabels(ctx context.Context, name string) labels.Se
 // serviceWorkers is how many Services are reconciled at once. Decisions
 // take turns on the allocator; the API calls that write their outcome
 // overlap.
-const serviceWorkers = 4
+const serviceWorkers = 16
 
 func (c *Controller) reconcileService(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	write, err := c.decide(ctx, req)
+	write, served, err := c.decideAndServe(ctx, req)
+	for _, n := range served {
+		svc := &corev1.Service{}
+		svc.Namespace, svc.Name = n.Namespace, n.Name
+		c.wake <- event.GenericEvent{Object: svc}
+	}
 	if err != nil || write == nil {
 		return reconcile.Result{}, err
 	}
 	return reconcile.Result{}, write(ctx)
 }
 
-// decide works out, under the lock, what a Service should hold and returns
-// the API write that records it, to run without the lock.
-func (c *Controller) decide(ctx context.Context, req reconcile.Request) (func(context.Context) error, error) {
+// decideAndServe decides for the Service and, when that gave addresses
+// up, serves the Services waiting for one; it returns the write that
+// records the decision and the Services served.
+func (c *Controller) decideAndServe(ctx context.Context, req reconcile.Request) (func(context.Context) error, []types.NamespacedName, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.freed = 0
+	write, err := c.decideLocked(ctx, req)
+	return write, c.serveWaitingLocked(c.freed), err
+}
+
+// decideLocked works out what a Service should hold and returns the API
+// write that records it, to run without the lock.
+func (c *Controller) decideLocked(ctx context.Context, req reconcile.Request) (func(context.Context) error, error) {
 	if err := c.syncConfigLocked(ctx); err != nil {
 		return nil, err
 	}
@@ -322,7 +371,11 @@ func (c *Controller) decide(ctx context.Context, req reconcile.Request) (func(co
 		if p := c.cfg.PoolFor(ip); p != nil {
 			c.poolChangedLocked(p.Name)
 		}
+		if !slices.Contains(res.IPs, ip) {
+			c.freed++
+		}
 	}
+	c.noteWaitingLocked(&svc, r, res, time.Now())
 	d := desiredStatus(&svc, res, c.poolName)
 	return func(ctx context.Context) error {
 		c.reportConflicts(ctx, &svc, lost, res.IPs)
@@ -354,12 +407,14 @@ func symmetricDiff(a, b []netip.Addr) []netip.Addr {
 
 // releaseLocked gives up the addresses of a Service that is gone.
 func (c *Controller) releaseLocked(key string) {
+	delete(c.waiting, key)
 	ips := c.alloc.IPs(key)
 	if len(ips) == 0 {
 		return
 	}
 	c.alloc.Release(key)
 	delete(c.lostAtStart, key)
+	c.freed += len(ips)
 	c.log.Info("released", "service", key, "addresses", joinAddrs(ips))
 	for _, ip := range ips {
 		if p := c.cfg.PoolFor(ip); p != nil {
@@ -410,11 +465,12 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, d des
 	}
 	if changed {
 		c.metrics.results.WithLabelValues(d.cond.Reason).Inc()
-		eventType := corev1.EventTypeNormal
+		// A problem is worth an event, which kubectl describe shows; an
+		// address handed out is not: the condition and the log say so, and
+		// an event per Service would double the writes of a catch-up.
 		if d.cond.Reason != ReasonAllocated {
-			eventType = corev1.EventTypeWarning
+			c.event(svc, corev1.EventTypeWarning, d.cond.Reason, "%s", d.cond.Message)
 		}
-		c.event(svc, eventType, d.cond.Reason, "%s", d.cond.Message)
 		c.log.Info("service status", "service", svc.Namespace+"/"+svc.Name, "reason", d.cond.Reason, "message", d.cond.Message)
 	}
 	return nil

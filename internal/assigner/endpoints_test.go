@@ -1,4 +1,4 @@
-package controller_test
+package assigner_test
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
 
@@ -39,9 +39,12 @@ func TestEndpoints(t *testing.T) {
 	pool := ns + "-p"
 	apply(t, nsPool(pool, ns, "2001:db8:e006::/120"))
 	metrics, health := freePort(t), freePort(t)
-	start(t, func(o *controller.RunOptions) { o.MetricsAddr, o.HealthAddr = metrics, health })
+	start(t, func(o *assigner.RunOptions) {
+		o.MetricsAddr, o.HealthAddr = metrics, health
+		o.Registry = nil // Run's default: the registry the manager serves
+	})
 	create(t, lbService(ns, "a", ipv6Only))
-	waitCondition(t, ns, "a", controller.ReasonAllocated)
+	waitCondition(t, ns, "a", assigner.ReasonAllocated)
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		testutil.Eventually(t, path+" to answer 200", func() (bool, string) {

@@ -1,4 +1,4 @@
-package controller_test
+package assigner_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,9 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
-	"github.com/ironlb/ironlb/internal/controller"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -60,15 +61,18 @@ func (r *running) stop(t testing.TB) {
 
 // start runs a controller against the test API server until the test ends
 // or stop is called. mutate may change its options.
-func start(t testing.TB, mutate func(*controller.RunOptions)) *running {
+func start(t testing.TB, mutate func(*assigner.RunOptions)) *running {
 	t.Helper()
 	env := testenv.Get(t)
 	logs := &testutil.SyncBuffer{}
-	o := controller.RunOptions{
-		Options: controller.Options{
-			Class:             controller.Class{Name: "ironlb.io/lb"},
+	o := assigner.RunOptions{
+		Options: assigner.Options{
+			Class:             assigner.Class{Name: "ironlb.io/lb"},
 			Log:               slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			SeveralPerProcess: true,
+			// Each controller its own: the metrics served are those of
+			// the one test that asks for controller-runtime's registry.
+			Registry: prometheus.NewRegistry(),
 		},
 		MetricsAddr: "0",
 		HealthAddr:  "0",
@@ -78,7 +82,7 @@ func start(t testing.TB, mutate func(*controller.RunOptions)) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1), logs: logs}
-	go func() { r.done <- controller.Run(ctx, env.Config, o) }()
+	go func() { r.done <- assigner.Run(ctx, env.Config, o) }()
 	t.Cleanup(func() {
 		r.stop(t)
 		if t.Failed() {
@@ -181,7 +185,7 @@ func waitCondition(t testing.TB, ns, name, reason string) *corev1.Service {
 	var svc *corev1.Service
 	testutil.Eventually(t, fmt.Sprintf("Service %s/%s to have reason %s", ns, name, reason), func() (bool, string) {
 		svc = getService(t, ns, name)
-		c := meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated)
+		c := meta.FindStatusCondition(svc.Status.Conditions, assigner.ConditionIPAllocated)
 		if c == nil {
 			return false, "no condition yet"
 		}
@@ -197,7 +201,7 @@ func waitIPs(t testing.TB, ns, name string, want ...string) *corev1.Service {
 	testutil.Eventually(t, fmt.Sprintf("Service %s/%s to show %v", ns, name, want), func() (bool, string) {
 		svc = getService(t, ns, name)
 		got := ingressIPs(svc)
-		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprintf("shows %v, condition %v", got, meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated))
+		return strings.Join(got, ",") == strings.Join(want, ","), fmt.Sprintf("shows %v, condition %v", got, meta.FindStatusCondition(svc.Status.Conditions, assigner.ConditionIPAllocated))
 	})
 	return svc
 }

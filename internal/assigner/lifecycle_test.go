@@ -1,4 +1,4 @@
-package controller_test
+package assigner_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -44,8 +44,8 @@ func allocatedIPs(t *testing.T, ns string, names []string) map[string]string {
 		}
 		clear(out)
 		for _, s := range list.Items {
-			cond := meta.FindStatusCondition(s.Status.Conditions, controller.ConditionIPAllocated)
-			if cond != nil && cond.Reason == controller.ReasonAllocated && len(s.Status.LoadBalancer.Ingress) == 1 {
+			cond := meta.FindStatusCondition(s.Status.Conditions, assigner.ConditionIPAllocated)
+			if cond != nil && cond.Reason == assigner.ReasonAllocated && len(s.Status.LoadBalancer.Ingress) == 1 {
 				out[s.Name] = s.Status.LoadBalancer.Ingress[0].IP
 			}
 		}
@@ -143,12 +143,12 @@ func TestConflictingStatusAtStart(t *testing.T) {
 	}
 	start(t, nil)
 	waitIPs(t, ns, "a-older", ip)
-	svc := waitCondition(t, ns, "b-newer", controller.ReasonAllocated)
+	svc := waitCondition(t, ns, "b-newer", assigner.ReasonAllocated)
 	if got := ingressIPs(svc); len(got) != 1 || got[0] == ip || !strings.HasPrefix(got[0], "2001:db8:e002::") {
 		t.Errorf("b-newer shows %v, want one other address of the pool", got)
 	}
-	waitEvent(t, ns, "b-newer", controller.ReasonIPConflict, "held by Service "+ns+"/a-older")
-	waitEvent(t, ns, "a-older", controller.ReasonIPConflict, "also claimed "+ip)
+	waitEvent(t, ns, "b-newer", assigner.ReasonIPConflict, "held by Service "+ns+"/a-older")
+	waitEvent(t, ns, "a-older", assigner.ReasonIPConflict, "also claimed "+ip)
 }
 
 // TestTwoReplicas: with leader election only the replica holding the Lease
@@ -157,7 +157,7 @@ func TestConflictingStatusAtStart(t *testing.T) {
 func TestTwoReplicas(t *testing.T) {
 	ns := namespace(t, nil)
 	apply(t, nsPool(ns+"-p", ns, "2001:db8:e003::/120"))
-	le := func(o *controller.RunOptions) {
+	le := func(o *assigner.RunOptions) {
 		o.LeaderElect, o.LeaseNamespace, o.LeaseName = true, ns, "ironlb-controller-test"
 		o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 4*time.Second, 3*time.Second, 200*time.Millisecond
 	}
@@ -167,7 +167,7 @@ func TestTwoReplicas(t *testing.T) {
 	})
 	b := start(t, le)
 	create(t, lbService(ns, "one", ipv6Only))
-	one := waitCondition(t, ns, "one", controller.ReasonAllocated)
+	one := waitCondition(t, ns, "one", assigner.ReasonAllocated)
 	// b has had the whole allocation's time to act; it must not have.
 	if logs := b.logs.String(); acquired(b) || strings.Contains(logs, "service status") {
 		t.Fatalf("the follower acted while a led:\n%s", logs)
@@ -183,7 +183,7 @@ func TestTwoReplicas(t *testing.T) {
 		return acquired(b), "not yet"
 	})
 	create(t, lbService(ns, "two", ipv6Only))
-	two := waitCondition(t, ns, "two", controller.ReasonAllocated)
+	two := waitCondition(t, ns, "two", assigner.ReasonAllocated)
 	if got := ingressIPs(getService(t, ns, "one")); !slices.Equal(got, ingressIPs(one)) {
 		t.Errorf("one moved from %v to %v on failover", ingressIPs(one), got)
 	}
@@ -200,7 +200,7 @@ func TestTwoReplicas(t *testing.T) {
 func TestRequireClass(t *testing.T) {
 	ns := namespace(t, nil)
 	apply(t, nsPool(ns+"-p", ns, "2001:db8:e004::/120"))
-	start(t, func(o *controller.RunOptions) { o.Class.Require = true })
+	start(t, func(o *assigner.RunOptions) { o.Class.Require = true })
 	ours := "ironlb.io/lb"
 	create(t, lbService(ns, "classless", ipv6Only))
 	create(t, lbService(ns, "classy", ipv6Only, func(s *corev1.Service) { s.Spec.LoadBalancerClass = &ours }))
@@ -215,17 +215,57 @@ func TestRequireClass(t *testing.T) {
 func TestConfigFile(t *testing.T) {
 	ns := namespace(t, nil)
 	static := staticConfig(t, nsPool("file-pool", ns, "2001:db8:e005::/120"))
-	start(t, func(o *controller.RunOptions) { o.Static = static })
+	start(t, func(o *assigner.RunOptions) { o.Static = static })
 	create(t, lbService(ns, "a", ipv6Only))
-	svc := waitCondition(t, ns, "a", controller.ReasonAllocated)
+	svc := waitCondition(t, ns, "a", assigner.ReasonAllocated)
 	if got := ingressIPs(svc); len(got) != 1 || netip.MustParseAddr(got[0]) != netip.MustParseAddr("2001:db8:e005::") {
 		t.Errorf("ingress = %v", got)
 	}
-	if !strings.Contains(meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated).Message, `IPPool "file-pool"`) {
+	if !strings.Contains(meta.FindStatusCondition(svc.Status.Conditions, assigner.ConditionIPAllocated).Message, `IPPool "file-pool"`) {
 		t.Errorf("condition does not name the file's pool: %+v", svc.Status.Conditions)
 	}
 }
 
 func acquired(r *running) bool {
 	return strings.Contains(strings.ToLower(r.logs.String()), "successfully acquired lease")
+}
+
+// TestCrashedLeaderTakesBackItsLease: a leader that dies without giving
+// its Lease up (a crash) and restarts under the same identity (its pod's
+// name) leads again at once, while a replica of another pod waits for the
+// Lease to expire: here an hour, so only the identity can explain a
+// takeover within the test.
+func TestCrashedLeaderTakesBackItsLease(t *testing.T) {
+	ns := namespace(t, nil)
+	apply(t, nsPool(ns+"-p", ns, "2001:db8:e008::/120"))
+	le := func(identity string, crash bool) func(*assigner.RunOptions) {
+		return func(o *assigner.RunOptions) {
+			o.LeaderElect, o.LeaseNamespace, o.LeaseName, o.LeaseIdentity = true, ns, "ironlb-controller-test", identity
+			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = time.Hour, 30*time.Second, 200*time.Millisecond
+			if crash {
+				assigner.Crash(o)
+			}
+		}
+	}
+	a := start(t, le("controller-pod-a", true))
+	testutil.Eventually(t, "replica a to lead", func() (bool, string) {
+		return acquired(a), "not yet"
+	})
+	create(t, lbService(ns, "one", ipv6Only))
+	one := waitCondition(t, ns, "one", assigner.ReasonAllocated)
+	a.stop(t) // crashes: the Lease stays a's for an hour
+
+	b := start(t, le("controller-pod-b", false))
+	again := start(t, le("controller-pod-a", false))
+	testutil.Eventually(t, "a, restarted in its pod, to lead again", func() (bool, string) {
+		return acquired(again), "not yet"
+	})
+	create(t, lbService(ns, "two", ipv6Only))
+	two := waitCondition(t, ns, "two", assigner.ReasonAllocated)
+	if ingressIPs(two)[0] == ingressIPs(one)[0] {
+		t.Errorf("two got one's address %v", ingressIPs(two))
+	}
+	if logs := b.logs.String(); acquired(b) || strings.Contains(logs, "service status") {
+		t.Fatalf("the replica of another pod took an unexpired Lease:\n%s", logs)
+	}
 }

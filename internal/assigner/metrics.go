@@ -1,14 +1,13 @@
-package controller
+package assigner
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// metrics are the controller's Prometheus metrics, served by the manager's
-// metrics endpoint.
+// metrics are the controller's Prometheus metrics, registered with
+// Options.Registry.
 type metrics struct {
 	addresses *prometheus.GaugeVec
 	results   *prometheus.CounterVec
@@ -27,28 +26,15 @@ func newMetrics() *metrics {
 	}
 }
 
-// register adds the metrics to controller-runtime's registry; a second
-// controller in one process (tests run several) shares the first's.
-func (m *metrics) register() error {
-	a, err := registerOrExisting(m.addresses)
-	if err != nil {
-		return err
+// register adds the metrics to reg; nil keeps them unregistered.
+func (m *metrics) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
 	}
-	r, err := registerOrExisting(m.results)
-	if err != nil {
-		return err
-	}
-	m.addresses, m.results = a.(*prometheus.GaugeVec), r.(*prometheus.CounterVec)
-	return nil
-}
-
-func registerOrExisting(c prometheus.Collector) (prometheus.Collector, error) {
-	if err := crmetrics.Registry.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			return are.ExistingCollector, nil
+	for _, c := range []prometheus.Collector{m.addresses, m.results} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering the controller's metrics: %w", err)
 		}
-		return nil, err
 	}
-	return c, nil
+	return nil
 }

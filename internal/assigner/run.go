@@ -1,4 +1,4 @@
-package controller
+package assigner
 
 import (
 	"context"
@@ -7,9 +7,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/internal/cmdutil"
@@ -21,6 +25,15 @@ type RunOptions struct {
 	LeaderElect    bool
 	LeaseNamespace string
 	LeaseName      string
+	// LeaseIdentity is who holds the Lease: the pod's name, so that a
+	// controller that crashed and restarts in the same pod takes its Lease
+	// back at once rather than after LeaseDuration (no other process can
+	// hold the name: a pod's containers restart one after the other's
+	// death). Empty means a new identity per process, which always waits.
+	LeaseIdentity string
+	// crash, when set (tests), stops Run without giving the Lease up, as a
+	// killed process does.
+	crash bool
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election;
 	// zero values take controller-runtime's defaults (15s, 10s, 2s).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
@@ -48,10 +61,17 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaseName,
 		LeaderElectionNamespace:       o.LeaseNamespace,
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel: !o.crash,
 	}
 	if o.LeaseDuration > 0 {
 		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod
+	}
+	if o.LeaderElect && o.LeaseIdentity != "" {
+		lock, err := leaseLock(cfg, o)
+		if err != nil {
+			return err
+		}
+		mgrOpts.LeaderElectionResourceLockInterface = lock
 	}
 	mgr, err := ctrl.NewManager(cfg, mgrOpts)
 	if err != nil {
@@ -59,6 +79,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	if o.Events == nil {
 		o.Events = mgr.GetEventRecorder("ironlb-controller")
+	}
+	if o.Registry == nil {
+		o.Registry = ctrlmetrics.Registry
 	}
 	c := New(o.Options)
 	if err := c.SetupWithManager(mgr); err != nil {
@@ -75,6 +98,29 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}); err != nil {
 		return err
 	}
-	o.Log.Info("starting", "class", o.Class.Name, "requireClass", o.Class.Require, "leaderElection", o.LeaderElect, "configFile", o.Static != nil)
+	o.Log.Info("starting", "class", o.Class.Name, "requireClass", o.Class.Require, "leaderElection", o.LeaderElect, "leaseIdentity", o.LeaseIdentity, "configFile", o.Static != nil)
 	return mgr.Start(ctx)
+}
+
+// leaseLock is the Lease controller-runtime would make, held under
+// o.LeaseIdentity instead of a new name per process.
+func leaseLock(cfg *rest.Config, o RunOptions) (resourcelock.Interface, error) {
+	cfg = rest.AddUserAgent(rest.CopyConfig(cfg), "leader-election") // the caller's config is shared
+	// One hung request must not outlast the renew deadline (as
+	// controller-runtime does it).
+	renew := o.RenewDeadline
+	if renew == 0 {
+		renew = 10 * time.Second
+	}
+	cfg.Timeout = max(renew/2, time.Second)
+	core, err := corev1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	coord, err := coordinationv1client.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return resourcelock.New(resourcelock.LeasesResourceLock, o.LeaseNamespace, o.LeaseName, core, coord,
+		resourcelock.ResourceLockConfig{Identity: o.LeaseIdentity})
 }

@@ -1,4 +1,4 @@
-package controller_test
+package assigner_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/allocator"
-	"github.com/ironlb/ironlb/internal/controller"
+	"github.com/ironlb/ironlb/internal/assigner"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -88,8 +88,7 @@ func TestScenarios(t *testing.T) {
 			if m := svc.Status.LoadBalancer.Ingress[0].IPMode; m == nil || *m != corev1.LoadBalancerIPModeVIP {
 				s.t.Errorf("ipMode = %v, want VIP", m)
 			}
-			waitCondition(s.t, s.ns, "a", controller.ReasonAllocated)
-			waitEvent(s.t, s.ns, "a", controller.ReasonAllocated, s.v4(0))
+			waitCondition(s.t, s.ns, "a", assigner.ReasonAllocated) // and no event: nothing needs a person
 		}},
 		{"our loadBalancerClass is served", func(s *scn) {
 			s.pool("p", nil, s.v4net())
@@ -269,7 +268,7 @@ func TestScenarios(t *testing.T) {
 				s.t.Fatal(err)
 			}
 			waitIPs(s.t, s.ns, "b", s.v4(1))
-			waitCondition(s.t, s.ns, "b", controller.ReasonAllocated)
+			waitCondition(s.t, s.ns, "b", assigner.ReasonAllocated)
 		}},
 		{"deletion releases; pool status counts follow", func(s *scn) {
 			p := s.pool("p", nil, s.v4net())
@@ -293,14 +292,14 @@ func TestScenarios(t *testing.T) {
 			}
 			testutil.Eventually(s.t, "status to be cleared", func() (bool, string) {
 				svc := getService(s.t, s.ns, "a")
-				return len(svc.Status.LoadBalancer.Ingress) == 0 && meta.FindStatusCondition(svc.Status.Conditions, controller.ConditionIPAllocated) == nil, fmt.Sprintf("%+v", svc.Status)
+				return len(svc.Status.LoadBalancer.Ingress) == 0 && meta.FindStatusCondition(svc.Status.Conditions, assigner.ConditionIPAllocated) == nil, fmt.Sprintf("%+v", svc.Status)
 			})
 			waitPoolCounts(s.t, p.Name, 8, 0)
 		}},
 		{"a pool edit that does not affect a Service does not write to it", func(s *scn) {
 			p := s.pool("p", nil, s.v4net())
 			s.svc("a")
-			waitCondition(s.t, s.ns, "a", controller.ReasonAllocated)
+			waitCondition(s.t, s.ns, "a", assigner.ReasonAllocated)
 			before := getService(s.t, s.ns, "a").ResourceVersion
 			if err := s.c.Get(context.Background(), client.ObjectKeyFromObject(p), p); err != nil {
 				s.t.Fatal(err)
@@ -324,11 +323,11 @@ func TestScenarios(t *testing.T) {
 			if err := s.c.Delete(context.Background(), p); err != nil {
 				s.t.Fatal(err)
 			}
-			svc := waitCondition(s.t, s.ns, "a", controller.ReasonAddressOutsidePools)
+			svc := waitCondition(s.t, s.ns, "a", assigner.ReasonAddressOutsidePools)
 			if got := ingressIPs(svc); !slices.Equal(got, []string{s.v4(0)}) {
 				s.t.Errorf("ingress = %v, want the address kept", got)
 			}
-			waitEvent(s.t, s.ns, "a", controller.ReasonAddressOutsidePools, "no longer in any IPPool")
+			waitEvent(s.t, s.ns, "a", assigner.ReasonAddressOutsidePools, "no longer in any IPPool")
 			// Asking for another pool is the explicit action that moves it.
 			s.pool("new", nil, s.v4(4)+"-"+s.v4(7))
 			svc = getService(s.t, s.ns, "a")
@@ -349,11 +348,11 @@ func TestScenarios(t *testing.T) {
 			waitPoolValid(s.t, s.name("p"), metav1.ConditionTrue, "in use")
 			s.svc("b")
 			waitIPs(s.t, s.ns, "b", s.v4(1))
-			waitCondition(s.t, s.ns, "a", controller.ReasonAllocated)
+			waitCondition(s.t, s.ns, "a", assigner.ReasonAllocated)
 			// A Service asking for the invalid pool is told why it is invalid.
 			s.svc("c", annotate("ironlb.io/ip-pool", bad.Name))
-			waitCondition(s.t, s.ns, "c", controller.ReasonInvalidPool)
-			waitEvent(s.t, s.ns, "c", controller.ReasonInvalidPool, "overlaps")
+			waitCondition(s.t, s.ns, "c", assigner.ReasonInvalidPool)
+			waitEvent(s.t, s.ns, "c", assigner.ReasonInvalidPool, "overlaps")
 		}},
 		{"advertisement naming a missing pool gets Valid=False", func(s *scn) {
 			adv := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: s.name("l2")}, Spec: v1alpha1.L2AdvertisementSpec{IPPools: []string{"missing-" + s.ns}}}
@@ -362,7 +361,7 @@ func TestScenarios(t *testing.T) {
 				if err := s.c.Get(context.Background(), client.ObjectKeyFromObject(adv), adv); err != nil {
 					return false, err.Error()
 				}
-				c := meta.FindStatusCondition(adv.Status.Conditions, controller.ConditionValid)
+				c := meta.FindStatusCondition(adv.Status.Conditions, assigner.ConditionValid)
 				return c != nil && c.Status == metav1.ConditionFalse, fmt.Sprintf("%+v", c)
 			})
 		}},
@@ -396,7 +395,7 @@ func waitPoolValid(t testing.TB, pool string, status metav1.ConditionStatus, con
 		if err := testenv.Get(t).Client.Get(context.Background(), client.ObjectKey{Name: pool}, &p); err != nil {
 			return false, err.Error()
 		}
-		c := meta.FindStatusCondition(p.Status.Conditions, controller.ConditionValid)
+		c := meta.FindStatusCondition(p.Status.Conditions, assigner.ConditionValid)
 		return c != nil && c.Status == status && strings.Contains(c.Message, contains), fmt.Sprintf("%+v", c)
 	})
 }

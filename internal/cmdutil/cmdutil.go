@@ -44,12 +44,14 @@ type APIOptions struct {
 	Burst int
 }
 
-// AddFlags registers the API client flags. client-go's own default (5
-// requests a second) would let a controller assign only about five
-// Services a second, and slow a speaker's status and events as much.
-func (o *APIOptions) AddFlags(fs *flag.FlagSet) {
-	fs.Float64Var(&o.QPS, "kube-api-qps", 50, "requests a second this binary may send the API server, sustained")
-	fs.IntVar(&o.Burst, "kube-api-burst", 100, "requests this binary may send the API server in a burst above --kube-api-qps")
+// AddFlags registers the API client flags with a binary's defaults.
+// client-go's own default (5 requests a second) would let a controller
+// assign only about five Services a second, and slow a speaker's status and
+// events as much. A negative qps turns the client's limiter off: the API
+// server's priority and fairness then sets the pace.
+func (o *APIOptions) AddFlags(fs *flag.FlagSet, qps float64, burst int) {
+	fs.Float64Var(&o.QPS, "kube-api-qps", qps, "requests a second this binary may send the API server, sustained; -1 sends as fast as the API server's priority and fairness admits")
+	fs.IntVar(&o.Burst, "kube-api-burst", burst, "requests this binary may send the API server in a burst above --kube-api-qps")
 }
 
 // Logger builds the one logger a binary uses.
@@ -121,8 +123,8 @@ func Start(ctx context.Context, lo LogOptions, ao APIOptions, configFile, kubeco
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if ao.QPS <= 0 || ao.Burst < 1 {
-		return nil, nil, nil, fmt.Errorf("--kube-api-qps (%g) must be positive and --kube-api-burst (%d) at least 1", ao.QPS, ao.Burst)
+	if ao.QPS == 0 || (ao.QPS < 0 && ao.QPS != -1) || ao.Burst < 1 {
+		return nil, nil, nil, fmt.Errorf("--kube-api-qps (%g) must be positive or -1 (no client-side limit) and --kube-api-burst (%d) at least 1", ao.QPS, ao.Burst)
 	}
 	BridgeLoggers(log)
 	var static *config.Config

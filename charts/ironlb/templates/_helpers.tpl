@@ -76,8 +76,15 @@ kept in .Values, so the Secret and the speakers' checksum agree.
 - --require-class={{ .Values.requireLoadBalancerClass }}
 - --log-level={{ .Values.logLevel }}
 - --log-format={{ .Values.logFormat }}
-- --kube-api-qps={{ .Values.kubeAPI.qps }}
-- --kube-api-burst={{ .Values.kubeAPI.burst }}
+{{- end }}
+
+{{/* A binary's API client limits; dig keeps an upgrade with --reuse-values
+from a chart that had one pair for both working. */}}
+{{- define "ironlb.kubeAPIArgs" -}}
+{{- $defaults := dict "controller" (dict "qps" -1 "burst" 100) "speaker" (dict "qps" 50 "burst" 100) -}}
+{{- $d := index $defaults .component -}}
+- --kube-api-qps={{ dig .component "qps" $d.qps .root.Values.kubeAPI }}
+- --kube-api-burst={{ dig .component "burst" $d.burst .root.Values.kubeAPI }}
 {{- end }}
 
 {{/* The container security context both components share. */}}
