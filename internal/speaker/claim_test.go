@@ -1,14 +1,19 @@
 package speaker
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/testenv"
+	"github.com/ironlb/ironlb/internal/testutil"
 )
 
 // testClock is a clock the test moves.
@@ -109,9 +114,27 @@ func TestMixedClaimVersions(t *testing.T) {
 		return func(a netip.Addr) string { return election.Winner(v, a, alive) }
 	}
 
+	// seen waits until every speaker has synced with n members (its
+	// NodeAnnouncement says so): the owners alone can look right before a
+	// speaker that owns nothing has seen the change.
+	seen := func(n int) {
+		t.Helper()
+		c := testenv.Get(t).Client
+		for _, name := range nodes {
+			testutil.Eventually(t, fmt.Sprintf("%s to have synced with %d members", name, n), func() (bool, string) {
+				var na v1alpha1.NodeAnnouncement
+				if err := c.Get(context.Background(), client.ObjectKey{Name: name}, &na); err != nil {
+					return false, err.Error()
+				}
+				return na.Status.Members == int32(n), fmt.Sprintf("members %d", na.Status.Members)
+			})
+		}
+	}
+
 	// All join, one of them an old speaker: version 1 at once, no switch.
 	m.set(nodes...)
 	expect("joined with an old speaker", winner(election.ClaimV1, nodes))
+	seen(len(nodes))
 
 	// The old speaker goes: the others switch to version 2.
 	rest := nodes[1:]
