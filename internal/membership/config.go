@@ -22,7 +22,12 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 	conf.BindPort = o.Port
 	conf.AdvertisePort = o.Port
 	if o.Key != nil {
-		conf.SecretKey = o.Key
+		// New checked every key, so the keyring cannot be refused.
+		ring, err := memberlist.NewKeyring(o.SecondaryKeys, o.Key)
+		if err != nil {
+			panic("membership: keyring of checked keys refused: " + err.Error())
+		}
+		conf.Keyring = ring
 		// Both are memberlist's defaults, repeated because they are what
 		// keeps a speaker without the key out: it neither accepts nor sends
 		// anything unencrypted.

@@ -54,6 +54,12 @@ type Options struct {
 	// kept out. nil means unencrypted and must be the caller's explicit
 	// choice: an empty non-nil key is an error.
 	Key []byte
+	// SecondaryKeys are further keys this member accepts traffic under
+	// but never sends with: while a key is rotated, members with the old
+	// primary and members with the new one understand each other as long
+	// as each holds the other's primary among its keys. Each 16, 24 or 32
+	// bytes; only with Key.
+	SecondaryKeys [][]byte
 
 	ProbeInterval  time.Duration
 	ProbeTimeout   time.Duration // shorter than ProbeInterval
@@ -151,6 +157,17 @@ func New(o Options) (*Cluster, error) {
 		}
 		o.Key = slices.Clone(o.Key)
 	}
+	if len(o.SecondaryKeys) > 0 && o.Key == nil {
+		return nil, errors.New("membership: Options.SecondaryKeys without Key: secondary keys only add to a primary key")
+	}
+	secondary := make([][]byte, 0, len(o.SecondaryKeys))
+	for i, k := range o.SecondaryKeys {
+		if !validKeyLen(len(k)) {
+			return nil, fmt.Errorf("membership: Options.SecondaryKeys[%d] has %d bytes; must be 16, 24 or 32", i, len(k))
+		}
+		secondary = append(secondary, slices.Clone(k))
+	}
+	o.SecondaryKeys = secondary
 	if len(o.Meta) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("membership: Options.Meta has %d bytes; must be at most %d (memberlist.MetaMaxSize)", len(o.Meta), memberlist.MetaMaxSize)
 	}
@@ -247,7 +264,7 @@ func (c *Cluster) Run(ctx context.Context, peers func() []string, notify func())
 	}
 	deadline := time.Now().Add(c.opts.JoinTimeout)
 	self := list.LocalNode()
-	c.log.Info("memberlist started", "name", self.Name, "address", self.Address(), "encrypted", c.opts.Key != nil, "meta", len(c.opts.Meta))
+	c.log.Info("memberlist started", "name", self.Name, "address", self.Address(), "encrypted", c.opts.Key != nil, "secondaryKeys", len(c.opts.SecondaryKeys), "meta", len(c.opts.Meta))
 
 	var wg sync.WaitGroup
 	joinCtx, stopJoining := context.WithCancel(ctx)

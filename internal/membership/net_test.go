@@ -144,3 +144,107 @@ func TestWrongKey(t *testing.T) {
 		}
 	}
 }
+
+// rollout restarts the members one at a time with new keys, waiting until
+// each has joined the others again, and returns every view of the alive
+// set that any member published meanwhile. seen counts, per member, the
+// views of its current run already returned (or to be ignored).
+func rollout(t *testing.T, d *directory, ms []*member, names []string, seen map[*member]int, primary []byte, secondary ...[]byte) [][]string {
+	t.Helper()
+	var views [][]string
+	collect := func(m *member) {
+		h := m.notifyHistory()
+		views = append(views, h[seen[m]:]...)
+		seen[m] = len(h)
+	}
+	for _, m := range ms {
+		collect(m)
+		port := int(m.cluster().Addr().Port())
+		m.stop(t, true)
+		m.start(t, Options{BindAddr: loopback, Port: port, Key: primary, SecondaryKeys: secondary,
+			RejoinInterval: 250 * time.Millisecond, JoinTimeout: time.Second}, d.peers)
+		seen[m] = 0
+		waitViews(t, m.name+" back", ms, names)
+	}
+	for _, m := range ms {
+		collect(m)
+	}
+	return views
+}
+
+// smallest returns the fewest members in any of views.
+func smallest(views [][]string) (int, []string) {
+	n, which := -1, []string(nil)
+	for _, v := range views {
+		if n < 0 || len(v) < n {
+			n, which = len(v), v
+		}
+	}
+	return n, which
+}
+
+// TestKeyRotation: a key is rotated in three rollouts, one member
+// restarting at a time (the new key as secondary, then primary with the
+// old one secondary, then alone), and the members stay one cluster
+// throughout: no member ever sees fewer than all but the restarting one.
+// Rolled out directly, the new key splits the cluster.
+func TestKeyRotation(t *testing.T) {
+	oldKey, newKey := testKey(1), testKey(2)
+	names := []string{"node-a", "node-b", "node-c"}
+	start := func(d *directory) []*member {
+		ms := []*member{newMember(names[0]), newMember(names[1]), newMember(names[2])}
+		for _, m := range ms {
+			startLoopback(t, d, m, oldKey, 0)
+		}
+		waitViews(t, "joined", ms, names)
+		return ms
+	}
+
+	t.Run("in three steps", func(t *testing.T) {
+		var d directory
+		ms := start(&d)
+		// What the members saw while they started is not the rotation's.
+		seen := map[*member]int{}
+		for _, m := range ms {
+			seen[m] = len(m.notifyHistory())
+		}
+		var views [][]string
+		views = append(views, rollout(t, &d, ms, names, seen, oldKey, newKey)...)
+		views = append(views, rollout(t, &d, ms, names, seen, newKey, oldKey)...)
+		views = append(views, rollout(t, &d, ms, names, seen, newKey)...)
+		if len(views) < 9 {
+			t.Errorf("only %d views published during three rollouts of three members", len(views))
+		}
+		if n, v := smallest(views); n < len(names)-1 {
+			t.Errorf("a member saw only %v during the rotation", v)
+		}
+		for _, m := range ms {
+			if lines := m.logs.matching("memberlist started", "secondaryKeys=0"); len(lines) == 0 {
+				t.Errorf("%s did not end with the new key alone", m.name)
+			}
+		}
+	})
+
+	t.Run("at once, which splits", func(t *testing.T) {
+		var d directory
+		ms := start(&d)
+		m := ms[0]
+		port := int(m.cluster().Addr().Port())
+		m.stop(t, true)
+		m.start(t, Options{BindAddr: loopback, Port: port, Key: newKey, RejoinInterval: 250 * time.Millisecond, JoinTimeout: time.Second}, d.peers)
+		waitViews(t, "the new key alone", ms[:1], names[:1])
+		waitViews(t, "the old key without it", ms[1:], names[1:])
+	})
+}
+
+// Secondary keys need a primary and valid lengths.
+func TestSecondaryKeysChecked(t *testing.T) {
+	for _, o := range []Options{
+		{Name: "a", BindAddr: loopback, SecondaryKeys: [][]byte{testKey(1)}},
+		{Name: "a", BindAddr: loopback, Key: testKey(1), SecondaryKeys: [][]byte{[]byte("short")}},
+	} {
+		if _, err := New(o); err == nil || !strings.Contains(err.Error(), "SecondaryKeys") {
+			t.Errorf("New with secondary keys %q and key %v: %v, want an error naming SecondaryKeys", o.SecondaryKeys, o.Key != nil, err)
+		}
+	}
+}
