@@ -42,7 +42,10 @@ type Options struct {
 	MemberlistPort     int
 	MemberlistJoin     string
 	MemberlistKeyFile  string
+	MemberlistKeys2    string
 	MemberlistSecret   string
+	MemberlistJoinWait time.Duration
+	Fencing            string
 	PodNamespace       string
 	PodSelector        string
 	LeaveGrace         time.Duration
@@ -75,6 +78,9 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.MemberlistPort, "memberlist-port", 7946, "TCP and UDP port of memberlist")
 	fs.StringVar(&o.MemberlistJoin, "memberlist-join", "", "comma-separated addresses of speakers to join; empty means discover speaker pods by label")
 	fs.StringVar(&o.MemberlistKeyFile, "memberlist-key-file", "", "file holding the key that encrypts memberlist traffic")
+	fs.StringVar(&o.MemberlistKeys2, "memberlist-secondary-keys-file", "", "file holding further keys (base64, separated by whitespace or commas) accepted besides --memberlist-key-file's while a key is rotated; never sent with")
+	fs.DurationVar(&o.MemberlistJoinWait, "memberlist-join-timeout", membership.DefaultJoinTimeout, "how long a starting speaker that reaches none of the speakers it knows of stays silent before it concludes that it is alone and answers for what it owns")
+	fs.StringVar(&o.Fencing, "fencing", "quorum", "quorum: answer in layer 2 only while this speaker sees a majority of the known speakers (the speaker pods the API server reports ready), so that one side of a partition answers; off: answer whatever the others")
 	fs.StringVar(&o.MemberlistSecret, "memberlist-secret", "ironlb-system/ironlb-memberlist", "namespace/name of the Secret holding the memberlist key, when --memberlist-key-file is not set")
 	fs.StringVar(&o.PodNamespace, "pod-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the speaker pods, searched for speakers to join when --memberlist-join is empty (default: $POD_NAMESPACE)")
 	fs.StringVar(&o.PodSelector, "memberlist-pod-selector", "app.kubernetes.io/name=ironlb,app.kubernetes.io/component=speaker", "label selector of the speaker pods to join when --memberlist-join is empty")
@@ -136,6 +142,12 @@ func (o *Options) validate() error {
 	}
 	if o.LeaveGrace < 0 || o.Handoff < 0 {
 		errs = append(errs, errors.New("--leave-grace and --handoff must not be negative"))
+	}
+	if o.Fencing != "quorum" && o.Fencing != "off" {
+		errs = append(errs, fmt.Errorf("--fencing %q: must be quorum or off", o.Fencing))
+	}
+	if o.MemberlistJoinWait <= 0 {
+		errs = append(errs, fmt.Errorf("--memberlist-join-timeout %s: must be positive", o.MemberlistJoinWait))
 	}
 	if o.BGPConnectRetry < time.Second || o.BGPWithdrawWait <= 0 {
 		errs = append(errs, fmt.Errorf("--bgp-connect-retry (%s) must be at least 1s and --bgp-withdraw-wait (%s) positive", o.BGPConnectRetry, o.BGPWithdrawWait))
@@ -202,13 +214,16 @@ func run(ctx context.Context, o *Options) error {
 			ProbeTimeout:   o.ProbeTimeout,
 			GossipInterval: o.GossipInterval,
 			SuspicionMult:  o.SuspicionMult,
+			JoinTimeout:    o.MemberlistJoinWait,
 		},
-		KeyFile:      o.MemberlistKeyFile,
-		KeySecret:    o.MemberlistSecret,
-		PodNamespace: o.PodNamespace,
-		Layer2:       layer2.Options{Repeat: o.GratuitousRepeat},
-		BGP:          bgp.Options{ConnectRetry: o.BGPConnectRetry, WithdrawWait: o.BGPWithdrawWait},
-		Linger:       o.LeaveGrace,
+		SecondaryKeysFile: o.MemberlistKeys2,
+		Fencing:           o.Fencing == "quorum",
+		KeyFile:           o.MemberlistKeyFile,
+		KeySecret:         o.MemberlistSecret,
+		PodNamespace:      o.PodNamespace,
+		Layer2:            layer2.Options{Repeat: o.GratuitousRepeat},
+		BGP:               bgp.Options{ConnectRetry: o.BGPConnectRetry, WithdrawWait: o.BGPWithdrawWait},
+		Linger:            o.LeaveGrace,
 	}
 	if o.MemberlistKeyFile != "" {
 		ro.KeySecret = ""

@@ -36,6 +36,21 @@ type NodeAnnouncementStatus struct {
 	// cluster, itself included.
 	// +optional
 	Members int32 `json:"members,omitempty"`
+
+	// KnownSpeakers is how many speakers this node counts as running: the
+	// speaker pods the API server reports ready on ready nodes (as last
+	// seen), less those that left the memberlist cluster gracefully, plus
+	// every alive member. Members must be a majority of them for this node
+	// to answer in layer 2 (see Fenced). 0 when fencing is off.
+	// +optional
+	KnownSpeakers int32 `json:"knownSpeakers,omitempty"`
+
+	// Fenced, when set, says why this node answers nothing in layer 2 at
+	// the moment: the speakers it sees alive are not a quorum of the known
+	// ones, so it may be on the losing side of a partition. Empty while it
+	// may answer.
+	// +optional
+	Fenced string `json:"fenced,omitempty"`
 }
 
 // L2Announcement is one address announced in layer 2 mode from a node.
@@ -98,6 +113,8 @@ type BGPSession struct {
 // +kubebuilder:printcolumn:name="BGP Prefixes",type=integer,JSONPath=`.status.bgpPrefixes`
 // +kubebuilder:printcolumn:name="BGP Sessions",type=string,JSONPath=`.status.bgpSessions[*].state`
 // +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.members`
+// +kubebuilder:printcolumn:name="Known",type=integer,JSONPath=`.status.knownSpeakers`
+// +kubebuilder:printcolumn:name="Fenced",type=string,JSONPath=`.status.fenced`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NodeAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"strings"
+	"unicode"
 )
 
 // validKeyLen reports whether n is a length memberlist accepts for an AES
@@ -39,4 +41,24 @@ func ParseKey(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("memberlist key: %d bytes after base64 decoding; must be 16, 24 or 32", n)
 	}
 	return nil, fmt.Errorf("memberlist key: %d bytes that are not base64 (%v); must be base64 of, or raw, 16, 24 or 32 bytes", len(b), decodeErr)
+}
+
+// ParseKeys turns a list of base64 keys, separated by whitespace or
+// commas, into memberlist keys (the secondary keys of a rotation). Each
+// must be standard base64 of 16, 24 or 32 bytes; raw keys cannot be told
+// apart in a list. Empty text is no keys.
+func ParseKeys(b []byte) ([][]byte, error) {
+	fields := strings.FieldsFunc(string(b), func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	out := make([][]byte, 0, len(fields))
+	for i, f := range fields {
+		k, err := base64.StdEncoding.DecodeString(f)
+		if err != nil {
+			return nil, fmt.Errorf("memberlist key %d of the list: not base64 (%v); each must be base64 of 16, 24 or 32 bytes", i+1, err)
+		}
+		if !validKeyLen(len(k)) {
+			return nil, fmt.Errorf("memberlist key %d of the list: %d bytes after base64 decoding; must be 16, 24 or 32", i+1, len(k))
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }

@@ -165,7 +165,7 @@ func TestMemberlistConfig(t *testing.T) {
 		"GossipInterval": conf.GossipInterval.String(), "SuspicionMult": conf.SuspicionMult,
 		"LeaveTimeout": c.opts.LeaveTimeout.String(), "DeadNodeReclaimTime>0": conf.DeadNodeReclaimTime > 0,
 		"BindAddr": conf.BindAddr, "AdvertiseAddr": conf.AdvertiseAddr, "BindPort": conf.BindPort,
-		"SecretKey": len(conf.SecretKey), "GossipVerifyIncoming": conf.GossipVerifyIncoming,
+		"PrimaryKey": len(conf.Keyring.GetPrimaryKey()), "Keys": len(conf.Keyring.GetKeys()), "GossipVerifyIncoming": conf.GossipVerifyIncoming,
 		"JoinTimeout": c.opts.JoinTimeout.String(), "JoinRetry": c.opts.JoinRetry.String(),
 		"Delegate": conf.Delegate,
 	}
@@ -173,7 +173,7 @@ func TestMemberlistConfig(t *testing.T) {
 		"ProbeInterval": "100ms", "ProbeTimeout": "50ms", "GossipInterval": "100ms", "SuspicionMult": 2,
 		"LeaveTimeout": "1s", "DeadNodeReclaimTime>0": true,
 		"BindAddr": "198.51.100.1", "AdvertiseAddr": "198.51.100.1", "BindPort": 7946,
-		"SecretKey": 16, "GossipVerifyIncoming": true,
+		"PrimaryKey": 16, "Keys": 1, "GossipVerifyIncoming": true,
 		"JoinTimeout": "5s", "JoinRetry": "500ms",
 		"Delegate": nil, // no metadata: no Delegate, as before metadata existed
 	}
@@ -272,5 +272,34 @@ func TestEvents(t *testing.T) {
 	c.setRunning(false)
 	if c.Members() != nil || c.Alive() != nil || c.Joined() {
 		t.Errorf("after Run: Members %v, Alive %v, Joined %v; want nil, nil, false", c.Members(), c.Alive(), c.Joined())
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	k32 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	k16 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{8}, 16))
+	for _, tt := range []struct {
+		in      string
+		want    int
+		wantErr string
+	}{
+		{"", 0, ""},
+		{" \n", 0, ""},
+		{k32, 1, ""},
+		{k32 + "\n" + k16 + "\n", 2, ""},
+		{k32 + "," + k16, 2, ""},
+		{k32 + " not-base64!", 0, "key 2 of the list: not base64"},
+		{base64.StdEncoding.EncodeToString([]byte("short")), 0, "key 1 of the list: 5 bytes"},
+	} {
+		got, err := ParseKeys([]byte(tt.in))
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ParseKeys(%q) = %d keys, %v; want an error with %q", tt.in, len(got), err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || len(got) != tt.want {
+			t.Errorf("ParseKeys(%q) = %d keys, %v; want %d", tt.in, len(got), err, tt.want)
+		}
 	}
 }

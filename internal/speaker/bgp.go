@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
@@ -29,54 +28,11 @@ type BGP interface {
 
 // Event reasons on BGPPeers.
 const (
-	ReasonSessionUp       = "SessionEstablished"
-	ReasonSessionDown     = "SessionDown"
-	ReasonPeerUnusable    = "PeerUnusable"
-	maxBGPStatusPrefixes  = 100
-	passwordRefreshPeriod = time.Minute
+	ReasonSessionUp      = "SessionEstablished"
+	ReasonSessionDown    = "SessionDown"
+	ReasonPeerUnusable   = "PeerUnusable"
+	maxBGPStatusPrefixes = 100
 )
-
-// password is a peer's TCP MD5 password, or why it cannot be had.
-type password struct {
-	value, problem string
-}
-
-// loadPasswords reads the password Secret of every peer that names one.
-// Secrets are read straight from the API server, not watched: the speaker
-// needs a handful, and watching all Secrets would take more rights.
-func (s *Speaker) loadPasswords(ctx context.Context) {
-	s.passwords = map[string]password{}
-	if s.cfg == nil {
-		return
-	}
-	for _, p := range s.cfg.BGPPeers {
-		if p.Password == nil {
-			continue
-		}
-		ref := p.Password
-		var pw password
-		var sec corev1.Secret
-		switch err := s.readSecret(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &sec); {
-		case err != nil:
-			pw.problem = fmt.Sprintf("spec.passwordSecretRef: cannot read Secret %s/%s: %v", ref.Namespace, ref.Name, err)
-		case len(sec.Data[ref.Key]) == 0:
-			pw.problem = fmt.Sprintf("spec.passwordSecretRef: Secret %s/%s has no data key %q; it must hold the TCP MD5 password (1 to 80 bytes)", ref.Namespace, ref.Name, ref.Key)
-		case len(sec.Data[ref.Key]) > 80:
-			pw.problem = fmt.Sprintf("spec.passwordSecretRef: Secret %s/%s key %q is %d bytes; a TCP MD5 password is at most 80", ref.Namespace, ref.Name, ref.Key, len(sec.Data[ref.Key]))
-		default:
-			pw.value = string(sec.Data[ref.Key])
-		}
-		s.passwords[p.Name] = pw
-	}
-}
-
-func (s *Speaker) readSecret(ctx context.Context, key types.NamespacedName, sec *corev1.Secret) error {
-	r := s.opts.Secrets
-	if r == nil {
-		r = s.reader
-	}
-	return r.Get(ctx, key, sec)
-}
 
 // applyBGP hands the BGP side its desired state after a re-plan.
 func (s *Speaker) applyBGP() {
@@ -106,10 +62,12 @@ func (s *Speaker) applyBGP() {
 		for pfx, r := range s.bgpPlan.Routes[p.Name] {
 			bp.Routes[pfx] = route(r)
 		}
-		if pw, ok := s.passwords[p.Name]; ok {
-			bp.Password, bp.Disabled = pw.value, pw.problem
-		} else if p.Password != nil {
-			bp.Disabled = "spec.passwordSecretRef: the Secret has not been read yet"
+		if r := p.Password; r != nil {
+			if pw, ok := s.secrets.get(secretRef{r.Namespace, r.Name, r.Key}); ok {
+				bp.Password, bp.Disabled = pw.value, pw.problem
+			} else {
+				bp.Disabled = fmt.Sprintf("spec.passwordSecretRef: Secret %s/%s has not been read yet", r.Namespace, r.Name)
+			}
 		}
 		if !d.RouterID.Is4() && bp.Disabled == "" {
 			bp.Disabled = fmt.Sprintf("node %s has no IPv4 InternalIP to use as the BGP router ID; set spec.routerID on the BGPPeers selecting it", s.opts.Node)

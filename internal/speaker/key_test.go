@@ -38,6 +38,8 @@ func TestLoadKey(t *testing.T) {
 	create(t, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keys"}})
 	for name, data := range map[string]map[string][]byte{
 		"good":  {"key": []byte(good)},
+		"two":   {"key": []byte(good), "secondaryKeys": []byte(good + " " + good)},
+		"bad2":  {"key": []byte(good), "secondaryKeys": []byte("c2hvcnQ=")},
 		"short": {"key": []byte("c2hvcnQ=")},
 		"other": {"password": []byte(good)},
 	} {
@@ -45,9 +47,16 @@ func TestLoadKey(t *testing.T) {
 	}
 	tests := []struct {
 		name, file, secret string
+		secondaryFile      string
 		wantLen            int
+		wantSecondary      int
 		wantErr            []string
 	}{
+		{name: "secondary keys in a file", file: write("good", good), secondaryFile: write("keys", good+","+good+"\n"), wantLen: 32, wantSecondary: 2},
+		{name: "bad secondary keys file", file: write("good", good), secondaryFile: write("keys2", "nope"), wantErr: []string{"--memberlist-secondary-keys-file", "keys2", "key 1 of the list"}},
+		{name: "secondary keys file alone", secondaryFile: write("keys3", good), wantErr: []string{"--memberlist-secondary-keys-file needs --memberlist-key-file"}},
+		{name: "secondary keys in the secret", secret: "keys/two", wantLen: 32, wantSecondary: 2},
+		{name: "bad secondary keys in the secret", secret: "keys/bad2", wantErr: []string{"Secret keys/bad2", "data.secondaryKeys", "5 bytes"}},
 		{name: "file", file: write("good", good), wantLen: 32},
 		{name: "malformed file", file: write("bad", "not a key at all!\n"), wantErr: []string{"--memberlist-key-file", "bad", "16, 24 or 32"}},
 		{name: "missing file", file: filepath.Join(dir, "absent"), wantErr: []string{"--memberlist-key-file", "absent"}},
@@ -60,7 +69,7 @@ func TestLoadKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key, err := loadKey(ctx, env.Client, tt.file, tt.secret)
+			key, secondary, err := loadKey(ctx, env.Client, tt.file, tt.secondaryFile, tt.secret)
 			if len(tt.wantErr) > 0 {
 				if err == nil {
 					t.Fatalf("accepted a key of %d bytes", len(key))
@@ -72,8 +81,8 @@ func TestLoadKey(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || len(key) != tt.wantLen {
-				t.Fatalf("key of %d bytes, %v; want %d bytes", len(key), err, tt.wantLen)
+			if err != nil || len(key) != tt.wantLen || len(secondary) != tt.wantSecondary {
+				t.Fatalf("key of %d bytes and %d secondary keys, %v; want %d bytes and %d", len(key), len(secondary), err, tt.wantLen, tt.wantSecondary)
 			}
 		})
 	}

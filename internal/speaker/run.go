@@ -43,10 +43,11 @@ type RunOptions struct {
 	// Membership configures memberlist; its Key, Log and Metrics are
 	// filled in by Run.
 	Membership membership.Options
-	// KeyFile holds the memberlist key; when empty, KeySecret
-	// (namespace/name, data key "key") does. Both empty: gossip is not
-	// encrypted, and Run says so.
-	KeyFile, KeySecret string
+	// KeyFile holds the memberlist key, and SecondaryKeysFile, when set,
+	// the keys accepted besides it (see loadKey); when KeyFile is empty,
+	// KeySecret (namespace/name, data keys "key" and "secondaryKeys")
+	// holds them. Both empty: gossip is not encrypted, and Run says so.
+	KeyFile, SecondaryKeysFile, KeySecret string
 	// Join lists speakers to join; when empty, the speaker pods in
 	// PodNamespace matching PodSelector are found through the API server.
 	Join         []string
@@ -62,6 +63,9 @@ type RunOptions struct {
 	// Linger is how long a stopping speaker keeps answering after it left
 	// the memberlist cluster, so its successors take over first.
 	Linger time.Duration
+	// Fencing makes layer 2 answer only while the alive speakers are a
+	// quorum of the known ones (Options.Known, which Run fills in).
+	Fencing bool
 }
 
 // keyRetry is how often an unusable memberlist key is read again, and
@@ -104,6 +108,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	o.Membership.Meta = ClaimMeta(o.ClaimVersion)
 	var members clusterRef
 	o.Announcer, o.Members = announcer, &members
+	if o.Fencing {
+		o.Known = newKnown(o, mgr.GetClient(), &members).get
+	}
 	o.BGP.Log = o.Log.With("component", "bgp")
 	o.BGP.Metrics = bgp.NewMetrics(ctrlmetrics.Registry)
 	var sp *Speaker
@@ -128,8 +135,10 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
+	// Ready means joined: a speaker that has not yet joined the others
+	// (nor concluded that it is alone) answers nothing.
 	if err := mgr.AddReadyzCheck("memberlist", func(*http.Request) error {
-		if members.Members() == nil {
+		if !members.Joined() {
 			return errors.New("not a member of the speakers' memberlist cluster yet")
 		}
 		return nil
@@ -149,11 +158,16 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	defer bgpStop()
 	bgpDone := make(chan error, 1)
 	go func() { bgpDone <- bgpServer.Run(bgpCtx) }()
+	// runCtx ends with ctx or as soon as the manager stops, which it does
+	// on its own when it fails (a port taken, say): everything else must
+	// then stop too, and Run return the manager's error.
+	runCtx, runStop := context.WithCancel(ctx)
+	defer runStop()
 	// Forwarding rules stay when the speaker stops: connections keep
 	// flowing while it restarts. speaker --cleanup removes them.
 	dpDone := make(chan error, 1)
 	if dp != nil {
-		go func() { dpDone <- dp.Run(ctx) }()
+		go func() { dpDone <- dp.Run(runCtx) }()
 	} else {
 		dpDone <- nil
 	}
@@ -167,15 +181,32 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	go func() {
 		defer joined.Done()
 		select {
-		case <-ctx.Done():
+		case <-runCtx.Done():
 			return
 		case <-sp.synced:
 		}
-		wasMember = runMembership(ctx, o, mgr.GetAPIReader(), mgr.GetClient(), &members, sp)
+		wasMember = runMembership(runCtx, o, mgr.GetAPIReader(), mgr.GetClient(), &members, sp)
 	}()
+	if o.Fencing && len(o.Join) == 0 && o.PodNamespace != "" {
+		// The known speakers are read from the speaker pods and their
+		// Nodes: a change of either may change the quorum.
+		inf, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{})
+		if err != nil {
+			return fmt.Errorf("watching the speaker pods: %w", err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { sp.Trigger() }, UpdateFunc: func(any, any) { sp.Trigger() }, DeleteFunc: func(any) { sp.Trigger() },
+		}); err != nil {
+			return err
+		}
+	}
 
-	o.Log.Info("starting", "node", o.Node, "class", o.Class.Name, "requireClass", o.Class.Require, "configFile", o.Static != nil)
+	o.Log.Info("starting", "node", o.Node, "class", o.Class.Name, "requireClass", o.Class.Require, "configFile", o.Static != nil, "fencing", o.Fencing)
 	mgrErr := mgr.Start(ctx)
+	if mgrErr != nil {
+		o.Log.Error("the manager stopped", "error", mgrErr)
+	}
+	runStop()
 	bgpStop()
 	joined.Wait() // memberlist has left (or never joined)
 	if o.Linger > 0 && wasMember {
@@ -213,6 +244,14 @@ func (r *clusterRef) Members() []membership.Member {
 	return c.Members()
 }
 
+// Joined reports whether memberlist runs and has settled its first join.
+func (r *clusterRef) Joined() bool {
+	r.mu.Lock()
+	c := r.c
+	r.mu.Unlock()
+	return c != nil && c.Joined()
+}
+
 // runMembership loads the key (retrying until it is usable) and runs the
 // memberlist cluster until ctx ends; it reports whether it ran.
 func runMembership(ctx context.Context, o RunOptions, reader client.Reader, cached client.Reader, ref *clusterRef, sp *Speaker) bool {
@@ -232,10 +271,10 @@ func runMembership(ctx context.Context, o RunOptions, reader client.Reader, cach
 		}
 	}
 	for {
-		key, err := loadKey(ctx, reader, o.KeyFile, o.KeySecret)
+		key, secondary, err := loadKey(ctx, reader, o.KeyFile, o.SecondaryKeysFile, o.KeySecret)
 		if err == nil {
 			mo := o.Membership
-			mo.Key = key
+			mo.Key, mo.SecondaryKeys = key, secondary
 			c, err := membership.New(mo)
 			if err == nil {
 				if key == nil {
@@ -284,40 +323,54 @@ func nodeAddress(ctx context.Context, reader client.Reader, name string) (netip.
 	return netip.Addr{}, fmt.Errorf("Node %s has no InternalIP address", name)
 }
 
-// loadKey reads the memberlist key from a file or a Secret; nil without
-// either.
-func loadKey(ctx context.Context, reader client.Reader, file, secret string) ([]byte, error) {
+// loadKey reads the memberlist key, and the keys accepted besides it,
+// from files or a Secret; nil without either. A Secret holds the key in
+// data key "key" and the others, optional, in "secondaryKeys" (base64 keys
+// separated by whitespace or commas).
+func loadKey(ctx context.Context, reader client.Reader, file, secondaryFile, secret string) (key []byte, secondary [][]byte, err error) {
 	switch {
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("--memberlist-key-file: %w", err)
+			return nil, nil, fmt.Errorf("--memberlist-key-file: %w", err)
 		}
-		k, err := membership.ParseKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("--memberlist-key-file %s: %w", file, err)
+		if key, err = membership.ParseKey(b); err != nil {
+			return nil, nil, fmt.Errorf("--memberlist-key-file %s: %w", file, err)
 		}
-		return k, nil
+		if secondaryFile != "" {
+			b, err := os.ReadFile(secondaryFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--memberlist-secondary-keys-file: %w", err)
+			}
+			if secondary, err = membership.ParseKeys(b); err != nil {
+				return nil, nil, fmt.Errorf("--memberlist-secondary-keys-file %s: %w", secondaryFile, err)
+			}
+		}
+		return key, secondary, nil
 	case secret != "":
 		ns, name, ok := strings.Cut(secret, "/")
 		if !ok {
-			return nil, fmt.Errorf("--memberlist-secret %q: must be namespace/name", secret)
+			return nil, nil, fmt.Errorf("--memberlist-secret %q: must be namespace/name", secret)
 		}
 		var s corev1.Secret
 		if err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
-			return nil, fmt.Errorf("reading Secret %s (--memberlist-secret): %w", secret, err)
+			return nil, nil, fmt.Errorf("reading Secret %s (--memberlist-secret): %w", secret, err)
 		}
 		b, ok := s.Data["key"]
 		if !ok {
-			return nil, fmt.Errorf("Secret %s (--memberlist-secret): data.key is missing; it must hold a 16, 24 or 32 byte key, raw or base64", secret)
+			return nil, nil, fmt.Errorf("Secret %s (--memberlist-secret): data.key is missing; it must hold a 16, 24 or 32 byte key, raw or base64", secret)
 		}
-		k, err := membership.ParseKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("Secret %s (--memberlist-secret) data.key: %w", secret, err)
+		if key, err = membership.ParseKey(b); err != nil {
+			return nil, nil, fmt.Errorf("Secret %s (--memberlist-secret) data.key: %w", secret, err)
 		}
-		return k, nil
+		if secondary, err = membership.ParseKeys(s.Data["secondaryKeys"]); err != nil {
+			return nil, nil, fmt.Errorf("Secret %s (--memberlist-secret) data.secondaryKeys: %w", secret, err)
+		}
+		return key, secondary, nil
+	case secondaryFile != "":
+		return nil, nil, errors.New("--memberlist-secondary-keys-file needs --memberlist-key-file: secondary keys only add to a primary key")
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // peers returns the addresses of the speakers to join.
@@ -386,6 +439,9 @@ func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
 			AddFunc: func(any) { s.Changed(isConfig) },
 			UpdateFunc: func(old, new any) {
 				if isNode && !nodeChanged(old, new) {
+					if readyChanged(old, new) {
+						s.Trigger() // the known speakers, for fencing
+					}
 					return // heartbeats
 				}
 				s.Changed(isConfig)
@@ -408,6 +464,13 @@ func nodeChanged(old, new any) bool {
 	}
 	pa, pb := nodeFor(a), nodeFor(b)
 	return pa.NetworkUnavailable != pb.NetworkUnavailable || !labels.Equals(pa.Labels, pb.Labels)
+}
+
+// readyChanged tells whether a Node update changed its Ready condition.
+func readyChanged(old, new any) bool {
+	a, ok1 := old.(*corev1.Node)
+	b, ok2 := new.(*corev1.Node)
+	return !ok1 || !ok2 || nodeReady(a) != nodeReady(b)
 }
 
 // nodeEvent records an event on this speaker's Node.

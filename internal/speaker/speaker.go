@@ -106,6 +106,13 @@ type Options struct {
 	// Now tells the time of the claim version switch; time.Now when nil
 	// (tests set it).
 	Now func() time.Time
+	// Known, when set, fences layer 2: this speaker answers for addresses
+	// only while the members it sees alive are a quorum
+	// (election.Quorum) of the speakers Known returns, so that of the two
+	// sides of a memberlist partition at most one answers. Known must not
+	// block; it returns the last known speakers when the API server cannot
+	// be reached. nil: no fencing.
+	Known func() []string
 }
 
 // Speaker syncs this node's announcements with the cluster.
@@ -123,6 +130,7 @@ type Speaker struct {
 	mu          sync.Mutex
 	dirtyConfig bool
 	dirtyPlan   bool
+	dirtyBGP    bool
 
 	// Everything below belongs to the sync goroutine.
 	ranking *election.Ranking
@@ -143,9 +151,13 @@ type Speaker struct {
 	since   map[netip.Addr]time.Time
 	// handoff holds, for addresses being handed to another speaker, when
 	// this one stops answering.
-	handoff    map[netip.Addr]time.Time
-	setErr     string
-	lastAlive  []string
+	handoff   map[netip.Addr]time.Time
+	setErr    string
+	lastAlive []string
+	// known is what Options.Known last returned; fenced, when not empty,
+	// says why this speaker has no quorum and answers nothing.
+	known      []string
+	fenced     string
 	svcObjects map[string]*corev1.Service
 
 	// BGP, also the sync goroutine's: the plan, when each prefix was
@@ -155,7 +167,7 @@ type Speaker struct {
 	bgpPlan   planner.BGPPlan
 	bgpSince  map[netip.Prefix]time.Time
 	bgpStatus []bgp.PeerStatus
-	passwords map[string]password
+	secrets   *passwords
 	selfIPv4  netip.Addr
 	bgpDirty  bool
 	// frontends are what Forwarding was last given, if forwarded.
@@ -211,18 +223,21 @@ func (s *Speaker) Loop(ctx context.Context, reader client.Reader, w client.Clien
 	s.reader = reader
 	s.status = newStatusWriter(w, s.opts.Node, s.log)
 	go s.status.run(ctx)
-	// Password Secrets are read, not watched: read them again now and then.
-	refresh := time.NewTicker(passwordRefreshPeriod)
-	defer refresh.Stop()
+	secrets := s.opts.Secrets
+	if secrets == nil {
+		secrets = reader
+	}
+	s.secrets = newPasswords(secrets, s.log, func() {
+		s.mu.Lock()
+		s.dirtyBGP = true
+		s.mu.Unlock()
+		s.Trigger()
+	})
+	go s.secrets.run(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-refresh.C:
-			if s.cfg != nil && len(s.passwords) > 0 {
-				s.Changed(true)
-			}
-			continue
 		case <-s.kick:
 		}
 		if ctx.Err() != nil {
@@ -250,6 +265,8 @@ func (s *Speaker) sync(ctx context.Context) error {
 	s.mu.Lock()
 	dirtyConfig, dirtyPlan := s.dirtyConfig, s.dirtyPlan
 	s.dirtyConfig, s.dirtyPlan = false, false
+	s.bgpDirty = s.bgpDirty || s.dirtyBGP
+	s.dirtyBGP = false
 	s.mu.Unlock()
 	if dirtyConfig {
 		if err := s.loadConfig(ctx); err != nil {
@@ -306,7 +323,7 @@ func (s *Speaker) warn(ctx context.Context) {
 func (s *Speaker) loadConfig(ctx context.Context) error {
 	if s.opts.Static != nil {
 		s.cfg = s.opts.Static
-		s.loadPasswords(ctx)
+		s.secrets.want(s.cfg)
 		return nil
 	}
 	var snap config.Snapshot
@@ -323,7 +340,7 @@ func (s *Speaker) loadConfig(ctx context.Context) error {
 	// The controller reports invalid objects in their status; the speaker
 	// uses the valid rest, exactly as the controller does.
 	s.cfg, _ = config.Resolve(snap)
-	s.loadPasswords(ctx)
+	s.secrets.want(s.cfg)
 	return nil
 }
 
@@ -412,19 +429,58 @@ func (s *Speaker) updateMembers(now time.Time) {
 		s.lastAlive = alive
 	}
 	s.agreeClaim(members, now)
+	s.fence(alive)
+}
+
+// fence decides whether this speaker may answer: only while the alive
+// members are a quorum of the known speakers (see Options.Known).
+func (s *Speaker) fence(alive []string) {
+	if s.opts.Known == nil || len(alive) == 0 {
+		// Not joined yet (or memberlist restarting): nothing is owned,
+		// so there is nothing to fence.
+		return
+	}
+	known := s.opts.Known()
+	slices.Sort(known)
+	known = slices.Compact(known)
+	ok, why := election.Quorum(alive, known)
+	fenced := ""
+	if !ok {
+		fenced = why
+	}
+	if !slices.Equal(known, s.known) {
+		s.log.Info("speakers known", "count", len(known), "speakers", strings.Join(known, ","))
+		s.known = known
+	}
+	if (fenced == "") == (s.fenced == "") {
+		s.fenced = fenced
+		return
+	}
+	s.fenced = fenced
+	if fenced != "" {
+		s.log.Warn("fenced: answering nothing in layer 2 until this speaker sees a quorum of the known speakers again", "why", why)
+		s.nodeEvent(corev1.EventTypeWarning, "Fenced", "node %s answers nothing in layer 2: %s (it may be cut off from the others)", s.opts.Node, why)
+	} else {
+		s.log.Info("quorum regained: answering in layer 2 again", "why", why)
+		s.nodeEvent(corev1.EventTypeNormal, "Unfenced", "node %s answers in layer 2 again: %s", s.opts.Node, why)
+	}
 }
 
 // apply gives the responders this node's share and reports changes.
 func (s *Speaker) apply() {
 	now := time.Now()
 	desired := map[netip.Addr][]string{}
-	for _, a := range s.ranking.Owned(s.opts.Node) {
-		if l := s.plan.L2[a]; l != nil {
-			desired[a] = l.Interfaces
-			delete(s.handoff, a)
+	if s.fenced == "" {
+		for _, a := range s.ranking.Owned(s.opts.Node) {
+			if l := s.plan.L2[a]; l != nil {
+				desired[a] = l.Interfaces
+				delete(s.handoff, a)
+			}
 		}
+		s.keepHandingOff(desired, now)
+	} else {
+		clear(s.handoff)
 	}
-	s.keepHandingOff(desired, now)
 	if !maps.EqualFunc(desired, s.desired, slices.Equal) {
 		err := s.opts.Announcer.Set(desired)
 		msg := ""
@@ -499,6 +555,9 @@ func (s *Speaker) withdrawReason(a netip.Addr) string {
 	if l == nil {
 		return "no Service uses it in a pool announced in layer 2"
 	}
+	if s.fenced != "" {
+		return "this speaker is fenced, answering nothing until it sees a quorum of the known speakers again: " + s.fenced
+	}
 	if !l.Eligible.Contains(s.opts.Node) {
 		return "this node is no longer eligible (node selectors, exclusion label, network availability or, for externalTrafficPolicy Local, no ready local endpoint)"
 	}
@@ -532,6 +591,10 @@ func (s *Speaker) serviceEvents(a netip.Addr, eventType, reason, format string, 
 func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 	var st v1alpha1.NodeAnnouncementStatus
 	st.Members = int32(len(s.lastAlive))
+	if s.opts.Known != nil {
+		st.KnownSpeakers = int32(len(mergeNames(s.known, s.lastAlive)))
+		st.Fenced = s.fenced
+	}
 	announced := s.opts.Announcer.Announced()
 	for a := range s.desired {
 		l := s.plan.L2[a]
@@ -568,4 +631,11 @@ func (s *Speaker) l2Advertisement(ctx context.Context, name string) *v1alpha1.L2
 		return nil
 	}
 	return &adv
+}
+
+// mergeNames returns the sorted union of sorted name lists.
+func mergeNames(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

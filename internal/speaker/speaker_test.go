@@ -112,16 +112,55 @@ type members struct {
 	// bgp gives every speaker a fakeBGP, fwd a fakeForwarder.
 	bgp, fwd bool
 	seq      atomic.Int64
+	// views, when a node has one, is what that node's speaker sees
+	// alive instead of alive: a partition.
+	views map[string][]string
+	// known, when set, fences every speaker with it (Options.Known).
+	known func() []string
+	// secrets, when set, wraps the reader of password Secrets.
+	secrets func(client.Reader) client.Reader
 }
 
-func (m *members) Members() []membership.Member {
+func (m *members) Members() []membership.Member { return m.of("") }
+
+// of returns what node's speaker sees alive.
+func (m *members) of(node string) []membership.Member {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	alive := m.alive
+	if v, ok := m.views[node]; ok {
+		alive = v
+	}
 	var out []membership.Member
-	for _, n := range m.alive {
+	for _, n := range alive {
 		out = append(out, membership.Member{Name: n, Meta: ClaimMeta(m.claim[n])})
 	}
 	return out
+}
+
+// view is one node's speaker's Members.
+type view struct {
+	m    *members
+	node string
+}
+
+func (v view) Members() []membership.Member { return v.m.of(v.node) }
+
+// partition gives each node the view of the group it is in, and
+// triggers every speaker; partition() heals.
+func (m *members) partition(groups ...[]string) {
+	m.mu.Lock()
+	m.views = map[string][]string{}
+	for _, g := range groups {
+		for _, n := range g {
+			m.views[n] = g
+		}
+	}
+	sp := slices.Clone(m.speakers)
+	m.mu.Unlock()
+	for _, s := range sp {
+		s.Trigger()
+	}
 }
 
 func (m *members) set(alive ...string) {
@@ -164,13 +203,17 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 			Log:       slog.New(slog.NewTextHandler(ts.logs, nil)),
 			Events:    mgr.GetEventRecorder("ironlb-speaker"),
 			Announcer: ts.ann,
-			Members:   m,
+			Members:   view{m, n},
 			Handoff:   m.handoff,
+			Known:     m.known,
 
 			ClaimVersion:     m.claim[n],
 			ClaimSwitchDelay: m.switchDelay,
 			Now:              m.now,
 			Secrets:          mgr.GetAPIReader(),
+		}
+		if m.secrets != nil {
+			o.Secrets = m.secrets(o.Secrets)
 		}
 		if m.bgp {
 			ts.bgp = &fakeBGP{}

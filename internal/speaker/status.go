@@ -68,7 +68,12 @@ func (w *statusWriter) run(ctx context.Context) {
 				return
 			}
 			w.log.Error("writing the NodeAnnouncement failed; retrying", "node", w.node, "error", err)
-			w.set(st) // unless a newer one arrived meanwhile
+			// Write it again unless a newer one arrived meanwhile, which
+			// must win: set would replace it with this older one.
+			select {
+			case w.latest <- st:
+			default:
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -92,6 +97,7 @@ func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementSt
 	// object's only writer, so there is nothing to merge with.
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{
 		"layer2": st.Layer2, "members": st.Members, "bgp": st.BGP, "bgpPrefixes": st.BGPPrefixes, "bgpSessions": st.BGPSessions,
+		"knownSpeakers": st.KnownSpeakers, "fenced": nilIfEmpty(st.Fenced),
 	}})
 	if err != nil {
 		return err
@@ -113,4 +119,13 @@ func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementSt
 		return fmt.Errorf("writing the status of NodeAnnouncement %s: %w", w.node, err)
 	}
 	return nil
+}
+
+// nilIfEmpty makes an empty string null in a merge patch, which removes
+// the field.
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
