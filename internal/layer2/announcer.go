@@ -60,6 +60,13 @@ type Options struct {
 	// Repeat, when not 0, re-sends one gratuitous frame for every owned
 	// address this often, for switches and hosts that age entries out.
 	Repeat time.Duration
+	// Claimed, when set, is told of every gratuitous ARP or unsolicited
+	// NA from another host for an address this node answers for: the
+	// successor of an address being handed off, or a conflict. It is
+	// called from a responder's goroutine and must not block; it returns
+	// whether the claim was expected, and an unexpected one is logged as
+	// a warning.
+	Claimed func(addr netip.Addr, mac net.HardwareAddr) (expected bool)
 }
 
 // Announcer answers for the addresses of the latest Set.
@@ -69,6 +76,7 @@ type Announcer struct {
 	count    int
 	interval time.Duration
 	repeat   time.Duration
+	claimed  func(netip.Addr, net.HardwareAddr) bool
 	kick     chan struct{} // capacity 1: a responder asks Run for a resync
 	// macs holds the MACs of this node's interfaces as of the last
 	// listing, for responders, which must not take mu.
@@ -97,6 +105,7 @@ func New(o Options) *Announcer {
 		count:      o.GratuitousCount,
 		interval:   o.GratuitousInterval,
 		repeat:     o.Repeat,
+		claimed:    o.Claimed,
 		kick:       make(chan struct{}, 1),
 		desired:    map[netip.Addr][]string{},
 		responders: map[key]*responder{},
@@ -344,6 +353,7 @@ func (a *Announcer) openLocked(k key, l link) (*responder, error) {
 		repeat:     a.repeat,
 		readFailed: a.requestResync,
 		local:      a.localMAC,
+		claimed:    a.claimed,
 	})
 }
 

@@ -51,6 +51,9 @@ type responderConfig struct {
 	// local reports whether a MAC is one of this node's interfaces'
 	// (nil: none is); their announcements are no conflict.
 	local func(net.HardwareAddr) bool
+	// claimed, when set, hears of the others' announcements of owned
+	// addresses (Options.Claimed).
+	claimed func(netip.Addr, net.HardwareAddr) bool
 }
 
 // responder answers for a set of addresses on one interface in one family
@@ -317,7 +320,10 @@ func (r *responder) answer(req request) {
 		return
 	}
 	if req.claim {
-		if r.cfg.local == nil || !r.cfg.local(req.senderMAC) {
+		if r.cfg.local != nil && r.cfg.local(req.senderMAC) {
+			return
+		}
+		if r.cfg.claimed == nil || !r.cfg.claimed(req.target, req.senderMAC) {
 			r.cfg.log.Warn("layer2: another host announces an address this node owns",
 				"address", req.target, "mac", req.senderMAC.String(), "interface", r.cfg.key.name)
 		}

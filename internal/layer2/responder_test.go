@@ -157,6 +157,8 @@ func TestResponder(t *testing.T) {
 			if tt.fam == ipv6 {
 				cfg.groups = &fakeGroups{joined: map[netip.Addr]bool{}}
 			}
+			claims := make(chan netip.Addr, 4)
+			cfg.claimed = func(addr netip.Addr, _ net.HardwareAddr) bool { claims <- addr; return true }
 			r := newResponder(cfg)
 			r.start()
 			t.Cleanup(r.close)
@@ -186,9 +188,17 @@ func TestResponder(t *testing.T) {
 			}
 			conn.push(t, own)
 
-			// Another host claiming a is logged, not answered.
+			// Another host claiming a is not answered, and is reported.
 			if tt.claim != nil {
 				conn.push(t, tt.claim(t, a))
+				select {
+				case got := <-claims:
+					if got != a {
+						t.Errorf("claim reported for %s, want %s", got, a)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("another host's claim of %s not reported", a)
+				}
 			}
 
 			// Once update returns without a, a is not answered: swap

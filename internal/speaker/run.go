@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -102,6 +103,8 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	o.Layer2.Log = o.Log.With("component", "layer2")
 	o.Layer2.Metrics = layer2.NewMetrics(ctrlmetrics.Registry)
+	var sp *Speaker
+	o.Layer2.Claimed = func(a netip.Addr, mac net.HardwareAddr) bool { return sp.Claimed(a, mac) }
 	announcer := layer2.New(o.Layer2)
 	o.Membership.Log = o.Log.With("component", "memberlist")
 	o.Membership.Metrics = membership.NewMetrics(ctrlmetrics.Registry)
@@ -113,7 +116,6 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	o.BGP.Log = o.Log.With("component", "bgp")
 	o.BGP.Metrics = bgp.NewMetrics(ctrlmetrics.Registry)
-	var sp *Speaker
 	o.BGP.Changed = func() { sp.Trigger() }
 	bgpServer := bgp.New(o.BGP)
 	o.Options.BGP, o.Secrets = bgpServer, mgr.GetAPIReader()

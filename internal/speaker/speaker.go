@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -126,6 +127,14 @@ type Speaker struct {
 	// synced is closed when the caches are synced and the loop runs.
 	synced chan struct{}
 
+	// claimMu guards heard and handingOff, which the responders'
+	// goroutines read and write through Claimed: when another host last
+	// announced each address this speaker answers for, and the addresses
+	// being handed off (the keys of handoff).
+	claimMu    sync.Mutex
+	heard      map[netip.Addr]time.Time
+	handingOff map[netip.Addr]bool
+
 	// mu guards the dirty flags, which event handlers set.
 	mu          sync.Mutex
 	dirtyConfig bool
@@ -188,6 +197,8 @@ func New(o Options) *Speaker {
 		desired:     map[netip.Addr][]string{},
 		since:       map[netip.Addr]time.Time{},
 		handoff:     map[netip.Addr]time.Time{},
+		heard:       map[netip.Addr]time.Time{},
+		handingOff:  map[netip.Addr]bool{},
 		bgpSince:    map[netip.Prefix]time.Time{},
 	}
 }
@@ -513,18 +524,48 @@ func (s *Speaker) apply() {
 	}
 }
 
+// claimLead is how long before a handoff begins the successor may be
+// heard announcing the address for the handoff to end at once: the
+// successor may see the new membership a moment before this speaker does.
+const claimLead = time.Second
+
+// Claimed is told (by the layer 2 responders, layer2.Options.Claimed) that
+// another host announced an address this speaker answers for. While the
+// address is handed off, that is the successor taking over: the handoff
+// ends at once, so that the two do not both answer for the rest of it.
+func (s *Speaker) Claimed(a netip.Addr, _ net.HardwareAddr) (expected bool) {
+	s.claimMu.Lock()
+	s.heard[a] = time.Now()
+	expected = s.handingOff[a]
+	s.claimMu.Unlock()
+	if expected {
+		s.Trigger()
+	}
+	return expected
+}
+
 // keepHandingOff keeps answering, for Options.Handoff, for the addresses
 // this node lost to another alive speaker while still eligible itself:
 // make before break. The other speaker (one that just joined, typically)
-// may take a moment to answer, and the two answering together for a
-// moment is harmless, as both forward the traffic. An address lost for any
-// other reason (this node no longer eligible, the Service gone) is
-// withdrawn at once.
+// may take a moment to answer; as soon as it is heard announcing the
+// address (Claimed), or at the end of Handoff, this one stops. An address
+// lost for any other reason (this node no longer eligible, the Service
+// gone) is withdrawn at once.
 //
 // While the claim version changes nothing is handed off: the point of the
 // switch is that no address is answered from two nodes.
 func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time) {
 	_, switching := s.ranking.Switching()
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	defer func() {
+		clear(s.handingOff)
+		for a := range s.handoff {
+			s.handingOff[a] = true
+		}
+		// Claims older than that can no longer end a handoff.
+		maps.DeleteFunc(s.heard, func(_ netip.Addr, t time.Time) bool { return now.Sub(t) > s.opts.Handoff+claimLead })
+	}()
 	for a, ifs := range s.desired {
 		if _, own := desired[a]; own || s.opts.Handoff <= 0 {
 			continue
@@ -540,6 +581,14 @@ func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time)
 			until = now.Add(s.opts.Handoff)
 			s.handoff[a] = until
 			time.AfterFunc(s.opts.Handoff, s.Trigger)
+		}
+		if heard, ok := s.heard[a]; ok && !heard.Before(until.Add(-s.opts.Handoff-claimLead)) {
+			// The successor announced it, during the handoff or just
+			// before it began: it answers now. One claim ends one
+			// handoff.
+			delete(s.handoff, a)
+			delete(s.heard, a)
+			continue
 		}
 		if now.Before(until) {
 			desired[a] = ifs

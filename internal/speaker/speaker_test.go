@@ -174,6 +174,7 @@ func (m *members) set(alive ...string) {
 }
 
 type testSpeaker struct {
+	sp   *Speaker
 	node string
 	ann  *fakeAnnouncer
 	bgp  *fakeBGP       // nil unless members.bgp
@@ -224,6 +225,7 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 			o.Forwarding, o.ForwardingMode = ts.fwd, planner.ForwardEndpoints
 		}
 		sp := New(o)
+		ts.sp = sp
 		if ts.bgp != nil {
 			ts.bgp.changed = sp.Trigger
 		}
@@ -588,6 +590,21 @@ func TestHandoff(t *testing.T) {
 	expectOwner(t, sps, addr, order[1])
 	m.set(nodes...) // the first in rank joins
 	want := slices.Sorted(slices.Values(nodes))
+	expectOwner(t, sps, addr, want...)
+	// The newcomer is heard announcing the address: the handoff ends,
+	// long before its hour.
+	if !sps[order[1]].sp.Claimed(addr, nil) {
+		t.Error("the newcomer's announcement was not expected during the handoff")
+	}
+	expectOwner(t, sps, addr, order[0])
+	// Both answer again for a moment: the old owner first, then a
+	// handoff heard of nothing. Such a claim is a conflict.
+	if sps[order[0]].sp.Claimed(addr, nil) {
+		t.Error("another host's announcement of an address not handed off was expected")
+	}
+	m.set(order[1])
+	expectOwner(t, sps, addr, order[1])
+	m.set(nodes...)
 	expectOwner(t, sps, addr, want...)
 
 	c := testenv.Get(t).Client
