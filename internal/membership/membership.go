@@ -121,6 +121,9 @@ type Cluster struct {
 	// alive maps the name of every alive member, this one included, to its
 	// address and metadata; nil when not running. Guarded by mu.
 	alive map[string]memberState
+	// list is the running memberlist, for Reachable; nil when not
+	// running. Guarded by mu.
+	list *memberlist.Memberlist
 }
 
 // memberState is what the Cluster keeps of an alive member.
@@ -262,6 +265,9 @@ func (c *Cluster) Run(ctx context.Context, peers func() []string, notify func())
 		c.setRunning(false)
 		return fmt.Errorf("membership: starting memberlist as %s on %s: %w", c.opts.Name, c.where(), err)
 	}
+	c.mu.Lock()
+	c.list = list
+	c.mu.Unlock()
 	deadline := time.Now().Add(c.opts.JoinTimeout)
 	self := list.LocalNode()
 	c.log.Info("memberlist started", "name", self.Name, "address", self.Address(), "encrypted", c.opts.Key != nil, "secondaryKeys", len(c.opts.SecondaryKeys), "meta", len(c.opts.Meta))
@@ -315,6 +321,7 @@ func (c *Cluster) setRunning(r bool) {
 	defer c.mu.Unlock()
 	c.running = r
 	c.joined = false
+	c.list = nil
 	if r {
 		c.alive = map[string]memberState{}
 	} else {
@@ -393,6 +400,43 @@ func (c *Cluster) Members() []Member {
 	}
 	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
 	return ms
+}
+
+// Reachable pings every other alive member once, all at the same time,
+// and returns the names of those that answered within ProbeTimeout, this
+// member's included, sorted; nil unless Run has settled its first join.
+// memberlist takes a while (the suspicion timeout) to declare a member
+// dead; Reachable tells at once whether this member can still reach the
+// others, for example when it has just lost one of them and may itself be
+// the one cut off.
+func (c *Cluster) Reachable() []string {
+	c.mu.Lock()
+	list, joined := c.list, c.joined
+	others := make(map[string]netip.AddrPort, len(c.alive))
+	for n, s := range c.alive {
+		if n != c.opts.Name {
+			others[n] = s.addr
+		}
+	}
+	c.mu.Unlock()
+	if list == nil || !joined {
+		return nil
+	}
+	var mu sync.Mutex
+	out := []string{c.opts.Name}
+	var wg sync.WaitGroup
+	for name, addr := range others {
+		wg.Go(func() {
+			if _, err := list.Ping(name, net.UDPAddrFromAddrPort(addr)); err == nil {
+				mu.Lock()
+				out = append(out, name)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(out)
+	return out
 }
 
 // Addr returns the address and port this member advertises, once Run has

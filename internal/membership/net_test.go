@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -246,5 +247,28 @@ func TestSecondaryKeysChecked(t *testing.T) {
 		if _, err := New(o); err == nil || !strings.Contains(err.Error(), "SecondaryKeys") {
 			t.Errorf("New with secondary keys %q and key %v: %v, want an error naming SecondaryKeys", o.SecondaryKeys, o.Key != nil, err)
 		}
+	}
+}
+
+// TestReachable: Reachable pings the alive members at once; a member that
+// stopped answering is left out at once, before memberlist declares it
+// dead.
+func TestReachable(t *testing.T) {
+	var d directory
+	names := []string{"node-a", "node-b", "node-c"}
+	ms := []*member{newMember(names[0]), newMember(names[1]), newMember(names[2])}
+	for _, m := range ms {
+		startLoopback(t, &d, m, testKey(1), 0)
+	}
+	waitViews(t, "joined", ms, names)
+	if got := ms[0].cluster().Reachable(); !slices.Equal(got, names) {
+		t.Fatalf("Reachable = %v, want %v", got, names)
+	}
+	ms[2].stop(t, false)
+	if got := ms[0].cluster().Reachable(); !slices.Equal(got, names[:2]) {
+		t.Errorf("Reachable right after node-c crashed = %v, want %v", got, names[:2])
+	}
+	if got := (&Cluster{}).Reachable(); got != nil {
+		t.Errorf("Reachable of a cluster not running = %v, want nil", got)
 	}
 }

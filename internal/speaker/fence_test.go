@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,6 +33,11 @@ func TestFencing(t *testing.T) {
 	ns := namespace(t, "fe")
 	addr := netip.MustParseAddr("203.0.113.201")
 	lbService(t, ns, "web", false, addr.String())
+	// A fenced speaker that sees a majority but not every known speaker
+	// waits this long: for ever, as far as the test goes.
+	settle := fenceSettle
+	t.Cleanup(func() { fenceSettle = settle })
+	fenceSettle = time.Hour
 	m := &members{known: func() []string { return slices.Clone(nodes) }}
 	sps := cluster(t, m, nil, nodes...)
 	m.set(nodes...)
@@ -64,6 +70,45 @@ func TestFencing(t *testing.T) {
 		}
 		return na.Status.Fenced == "" && len(na.Status.Layer2) == 1, fmt.Sprintf("%+v", na.Status)
 	})
+
+	// The next in rank is cut off, and memberlist declares the owner dead
+	// first: it sees two of three alive, a majority, but its pings reach
+	// nobody. It must not take the address the owner still answers for.
+	status := func(node string) v1alpha1.NodeAnnouncementStatus {
+		var na v1alpha1.NodeAnnouncement
+		if err := c.Get(context.Background(), client.ObjectKey{Name: node}, &na); err != nil {
+			t.Fatal(err)
+		}
+		return na.Status
+	}
+	m.mu.Lock()
+	m.reach = map[string][]string{order[1]: {order[1]}}
+	m.mu.Unlock()
+	m.partition([]string{order[0], order[2]}, []string{order[1], order[2]})
+	testutil.Eventually(t, order[1]+" fenced by its pings", func() (bool, string) {
+		st := status(order[1])
+		return strings.Contains(st.Fenced, "1 of 3") && strings.Contains(st.Fenced, "answered a ping"), fmt.Sprintf("%+v", st)
+	})
+	if got := owners(sps, addr); !slices.Equal(got, []string{order[0]}) {
+		t.Errorf("with the next in rank cut off, %s announced by %v, want %s alone", addr, got, order[0])
+	}
+
+	// Its pings reach the others again, but it sees only two of three:
+	// a quorum, yet it waits for every known speaker (or fenceSettle).
+	m.mu.Lock()
+	m.reach = nil
+	m.mu.Unlock()
+	m.partition([]string{order[0], order[2]}, []string{order[1], order[2]})
+	testutil.Eventually(t, order[1]+" waiting for every known speaker", func() (bool, string) {
+		st := status(order[1])
+		return strings.Contains(st.Fenced, "2 of 3") && strings.Contains(st.Fenced, "not back yet"), fmt.Sprintf("%+v", st)
+	})
+	m.partition()
+	testutil.Eventually(t, order[1]+" answering again once it sees all", func() (bool, string) {
+		st := status(order[1])
+		return st.Fenced == "", fmt.Sprintf("%+v", st)
+	})
+	expectOwner(t, sps, addr, order[0])
 
 	// A split with no majority (each node alone): nobody answers.
 	m.partition([]string{order[0]}, []string{order[1]}, []string{order[2]})

@@ -246,6 +246,17 @@ func (r *clusterRef) Members() []membership.Member {
 	return c.Members()
 }
 
+// Reachable implements Reacher.
+func (r *clusterRef) Reachable() []string {
+	r.mu.Lock()
+	c := r.c
+	r.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Reachable()
+}
+
 // Joined reports whether memberlist runs and has settled its first join.
 func (r *clusterRef) Joined() bool {
 	r.mu.Lock()

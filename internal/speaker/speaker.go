@@ -164,10 +164,14 @@ type Speaker struct {
 	setErr    string
 	lastAlive []string
 	// known is what Options.Known last returned; fenced, when not empty,
-	// says why this speaker has no quorum and answers nothing.
-	known      []string
-	fenced     string
-	svcObjects map[string]*corev1.Service
+	// says why this speaker has no quorum and answers nothing;
+	// unreachable: some alive members did not answer the last ping;
+	// quorumSince: when a fenced speaker's quorum began.
+	known       []string
+	fenced      string
+	unreachable bool
+	quorumSince time.Time
+	svcObjects  map[string]*corev1.Service
 
 	// BGP, also the sync goroutine's: the plan, when each prefix was
 	// first advertised, the sessions as last reported, the peers'
@@ -427,10 +431,12 @@ func (s *Speaker) updateMembers(now time.Time) {
 		alive = append(alive, m.Name)
 	}
 	slices.Sort(alive)
+	lost := false
 	if !slices.Equal(alive, s.lastAlive) {
 		for _, n := range s.lastAlive {
 			if _, ok := slices.BinarySearch(alive, n); !ok {
 				s.ranking.NodeDown(n)
+				lost = true
 			}
 		}
 		for _, n := range alive {
@@ -440,12 +446,42 @@ func (s *Speaker) updateMembers(now time.Time) {
 		s.lastAlive = alive
 	}
 	s.agreeClaim(members, now)
-	s.fence(alive)
+	s.fence(alive, lost, now)
 }
+
+// Reacher is implemented by Members that can tell at once which members
+// still answer (membership.Cluster.Reachable).
+type Reacher interface {
+	// Reachable returns this speaker and the alive members that answered
+	// a ping just now.
+	Reachable() []string
+}
+
+// Fencing's timings (variables for tests): how often a speaker that could
+// not reach some alive members tries them again, and how long a fenced
+// speaker's quorum must last before it answers again when it does not see
+// every known speaker.
+var (
+	fenceRecheck = 100 * time.Millisecond
+	fenceSettle  = 2 * time.Second
+)
 
 // fence decides whether this speaker may answer: only while the alive
 // members are a quorum of the known speakers (see Options.Known).
-func (s *Speaker) fence(alive []string) {
+//
+// memberlist declares the others dead one at a time, so a speaker cut off
+// from all of them first sees itself with a majority (all but the first
+// declared dead) and would take over addresses that the others still
+// answer for. So when the alive set has just lost a member, and as long as
+// some alive member did not answer, the members are pinged (Reacher), and
+// only those that answer count towards the quorum.
+//
+// A speaker coming back from a partition learns of the others one at a
+// time too, so it may see a majority before it sees the owners of the
+// addresses it would then take. A fenced speaker therefore answers again
+// only when it sees every known speaker, or once its quorum has lasted
+// fenceSettle.
+func (s *Speaker) fence(alive []string, lost bool, now time.Time) {
 	if s.opts.Known == nil || len(alive) == 0 {
 		// Not joined yet (or memberlist restarting): nothing is owned,
 		// so there is nothing to fence.
@@ -454,7 +490,33 @@ func (s *Speaker) fence(alive []string) {
 	known := s.opts.Known()
 	slices.Sort(known)
 	known = slices.Compact(known)
-	ok, why := election.Quorum(alive, known)
+	counted := alive
+	if r, ok := s.opts.Members.(Reacher); ok && (lost || s.unreachable) {
+		reached := r.Reachable()
+		counted = slices.DeleteFunc(slices.Clone(alive), func(n string) bool { return !slices.Contains(reached, n) })
+		s.unreachable = len(counted) < len(alive)
+		if s.unreachable {
+			s.log.Info("some alive speakers do not answer; counting only those that do", "alive", strings.Join(alive, ","), "answered", strings.Join(counted, ","))
+			time.AfterFunc(fenceRecheck, s.Trigger)
+		}
+	}
+	ok, why := election.Quorum(counted, known)
+	if s.unreachable {
+		why += " (counting only the members that answered a ping)"
+	}
+	switch {
+	case !ok:
+		s.quorumSince = time.Time{}
+	case s.fenced == "" || len(mergeNames(alive, known)) == len(alive):
+		// Answering already, or every known speaker is back.
+		s.quorumSince = time.Time{}
+	case s.quorumSince.IsZero():
+		s.quorumSince = now
+		time.AfterFunc(fenceSettle, s.Trigger)
+		fallthrough
+	case now.Sub(s.quorumSince) < fenceSettle:
+		ok, why = false, fmt.Sprintf("%s, but some known speakers are not back yet; answering once every known speaker is back or at %s", why, s.quorumSince.Add(fenceSettle).Format(time.RFC3339Nano))
+	}
 	fenced := ""
 	if !ok {
 		fenced = why

@@ -115,6 +115,8 @@ type members struct {
 	// views, when a node has one, is what that node's speaker sees
 	// alive instead of alive: a partition.
 	views map[string][]string
+	// reach, when a node has one, is what that node's pings reach.
+	reach map[string][]string
 	// known, when set, fences every speaker with it (Options.Known).
 	known func() []string
 	// secrets, when set, wraps the reader of password Secrets.
@@ -145,6 +147,22 @@ type view struct {
 }
 
 func (v view) Members() []membership.Member { return v.m.of(v.node) }
+
+// Reachable answers as memberlist's pings would: the members that node
+// can reach, when the test says (reach), else every member it sees.
+func (v view) Reachable() []string {
+	v.m.mu.Lock()
+	r, ok := v.m.reach[v.node]
+	v.m.mu.Unlock()
+	if ok {
+		return r
+	}
+	var out []string
+	for _, m := range v.Members() {
+		out = append(out, m.Name)
+	}
+	return out
+}
 
 // partition gives each node the view of the group it is in, and
 // triggers every speaker; partition() heals.
