@@ -305,6 +305,9 @@ func (l *Lab) Close() error {
 	}
 	l.procs = nil
 	if l.CP != nil {
+		// A test that failed while the API server was frozen would
+		// otherwise wait out its SIGTERM's grace period.
+		_ = l.ThawAPIServer()
 		l.CP.Stop()
 	}
 	return Down(l.Plan.Name)
