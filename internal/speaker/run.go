@@ -73,6 +73,9 @@ type RunOptions struct {
 // memberlist started again after it failed (a variable for tests).
 var keyRetry = 10 * time.Second
 
+// keyReadTimeout bounds one read of the memberlist key Secret.
+const keyReadTimeout = 10 * time.Second
+
 // Run runs the speaker until ctx ends, then leaves the memberlist cluster,
 // keeps answering for Linger while the others take over, and stops.
 func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
@@ -284,7 +287,11 @@ func runMembership(ctx context.Context, o RunOptions, reader client.Reader, cach
 		}
 	}
 	for {
-		key, secondary, err := loadKey(ctx, reader, o.KeyFile, o.SecondaryKeysFile, o.KeySecret)
+		// Bounded: an API server that accepts the connection and never
+		// answers would otherwise hold this speaker out for good.
+		keyCtx, cancel := context.WithTimeout(ctx, keyReadTimeout)
+		key, secondary, err := loadKey(keyCtx, reader, o.KeyFile, o.SecondaryKeysFile, o.KeySecret)
+		cancel()
 		if err == nil {
 			mo := o.Membership
 			mo.Key, mo.SecondaryKeys = key, secondary
