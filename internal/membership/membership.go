@@ -124,6 +124,9 @@ type Cluster struct {
 	// list is the running memberlist, for Reachable; nil when not
 	// running. Guarded by mu.
 	list *memberlist.Memberlist
+	// gone maps the members that left or were declared dead, and have not
+	// come back, to their last address, for Reachable. Guarded by mu.
+	gone map[string]netip.AddrPort
 }
 
 // memberState is what the Cluster keeps of an alive member.
@@ -322,6 +325,7 @@ func (c *Cluster) setRunning(r bool) {
 	c.running = r
 	c.joined = false
 	c.list = nil
+	c.gone = map[string]netip.AddrPort{}
 	if r {
 		c.alive = map[string]memberState{}
 	} else {
@@ -402,17 +406,23 @@ func (c *Cluster) Members() []Member {
 	return ms
 }
 
-// Reachable pings every other alive member once, all at the same time,
-// and returns the names of those that answered within ProbeTimeout, this
-// member's included, sorted; nil unless Run has settled its first join.
-// memberlist takes a while (the suspicion timeout) to declare a member
-// dead; Reachable tells at once whether this member can still reach the
+// Reachable pings every other member, alive or gone (left or declared
+// dead since Run started), once, all at the same time, and returns the
+// names of those that answered within ProbeTimeout, this member's
+// included, sorted; nil unless Run has settled its first join. memberlist
+// takes a while to change its mind: it declares a member dead only after
+// the suspicion timeout, and a member wrongly declared dead (by stale
+// gossip from one that was cut off, say) is alive again only once it has
+// refuted it. Reachable tells at once whether this member can reach the
 // others, for example when it has just lost one of them and may itself be
 // the one cut off.
 func (c *Cluster) Reachable() []string {
 	c.mu.Lock()
 	list, joined := c.list, c.joined
-	others := make(map[string]netip.AddrPort, len(c.alive))
+	others := make(map[string]netip.AddrPort, len(c.alive)+len(c.gone))
+	for n, a := range c.gone {
+		others[n] = a
+	}
 	for n, s := range c.alive {
 		if n != c.opts.Name {
 			others[n] = s.addr
@@ -472,8 +482,12 @@ func (c *Cluster) update(name string, addr netip.AddrPort, meta []byte, alive bo
 	if alive {
 		meta = cloneMeta(meta)
 		c.alive[name] = memberState{addr: addr, meta: meta}
+		delete(c.gone, name)
 	} else {
 		delete(c.alive, name)
+		if name != c.opts.Name {
+			c.gone[name] = addr
+		}
 	}
 	n, published := len(c.alive), c.joined
 	if published {

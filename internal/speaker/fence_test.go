@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,11 +35,14 @@ func TestFencing(t *testing.T) {
 	addr := netip.MustParseAddr("203.0.113.201")
 	lbService(t, ns, "web", false, addr.String())
 	// A fenced speaker that sees a majority but not every known speaker
-	// waits this long: for ever, as far as the test goes.
+	// waits as long as it was fenced, at most fenceSettle: for ever, as
+	// far as the test goes, once the clock has jumped.
 	settle := fenceSettle
 	t.Cleanup(func() { fenceSettle = settle })
 	fenceSettle = time.Hour
-	m := &members{known: func() []string { return slices.Clone(nodes) }}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	m := &members{known: func() []string { return slices.Clone(nodes) }, now: func() time.Time { return time.Unix(0, clock.Load()) }}
 	sps := cluster(t, m, nil, nodes...)
 	m.set(nodes...)
 	order := ranked(addr, nodes...)
@@ -93,8 +97,10 @@ func TestFencing(t *testing.T) {
 		t.Errorf("with the next in rank cut off, %s announced by %v, want %s alone", addr, got, order[0])
 	}
 
-	// Its pings reach the others again, but it sees only two of three:
-	// a quorum, yet it waits for every known speaker (or fenceSettle).
+	// Its pings reach the others again, after it was fenced for hours,
+	// but it sees only two of three: a quorum, yet it waits for every
+	// known speaker (or fenceSettle).
+	clock.Add(int64(2 * time.Hour))
 	m.mu.Lock()
 	m.reach = nil
 	m.mu.Unlock()

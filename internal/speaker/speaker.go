@@ -166,11 +166,13 @@ type Speaker struct {
 	// known is what Options.Known last returned; fenced, when not empty,
 	// says why this speaker has no quorum and answers nothing;
 	// unreachable: some alive members did not answer the last ping;
-	// quorumSince: when a fenced speaker's quorum began.
+	// fencedSince: when this speaker was last fenced; quorumSince: when a
+	// fenced speaker's quorum began.
 	known       []string
 	fenced      string
 	unreachable bool
 	quorumSince time.Time
+	fencedSince time.Time
 	svcObjects  map[string]*corev1.Service
 
 	// BGP, also the sync goroutine's: the plan, when each prefix was
@@ -450,10 +452,10 @@ func (s *Speaker) updateMembers(now time.Time) {
 }
 
 // Reacher is implemented by Members that can tell at once which members
-// still answer (membership.Cluster.Reachable).
+// answer (membership.Cluster.Reachable).
 type Reacher interface {
-	// Reachable returns this speaker and the alive members that answered
-	// a ping just now.
+	// Reachable returns this speaker and the members, alive or gone, that
+	// answered a ping just now.
 	Reachable() []string
 }
 
@@ -469,18 +471,22 @@ var (
 // fence decides whether this speaker may answer: only while the alive
 // members are a quorum of the known speakers (see Options.Known).
 //
-// memberlist declares the others dead one at a time, so a speaker cut off
-// from all of them first sees itself with a majority (all but the first
-// declared dead) and would take over addresses that the others still
-// answer for. So when the alive set has just lost a member, and as long as
-// some alive member did not answer, the members are pinged (Reacher), and
-// only those that answer count towards the quorum.
+// memberlist's view lags: it declares the others dead one at a time, so a
+// speaker cut off from all of them first sees itself with a majority (all
+// but the first declared dead) and would take over addresses that the
+// others still answer for; and a speaker coming back from a partition
+// spreads its stale news of the others' deaths, which they take for true
+// until they refute it. So when the alive set has just lost a member, and
+// as long as some alive member did not answer, the members are pinged
+// (Reacher), and the quorum counts those that answer, alive in memberlist
+// or not.
 //
 // A speaker coming back from a partition learns of the others one at a
 // time too, so it may see a majority before it sees the owners of the
 // addresses it would then take. A fenced speaker therefore answers again
-// only when it sees every known speaker, or once its quorum has lasted
-// fenceSettle.
+// when it sees every known speaker, or once its quorum has lasted as long
+// as it was fenced, at most fenceSettle: a speaker fenced for a moment (a
+// false death refuted at once) answers again at once.
 func (s *Speaker) fence(alive []string, lost bool, now time.Time) {
 	if s.opts.Known == nil || len(alive) == 0 {
 		// Not joined yet (or memberlist restarting): nothing is owned,
@@ -490,32 +496,40 @@ func (s *Speaker) fence(alive []string, lost bool, now time.Time) {
 	known := s.opts.Known()
 	slices.Sort(known)
 	known = slices.Compact(known)
-	counted := alive
+	counted, pinged := alive, false
 	if r, ok := s.opts.Members.(Reacher); ok && (lost || s.unreachable) {
-		reached := r.Reachable()
-		counted = slices.DeleteFunc(slices.Clone(alive), func(n string) bool { return !slices.Contains(reached, n) })
-		s.unreachable = len(counted) < len(alive)
+		counted, pinged = r.Reachable(), true
+		missing := slices.DeleteFunc(slices.Clone(alive), func(n string) bool { return slices.Contains(counted, n) })
+		s.unreachable = len(missing) > 0
+		if s.unreachable || !slices.Equal(counted, alive) {
+			s.log.Info("pinged the speakers after a loss; counting those that answered", "alive", strings.Join(alive, ","), "answered", strings.Join(counted, ","))
+		}
 		if s.unreachable {
-			s.log.Info("some alive speakers do not answer; counting only those that do", "alive", strings.Join(alive, ","), "answered", strings.Join(counted, ","))
 			time.AfterFunc(fenceRecheck, s.Trigger)
 		}
 	}
 	ok, why := election.Quorum(counted, known)
-	if s.unreachable {
-		why += " (counting only the members that answered a ping)"
+	if pinged {
+		why += " (counting the speakers that answered a ping)"
 	}
 	switch {
 	case !ok:
 		s.quorumSince = time.Time{}
+		if s.fenced == "" {
+			s.fencedSince = now
+		}
 	case s.fenced == "" || len(mergeNames(alive, known)) == len(alive):
 		// Answering already, or every known speaker is back.
 		s.quorumSince = time.Time{}
-	case s.quorumSince.IsZero():
-		s.quorumSince = now
-		time.AfterFunc(fenceSettle, s.Trigger)
-		fallthrough
-	case now.Sub(s.quorumSince) < fenceSettle:
-		ok, why = false, fmt.Sprintf("%s, but some known speakers are not back yet; answering once every known speaker is back or at %s", why, s.quorumSince.Add(fenceSettle).Format(time.RFC3339Nano))
+	default:
+		if s.quorumSince.IsZero() {
+			s.quorumSince = now
+		}
+		settle := min(fenceSettle, s.quorumSince.Sub(s.fencedSince))
+		if now.Sub(s.quorumSince) < settle {
+			time.AfterFunc(settle-now.Sub(s.quorumSince), s.Trigger)
+			ok, why = false, fmt.Sprintf("%s, but some known speakers are not back yet; answering once every known speaker is back or at %s", why, s.quorumSince.Add(settle).Format(time.RFC3339Nano))
+		}
 	}
 	fenced := ""
 	if !ok {
