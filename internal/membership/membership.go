@@ -416,7 +416,12 @@ func (c *Cluster) Members() []Member {
 // refuted it. Reachable tells at once whether this member can reach the
 // others, for example when it has just lost one of them and may itself be
 // the one cut off.
-func (c *Cluster) Reachable() []string {
+//
+// Reachable returns as soon as enough members, this one included, have
+// answered (0: wait for every ping), so that a caller that needs a
+// majority is not held up by a member that is really gone: a missing
+// answer costs a whole ProbeTimeout.
+func (c *Cluster) Reachable(enough int) []string {
 	c.mu.Lock()
 	list, joined := c.list, c.joined
 	others := make(map[string]netip.AddrPort, len(c.alive)+len(c.gone))
@@ -434,19 +439,31 @@ func (c *Cluster) Reachable() []string {
 	}
 	var mu sync.Mutex
 	out := []string{c.opts.Name}
-	var wg sync.WaitGroup
+	answered := make(chan struct{}, len(others))
 	for name, addr := range others {
-		wg.Go(func() {
+		go func() {
 			if _, err := list.Ping(name, net.UDPAddrFromAddrPort(addr)); err == nil {
 				mu.Lock()
 				out = append(out, name)
 				mu.Unlock()
 			}
-		})
+			answered <- struct{}{}
+		}()
 	}
-	wg.Wait()
-	slices.Sort(out)
-	return out
+	for range others {
+		mu.Lock()
+		done := enough > 0 && len(out) >= enough
+		mu.Unlock()
+		if done {
+			break
+		}
+		<-answered
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	res := slices.Clone(out)
+	slices.Sort(res)
+	return res
 }
 
 // Addr returns the address and port this member advertises, once Run has

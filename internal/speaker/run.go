@@ -250,14 +250,14 @@ func (r *clusterRef) Members() []membership.Member {
 }
 
 // Reachable implements Reacher.
-func (r *clusterRef) Reachable() []string {
+func (r *clusterRef) Reachable(enough int) []string {
 	r.mu.Lock()
 	c := r.c
 	r.mu.Unlock()
 	if c == nil {
 		return nil
 	}
-	return c.Reachable()
+	return c.Reachable(enough)
 }
 
 // Joined reports whether memberlist runs and has settled its first join.

@@ -455,8 +455,8 @@ func (s *Speaker) updateMembers(now time.Time) {
 // answer (membership.Cluster.Reachable).
 type Reacher interface {
 	// Reachable returns this speaker and the members, alive or gone, that
-	// answered a ping just now.
-	Reachable() []string
+	// answered a ping just now; it may stop waiting once enough have.
+	Reachable(enough int) []string
 }
 
 // Fencing's timings (variables for tests): how often a speaker that could
@@ -498,19 +498,21 @@ func (s *Speaker) fence(alive []string, lost bool, now time.Time) {
 	known = slices.Compact(known)
 	counted, pinged := alive, false
 	if r, ok := s.opts.Members.(Reacher); ok && (lost || s.unreachable) {
-		counted, pinged = r.Reachable(), true
-		missing := slices.DeleteFunc(slices.Clone(alive), func(n string) bool { return slices.Contains(counted, n) })
-		s.unreachable = len(missing) > 0
-		if s.unreachable || !slices.Equal(counted, alive) {
-			s.log.Info("pinged the speakers after a loss; counting those that answered", "alive", strings.Join(alive, ","), "answered", strings.Join(counted, ","))
-		}
-		if s.unreachable {
-			time.AfterFunc(fenceRecheck, s.Trigger)
-		}
+		// A strict majority settles it; short of one, every answer
+		// counts (an even split's tie-break).
+		counted, pinged = r.Reachable(len(mergeNames(alive, known))/2+1), true
 	}
 	ok, why := election.Quorum(counted, known)
-	if pinged {
+	// Some alive members did not answer, and that is what fences this
+	// speaker: ask them again shortly (memberlist may never declare them
+	// dead, if they are only cut off from this speaker).
+	s.unreachable = pinged && !ok && slices.ContainsFunc(alive, func(n string) bool { return !slices.Contains(counted, n) })
+	if pinged && !ok {
 		why += " (counting the speakers that answered a ping)"
+		s.log.Info("pinged the speakers after a loss: no quorum among those that answered", "alive", strings.Join(alive, ","), "answered", strings.Join(counted, ","))
+	}
+	if s.unreachable {
+		time.AfterFunc(fenceRecheck, s.Trigger)
 	}
 	switch {
 	case !ok:

@@ -150,7 +150,7 @@ func (v view) Members() []membership.Member { return v.m.of(v.node) }
 
 // Reachable answers as memberlist's pings would: the members that node
 // can reach, when the test says (reach), else every member it sees.
-func (v view) Reachable() []string {
+func (v view) Reachable(int) []string {
 	v.m.mu.Lock()
 	r, ok := v.m.reach[v.node]
 	v.m.mu.Unlock()
