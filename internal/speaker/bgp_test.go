@@ -106,10 +106,21 @@ func (f *fakeBGP) routerID() netip.Addr {
 	return f.desired.RouterID
 }
 
-func nodeWithIP(name, ip string) *corev1.Node {
-	n := node(name, nil)
+// createNodeWithIP creates a Node with an InternalIP. Node status is a
+// subresource: the address is written after creating.
+func createNodeWithIP(t *testing.T, name, ip string) {
+	t.Helper()
+	c := testenv.Get(t).Client
+	ctx := context.Background()
+	create(t, node(name, nil))
+	var n corev1.Node
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, &n); err != nil {
+		t.Fatal(err)
+	}
 	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: ip}}
-	return n
+	if err := c.Status().Update(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func expectRoutes(t *testing.T, f *fakeBGP, peer string, want map[netip.Prefix]bgp.Route) {
@@ -133,16 +144,7 @@ func expectRoutes(t *testing.T, f *fakeBGP, peer string, want map[netip.Prefix]b
 func TestBGP(t *testing.T) {
 	c := testenv.Get(t).Client
 	ctx := context.Background()
-	create(t, nodeWithIP("bgp-a", "198.51.100.11"))
-	// Node status is a subresource: write the address after creating.
-	var n corev1.Node
-	if err := c.Get(ctx, client.ObjectKey{Name: "bgp-a"}, &n); err != nil {
-		t.Fatal(err)
-	}
-	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"}}
-	if err := c.Status().Update(ctx, &n); err != nil {
-		t.Fatal(err)
-	}
+	createNodeWithIP(t, "bgp-a", "198.51.100.11")
 	hold := metav1.Duration{Duration: 9 * time.Second}
 	lp := int64(150)
 	create(t,

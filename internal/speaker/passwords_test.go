@@ -70,15 +70,7 @@ func TestPasswordsSurviveAPIOutages(t *testing.T) {
 	passwordRefreshPeriod, passwordReadTimeout = 20*time.Millisecond, 200*time.Millisecond
 	c := testenv.Get(t).Client
 	ctx := context.Background()
-	create(t, nodeWithIP("pw-a", "198.51.100.21"))
-	var n corev1.Node
-	if err := c.Get(ctx, client.ObjectKey{Name: "pw-a"}, &n); err != nil {
-		t.Fatal(err)
-	}
-	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.21"}}
-	if err := c.Status().Update(ctx, &n); err != nil {
-		t.Fatal(err)
-	}
+	createNodeWithIP(t, "pw-a", "198.51.100.21")
 	ns := namespace(t, "pw")
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "md5"}, Data: map[string][]byte{"password": []byte("first")}}
 	create(t,
