@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-down clean
+.PHONY: build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-faults lab-down clean
 
 build: ## build the controller and speaker into bin/
 	go build -o $(BIN)/controller ./controller
@@ -107,6 +107,9 @@ lab-bgp: tools build ## measure BGP on a lab and write docs/bgp.md (root, about 
 
 lab-forwarding: tools build ## measure HTTP through failovers and LB-vs-direct throughput on a lab, write docs/forwarding-lab.md (root, under ten minutes)
 	cd e2e && go run ./cmd/lab -name ilbf -dir $(CURDIR)/_output/lab-forwarding -bin $(BIN) -trials 5 -out $(CURDIR)/docs/forwarding-lab.md measure-forwarding
+
+lab-faults: tools build ## measure what a client sees through restarts, partitions, a pulled cable, a frozen API server and key rotation on a lab, write docs/faults.md (root, about 40 minutes)
+	cd e2e && go run ./cmd/lab -name ilbq -dir $(CURDIR)/_output/lab-faults -bin $(BIN) -trials 10 -out $(CURDIR)/docs/faults.md measure-faults
 
 lab-down: ## remove what a killed lab left behind (root)
 	cd e2e && go run ./cmd/lab down

@@ -40,11 +40,12 @@ func main() {
 	nodes := fs.Int("nodes", 3, fmt.Sprintf("how many nodes (1 to %d)", lab.MaxNodes))
 	dir := fs.String("dir", "_output/lab", "folder for the lab's files and logs")
 	bin := fs.String("bin", "../bin", "folder holding etcd, kube-apiserver, kube-controller-manager, helm, controller and speaker; the chart is found beside it, in ../charts/ironlb")
-	trials := fs.Int("trials", 20, "measure, measure-bgp, measure-forwarding: trials of each fault (make lab-forwarding asks for 5)")
-	out := fs.String("out", "", "measure, measure-bgp, measure-forwarding: write the report to this file instead of standard output")
+	trials := fs.Int("trials", 20, "measure, measure-bgp, measure-forwarding, measure-faults: trials of each fault (make lab-forwarding asks for 5, make lab-faults for 10)")
+	out := fs.String("out", "", "measure, measure-bgp, measure-forwarding, measure-faults: write the report to this file instead of standard output")
+	faults := fs.String("faults", faultNames(), "measure-faults: the faults to measure, comma-separated")
 	scale := fs.String("scale", "1000,10000", "measure-bgp: Service counts to grow to, in order")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure|measure-bgp|measure-forwarding\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\nmeasure-bgp: bring a lab up, measure BGP advertisement, withdrawal and scale, write a report, tear down.\nmeasure-forwarding: bring a lab up, measure HTTP through faults of the announcing node (layer 2, BGP) and throughput through LoadBalancer addresses against pods reached directly, write a report, tear down.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure|measure-bgp|measure-forwarding|measure-faults\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\nmeasure-bgp: bring a lab up, measure BGP advertisement, withdrawal and scale, write a report, tear down.\nmeasure-forwarding: bring a lab up, measure HTTP through faults of the announcing node (layer 2, BGP) and throughput through LoadBalancer addresses against pods reached directly, write a report, tear down.\nmeasure-faults: for each fault (rolling restart, memberlist partition, pulled cable, frozen API server, key rotation), bring a lab up, measure what a client sees, tear down; write a report beside the design's promises.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
@@ -67,6 +68,14 @@ func main() {
 	case "measure-forwarding":
 		d, _ := filepath.Abs(*dir)
 		err = measureForwarding(*name, d, binaries(*bin), *trials, *out)
+	case "measure-faults":
+		kinds, selErr := selectFaults(*faults)
+		if selErr != nil {
+			fmt.Fprintf(os.Stderr, "lab: %v\n", selErr)
+			os.Exit(2)
+		}
+		d, _ := filepath.Abs(*dir)
+		err = measureFaults(*name, d, binaries(*bin), *trials, kinds, *out)
 	case "measure-bgp":
 		d, _ := filepath.Abs(*dir)
 		var counts []int
