@@ -615,7 +615,12 @@ func TestFRRSessionsKept(t *testing.T) {
 		return n.ConnectionsEstablished == r2Before.Connections+1 && n.State == "Established", fmt.Sprintf("%+v", n)
 	})
 	l.r2.waitRoutes(t, "ipv4", map[string]frrRoute{"203.0.113.10/32": from2})
-	if diff := cmp.Diff(r1Before, upOf(l.r1, spk1)); diff != "" {
-		t.Errorf("r1's session restarted (-before +after)\n%s", diff)
+	// FRR derives the epoch from the current time minus the uptime in
+	// whole seconds, so the same session can read one second apart; a
+	// restart shows in the count of established connections, and in an
+	// epoch that moved by more than that rounding.
+	r1After := upOf(l.r1, spk1)
+	if moved := r1After.Since - r1Before.Since; r1After.Connections != r1Before.Connections || moved > 1 || moved < -1 {
+		t.Errorf("r1's session restarted: before %+v, after %+v", r1Before, r1After)
 	}
 }
