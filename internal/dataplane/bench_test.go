@@ -41,6 +41,19 @@ func syntheticFrontends(n, nb int) []Frontend {
 	return fes
 }
 
+// restrictFrontends gives every frontend k source ranges (k at most 16),
+// /28s of 198.18.0.0/16: frontend i accepts 198.18.(i%256).(16j)/28 for
+// j < k.
+func restrictFrontends(fes []Frontend, k int) {
+	for i := range fes {
+		s := AllowOnly()
+		for j := range k {
+			s.Allowed = append(s.Allowed, netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i % 256), byte(16 * j)}), 28))
+		}
+		fes[i].SourceRanges = s
+	}
+}
+
 // moveBackend gives the last backend of frontend i another port, or its
 // own back.
 func moveBackend(fes []Frontend, i int) {
@@ -54,7 +67,14 @@ func moveBackend(fes []Frontend, i int) {
 // speaker) into an empty namespace, with 10 backends per frontend.
 // s/sync is what the benchmark saw (the helper's command, including the
 // frontends' making), helper-s/sync the Sync call alone.
-func BenchmarkSyncFull(b *testing.B) {
+func BenchmarkSyncFull(b *testing.B) { benchSyncFull(b, 0) }
+
+// BenchmarkSyncFullRestricted is BenchmarkSyncFull with every frontend
+// restricted to two source ranges: 20,000 more interval elements at
+// 10,000 frontends.
+func BenchmarkSyncFullRestricted(b *testing.B) { benchSyncFull(b, 2) }
+
+func benchSyncFull(b *testing.B, ranges int) {
 	for _, n := range []int{1_000, 10_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			testutil.NeedNet(b, "ip", "nft")
@@ -66,7 +86,7 @@ func BenchmarkSyncFull(b *testing.B) {
 				h := startHelper(b, c.node1)
 				b.StartTimer()
 				start := time.Now()
-				r := h.mustDo(helperCommand{Op: "synthetic", Services: n, Backends: 10})
+				r := h.mustDo(helperCommand{Op: "synthetic", Services: n, Backends: 10, Ranges: ranges})
 				seen += time.Since(start)
 				b.StopTimer()
 				took += r.Took

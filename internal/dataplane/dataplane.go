@@ -45,6 +45,10 @@ type Frontend struct {
 	// went to if it comes again within this time (sessionAffinity:
 	// ClientIP).
 	Affinity time.Duration
+	// SourceRanges, when not nil, limit the clients that may open
+	// connections (loadBalancerSourceRanges); a new connection from any
+	// other client is dropped before DNAT. nil: every client.
+	SourceRanges *SourceRanges
 }
 
 // Backend is a DNAT target.

@@ -51,12 +51,14 @@ func TestMain(m *testing.M) {
 
 type helperCommand struct {
 	// Op is "sync", "cleanup", "list", or for the benchmarks "synthetic"
-	// (sync syntheticFrontends(Services, Backends)) and "change" (move
-	// the first backend of synthetic frontend Index and sync).
+	// (sync syntheticFrontends(Services, Backends), restricted to Ranges
+	// source ranges each when not 0) and "change" (move the first
+	// backend of synthetic frontend Index and sync).
 	Op        string         `json:"op"`
 	Frontends []wireFrontend `json:"frontends,omitempty"`
 	Services  int            `json:"services,omitempty"`
 	Backends  int            `json:"backends,omitempty"`
+	Ranges    int            `json:"ranges,omitempty"`
 	Index     int            `json:"index,omitempty"`
 }
 
@@ -74,11 +76,12 @@ type helperReply struct {
 // embeds netip.AddrPort, whose MarshalText is promoted to Backend: JSON
 // would write a Backend as "addr:port" alone and drop Masquerade.
 type wireFrontend struct {
-	Addr     netip.Addr
-	Protocol Protocol
-	Port     uint16
-	Backends []wireBackend
-	Affinity time.Duration
+	Addr         netip.Addr
+	Protocol     Protocol
+	Port         uint16
+	Backends     []wireBackend
+	Affinity     time.Duration
+	SourceRanges *SourceRanges
 }
 
 type wireBackend struct {
@@ -89,7 +92,7 @@ type wireBackend struct {
 func toWire(fes []Frontend) []wireFrontend {
 	out := make([]wireFrontend, 0, len(fes))
 	for _, fe := range fes {
-		w := wireFrontend{Addr: fe.Addr, Protocol: fe.Protocol, Port: fe.Port, Affinity: fe.Affinity}
+		w := wireFrontend{Addr: fe.Addr, Protocol: fe.Protocol, Port: fe.Port, Affinity: fe.Affinity, SourceRanges: fe.SourceRanges}
 		for _, b := range fe.Backends {
 			w.Backends = append(w.Backends, wireBackend{b.AddrPort, b.Masquerade})
 		}
@@ -101,7 +104,7 @@ func toWire(fes []Frontend) []wireFrontend {
 func fromWire(ws []wireFrontend) []Frontend {
 	out := make([]Frontend, 0, len(ws))
 	for _, w := range ws {
-		fe := Frontend{Addr: w.Addr, Protocol: w.Protocol, Port: w.Port, Affinity: w.Affinity}
+		fe := Frontend{Addr: w.Addr, Protocol: w.Protocol, Port: w.Port, Affinity: w.Affinity, SourceRanges: w.SourceRanges}
 		for _, b := range w.Backends {
 			fe.Backends = append(fe.Backends, Backend{b.To, b.Masquerade})
 		}
@@ -133,6 +136,9 @@ func runHelper(ns string, in io.Reader, out, logw io.Writer) int {
 			r.Took, err = timedSync(ctx, d, fromWire(c.Frontends))
 		case "synthetic":
 			synthetic = syntheticFrontends(c.Services, c.Backends)
+			if c.Ranges > 0 {
+				restrictFrontends(synthetic, c.Ranges)
+			}
 			r.Took, err = timedSync(ctx, d, synthetic)
 		case "change":
 			if c.Index >= len(synthetic) {
@@ -572,11 +578,16 @@ func (c *cluster) ask(from string, proto Protocol, dst netip.AddrPort, n int) ([
 // who makes one connection from src to dst, says hello and reads who
 // answers.
 func who(proto Protocol, src, dst netip.AddrPort) (answer, error) {
+	return whoWithin(proto, src, dst, ioTimeout)
+}
+
+// whoWithin is who, giving up after timeout.
+func whoWithin(proto Protocol, src, dst netip.AddrPort, timeout time.Duration) (answer, error) {
 	var conn net.Conn
 	var err error
 	switch proto {
 	case TCP:
-		d := net.Dialer{Timeout: ioTimeout, LocalAddr: net.TCPAddrFromAddrPort(src)}
+		d := net.Dialer{Timeout: timeout, LocalAddr: net.TCPAddrFromAddrPort(src)}
 		conn, err = d.Dial("tcp", dst.String())
 	case UDP:
 		conn, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(src), net.UDPAddrFromAddrPort(dst))
@@ -587,7 +598,7 @@ func who(proto Protocol, src, dst netip.AddrPort) (answer, error) {
 		return answer{}, fmt.Errorf("%s %s → %s: %w", proto, src, dst, err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(ioTimeout))
+	conn.SetDeadline(time.Now().Add(timeout))
 	// A UDP datagram that the output hook of the sender's own namespace
 	// rejects fails with EPERM; the ICMP error the reject sends back
 	// shows on the read.

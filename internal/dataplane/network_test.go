@@ -376,6 +376,18 @@ func restartStates() (s1, s2, s3 []Frontend) {
 		fe(net6.lb, TCP, 443, time.Minute, b6[1]),
 		fe(net6.lb, UDP, 80, 0, b6[0], b6[2]),
 	}
+	// Source ranges that change from state to state, so that the
+	// interval set is written in part too: added, changed, lifted,
+	// closed to everyone.
+	p := netip.MustParsePrefix
+	s1[0].SourceRanges = AllowOnly(p("198.51.100.0/24"), p("198.18.0.0/16"), p("2001:db8:1::/64"))
+	s1[4].SourceRanges = AllowOnly(p("198.51.100.0/30"))
+	s1[6].SourceRanges = AllowOnly(p("2001:db8:1::/64"), p("2001:db8:1::1/128"))
+	s2[0].SourceRanges = AllowOnly(p("198.51.100.0/25"), p("198.18.0.0/16"))
+	s2[3].SourceRanges = AllowOnly(p("198.51.100.0/30"))
+	s2[6].SourceRanges = AllowOnly()
+	s3[0].SourceRanges = AllowOnly(p("198.51.100.1/32"))
+	s3[3].SourceRanges = AllowOnly(p("2001:db8:1::/48"), p("198.51.100.0/24"))
 	return s1, s2, s3
 }
 

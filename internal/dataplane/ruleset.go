@@ -25,6 +25,10 @@ import (
 //	set hairpin      backend address . the same address, for backends on
 //	                 this node: a pod reaching its own Service and sent to
 //	                 itself is masqueraded, or its reply would skip the NAT
+//	set restricted   address . protocol . port of the frontends that accept
+//	                 only some clients (loadBalancerSourceRanges)
+//	set allowed      address . protocol . port . client prefix, intervals:
+//	                 the clients each restricted frontend accepts
 //
 // One rule in each base chain does the whole lookup; there is no chain per
 // Service. A Service port with N backends jumps to backends-N, whose one
@@ -38,15 +42,25 @@ import (
 // chains of their own (affinity-…), with a set of recent clients per
 // backend.
 //
-// Priorities: DNAT runs just before kube-proxy's or a CNI's dstnat chains
-// would; the reject chains run just after DNAT, so they see only what no
-// rule took; masquerading runs just before other srcnat chains.
+// The source ranges are checked by one rule in a filter chain that runs
+// before ironlb's DNAT: a new connection to a restricted frontend whose
+// client is in none of its allowed prefixes is dropped there (silently,
+// as kube-proxy does, never reset), so it is never DNATed. Like the
+// services map, both sets are keyed by frontend and hold no chain: a
+// change of one Service's ranges touches only its own elements.
+//
+// Priorities: the firewall runs just before ironlb's DNAT, which runs
+// just before kube-proxy's or a CNI's dstnat chains would; the reject
+// chains run just after DNAT, so they see only what no rule took;
+// masquerading runs just before other srcnat chains.
 const (
 	tableName      = "ironlb"
 	setAddresses   = "addresses"
 	mapServices    = "services"
 	setMasquerade  = "masquerading"
 	setHairpin     = "hairpin"
+	setRestricted  = "restricted"
+	setAllowed     = "allowed"
 	backendsPrefix = "backends-"
 	affinityPrefix = "affinity-"
 	clientsPrefix  = "clients-"
@@ -56,6 +70,8 @@ const (
 	chainPostrouting  = "postrouting"
 	chainRejectPre    = "reject-prerouting"
 	chainRejectOutput = "reject-output"
+	chainFirewallPre  = "firewall-prerouting"
+	chainFirewallOut  = "firewall-output"
 )
 
 // family is what differs between the IPv4 and the IPv6 table.
@@ -86,6 +102,9 @@ type model struct {
 	masquerade map[string]element
 	hairpin    map[string]element
 	services   map[string]element
+	// restricted and allowed are the source ranges' sets.
+	restricted map[string]element
+	allowed    map[string]element
 	// backends are the backends-P maps, by protocol.
 	backends map[Protocol]map[string]element
 	// chains are the regular chains and their rules.
@@ -100,6 +119,8 @@ func newModel() *model {
 		masquerade: map[string]element{},
 		hairpin:    map[string]element{},
 		services:   map[string]element{},
+		restricted: map[string]element{},
+		allowed:    map[string]element{},
 		backends:   map[Protocol]map[string]element{TCP: {}, UDP: {}, SCTP: {}},
 		chains:     map[string][]string{},
 		clients:    map[string]time.Duration{},
@@ -124,6 +145,8 @@ func (m *model) elements() []struct {
 		{backendsPrefix + string(UDP), true, m.backends[UDP]},
 		{backendsPrefix + string(SCTP), true, m.backends[SCTP]},
 		{mapServices, true, m.services},
+		{setRestricted, false, m.restricted},
+		{setAllowed, false, m.allowed},
 	}
 }
 
@@ -150,6 +173,10 @@ func buildModel(f family, fes []Frontend) *model {
 		proto := string(fe.Protocol)
 		port := strconv.Itoa(int(fe.Port))
 		m.addresses[addr] = element{key: []string{addr}}
+		// A frontend without backends is restricted too: a client it
+		// does not accept is dropped rather than told by a reset that
+		// something is there.
+		restrict(m, fe, addr, proto, port)
 		if len(fe.Backends) == 0 {
 			continue
 		}
@@ -186,6 +213,22 @@ func buildModel(f family, fes []Frontend) *model {
 		m.services[elemKey(key...)] = element{key: key, value: []string{verdict}}
 	}
 	return m
+}
+
+// restrict adds a frontend's source ranges of its family, if it has
+// any: its key in restricted, and one element in allowed per prefix (none
+// when it accepts nobody).
+func restrict(m *model, fe *Frontend, addr, proto, port string) {
+	restricted, allowed := fe.SourceRanges.forFamily(fe.Addr.Is4())
+	if !restricted {
+		return
+	}
+	key := []string{addr, proto, port}
+	m.restricted[elemKey(key...)] = element{key: key}
+	for _, p := range allowed {
+		k := []string{addr, proto, port, p.String()}
+		m.allowed[elemKey(k...)] = element{key: k}
+	}
 }
 
 // affinityChains adds the chains and client sets of a frontend with
@@ -238,6 +281,12 @@ func baseChains(f family) []struct {
 		fmt.Sprintf("%s daddr @%s meta l4proto tcp reject with tcp reset", f.ip, setAddresses),
 		fmt.Sprintf("%s daddr @%s reject", f.ip, setAddresses),
 	}
+	// Only new connections are looked up, as kube-proxy does: the
+	// packets of an accepted connection cost nothing more, and a
+	// connection is judged by the ranges of when it began.
+	firewall := []string{fmt.Sprintf(
+		"ct state new %s daddr . meta l4proto . th dport @%s %s daddr . meta l4proto . th dport . %s saddr != @%s drop",
+		f.ip, setRestricted, f.ip, f.ip, setAllowed)}
 	base := func(name string, t knftables.BaseChainType, h knftables.BaseChainHook, p knftables.BaseChainPriority) knftables.Chain {
 		return knftables.Chain{Name: name, Type: &t, Hook: &h, Priority: &p}
 	}
@@ -245,6 +294,8 @@ func baseChains(f family) []struct {
 		chain knftables.Chain
 		rules []string
 	}{
+		{base(chainFirewallPre, knftables.FilterType, knftables.PreroutingHook, knftables.DNATPriority+"-20"), firewall},
+		{base(chainFirewallOut, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority+"-20"), firewall},
 		{base(chainPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority+"-10"), []string{dispatch}},
 		{base(chainOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority+"-10"), []string{dispatch}},
 		{base(chainPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority+"-10"), []string{
@@ -265,6 +316,9 @@ func declare(f family, tx *knftables.Transaction) {
 	tx.Add(&knftables.Set{Name: setMasquerade, Type: f.addr + " . inet_proto . inet_service"})
 	tx.Add(&knftables.Set{Name: setHairpin, Type: f.addr + " . " + f.addr})
 	tx.Add(&knftables.Map{Name: mapServices, Type: f.addr + " . inet_proto . inet_service : verdict"})
+	tx.Add(&knftables.Set{Name: setRestricted, Type: f.addr + " . inet_proto . inet_service"})
+	tx.Add(&knftables.Set{Name: setAllowed, Type: f.addr + " . inet_proto . inet_service . " + f.addr,
+		Flags: []knftables.SetFlag{knftables.IntervalFlag}})
 	for _, p := range protocols {
 		tx.Add(&knftables.Map{Name: backendsPrefix + string(p), TypeOf: fmt.Sprintf(
 			"%s daddr . %s dport . numgen random mod 1 : %s daddr . %s dport", f.ip, p, f.ip, p)})
@@ -282,7 +336,7 @@ func declare(f family, tx *knftables.Transaction) {
 // isBase says whether a chain name is one of the base chains.
 func isBase(name string) bool {
 	switch name {
-	case chainPrerouting, chainOutput, chainPostrouting, chainRejectPre, chainRejectOutput:
+	case chainPrerouting, chainOutput, chainPostrouting, chainRejectPre, chainRejectOutput, chainFirewallPre, chainFirewallOut:
 		return true
 	}
 	return false
@@ -439,6 +493,8 @@ func (m *model) counts() map[string]int {
 		setMasquerade: len(m.masquerade),
 		setHairpin:    len(m.hairpin),
 		mapServices:   len(m.services),
+		setRestricted: len(m.restricted),
+		setAllowed:    len(m.allowed),
 		"backends":    len(m.backends[TCP]) + len(m.backends[UDP]) + len(m.backends[SCTP]),
 		"chains":      len(m.chains),
 	}

@@ -46,6 +46,9 @@ func randomFrontends(r *rand.Rand) []Frontend {
 				if r.IntN(4) == 0 {
 					fe.Affinity = time.Duration(1+r.IntN(2)) * time.Minute
 				}
+				if r.IntN(3) == 0 {
+					fe.SourceRanges = randomRanges(r)
+				}
 				for i := range r.IntN(5) {
 					var b netip.AddrPort
 					if addr.Is4() {
@@ -63,6 +66,18 @@ func randomFrontends(r *rand.Rand) []Frontend {
 	}
 	r.Shuffle(len(fes), func(i, j int) { fes[i], fes[j] = fes[j], fes[i] })
 	return fes
+}
+
+// randomRanges draws source ranges from a few prefixes of both families
+// that nest, repeat and cover everything, or none.
+func randomRanges(r *rand.Rand) *SourceRanges {
+	pool := []string{"198.51.100.0/24", "198.51.100.0/25", "198.51.100.200/32", "0.0.0.0/0",
+		"2001:db8:5100::/48", "2001:db8:5100::200/128", "::/0"}
+	s := AllowOnly()
+	for range r.IntN(4) {
+		s.Allowed = append(s.Allowed, netip.MustParsePrefix(pool[r.IntN(len(pool))]))
+	}
+	return s
 }
 
 // TestPartialEqualsFull applies random desired states one after another,

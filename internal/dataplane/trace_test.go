@@ -49,12 +49,15 @@ type verdict struct {
 	dnat netip.AddrPort
 	// masquerade: its source was rewritten to the node's.
 	masquerade bool
-	// reject: it was refused; pass: ironlb let it through untouched.
-	reject, pass bool
+	// reject: it was refused; pass: ironlb let it through untouched;
+	// drop: the firewall dropped it, silently.
+	reject, pass, drop bool
 }
 
 func (v verdict) String() string {
 	switch {
+	case v.drop:
+		return "drop"
 	case v.reject:
 		return "reject"
 	case v.pass:
@@ -94,6 +97,7 @@ var (
 	reHairpin   = regexp.MustCompile(`^ct status dnat ct original (ip6?) daddr @addresses (ip6?) saddr \. (ip6?) daddr @hairpin masquerade$`)
 	reRejectTCP = regexp.MustCompile(`^(ip6?) daddr @addresses meta l4proto tcp reject with tcp reset$`)
 	reReject    = regexp.MustCompile(`^(ip6?) daddr @addresses reject$`)
+	reFirewall  = regexp.MustCompile(`^ct state new (ip6?) daddr \. meta l4proto \. th dport @restricted (ip6?) daddr \. meta l4proto \. th dport \. (ip6?) saddr != @allowed drop$`)
 )
 
 func (tr *tracer) inSet(name string, key ...string) bool {
@@ -129,6 +133,16 @@ func (tr *tracer) trace(p packet, hook string) verdict {
 	tr.t.Helper()
 	var v verdict
 	port := strconv.Itoa(int(p.port))
+	// filter, before DNAT: the source ranges. The packet is a new
+	// connection's first.
+	for _, r := range tr.chain(chainFirewall[hook]) {
+		if !reFirewall.MatchString(r.Rule) {
+			tr.t.Fatalf("chain %s: rule %q unknown to the tracer", chainFirewall[hook], r.Rule)
+		}
+		if tr.inSet(setRestricted, p.dst.String(), string(p.proto), port) && !tr.allowed(p, port) {
+			return verdict{drop: true}
+		}
+	}
 	// nat: the dispatch rule.
 	for _, r := range tr.chain(hook) {
 		if !reDispatch.MatchString(r.Rule) {
@@ -185,7 +199,38 @@ func (tr *tracer) trace(p packet, hook string) verdict {
 	return v
 }
 
-var chainReject = map[string]string{chainPrerouting: chainRejectPre, chainOutput: chainRejectOutput}
+var (
+	chainReject   = map[string]string{chainPrerouting: chainRejectPre, chainOutput: chainRejectOutput}
+	chainFirewall = map[string]string{chainPrerouting: chainFirewallPre, chainOutput: chainFirewallOut}
+)
+
+// allowed looks p up in the interval set of allowed clients, as the
+// kernel does: the frontend's address, protocol and port exactly, the
+// source inside the element's prefix.
+func (tr *tracer) allowed(p packet, port string) bool {
+	s := tr.table.Sets[setAllowed]
+	if s == nil {
+		tr.t.Fatalf("no set %s", setAllowed)
+	}
+	// The kernel refuses intervals that overlap: so does the tracer.
+	var mine []netip.Prefix
+	for _, e := range s.Elements {
+		if len(e.Key) != 4 {
+			tr.t.Fatalf("set %s: element %v is not address . protocol . port . prefix", setAllowed, e.Key)
+		}
+		pfx, err := netip.ParsePrefix(e.Key[3])
+		if err != nil || pfx != pfx.Masked() {
+			tr.t.Fatalf("set %s: element %v: %q is not a prefix without host bits (%v)", setAllowed, e.Key, e.Key[3], err)
+		}
+		if e.Key[0] == p.dst.String() && e.Key[1] == string(p.proto) && e.Key[2] == port {
+			if slices.ContainsFunc(mine, pfx.Overlaps) {
+				tr.t.Fatalf("set %s: %v overlaps another interval of its frontend %v", setAllowed, e.Key, mine)
+			}
+			mine = append(mine, pfx)
+		}
+	}
+	return slices.ContainsFunc(mine, func(pfx netip.Prefix) bool { return pfx.Contains(p.src) })
+}
 
 // run evaluates a regular chain reached by goto and returns where the
 // packet was DNATed to, if anywhere.

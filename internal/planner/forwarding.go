@@ -61,6 +61,10 @@ type Endpoint struct {
 //     address of that family.
 //   - ForwardNone: nothing.
 //
+// Every frontend of a Service carries its source ranges, in every mode
+// that forwards and whichever way the address is announced: the
+// dataplane drops the connections of other clients before DNAT.
+//
 // A frontend without backends is still listed: its connections are
 // rejected. When Services share an address and name the same port and
 // protocol (which the controller does not allow), the first by key wins.
@@ -92,7 +96,7 @@ func Forwarding(in Input, mode ForwardingMode, selfAddrs []netip.Addr) []datapla
 					continue
 				}
 				seen[k] = true
-				fe := dataplane.Frontend{Addr: a, Protocol: p.Protocol, Port: p.Port, Affinity: svc.Affinity}
+				fe := dataplane.Frontend{Addr: a, Protocol: p.Protocol, Port: p.Port, Affinity: svc.Affinity, SourceRanges: svc.SourceRanges}
 				switch mode {
 				case ForwardEndpoints:
 					fe.Backends = backends(svc, p, a.Is4(), in.Self)

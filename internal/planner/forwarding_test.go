@@ -131,3 +131,90 @@ func TestForwarding(t *testing.T) {
 		t.Errorf("none mode: %v", got)
 	}
 }
+
+const rangesConfig = `
+apiVersion: ironlb.io/v1alpha1
+kind: IPPool
+metadata: {name: l2}
+spec: {addresses: [203.0.113.64/28, 2001:db8:ff64::/124]}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: IPPool
+metadata: {name: bgp}
+spec: {addresses: [203.0.113.96/28, 2001:db8:ff66::/124]}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: L2Advertisement
+metadata: {name: l2}
+spec: {ipPools: [l2]}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: BGPPeer
+metadata: {name: edge}
+spec: {peerAddress: 198.51.100.1, peerASN: 64500, myASN: 64512}
+---
+apiVersion: ironlb.io/v1alpha1
+kind: BGPAdvertisement
+metadata: {name: bgp}
+spec: {ipPools: [bgp]}
+`
+
+// TestForwardingSourceRanges: every frontend of a Service carries the
+// Service's source ranges, as they are, in both forwarding modes, for its
+// layer 2 and its BGP addresses of both families; a Service without
+// ranges gives nil (every client), one whose ranges could not be read
+// its empty ranges (no client), which stay distinct.
+func TestForwardingSourceRanges(t *testing.T) {
+	cfg := load(t, rangesConfig)
+	http := Port{Name: "http", Protocol: dataplane.TCP, Port: 80, NodePort: 30080}
+	podHTTP := Port{Name: "http", Protocol: dataplane.TCP, Port: 8080}
+	addr := netip.MustParseAddr
+	allowed := dataplane.AllowOnly(netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:5100::/48"))
+	nobody := dataplane.AllowOnly()
+	svc := func(key string, ranges *dataplane.SourceRanges, addrs ...string) Service {
+		s := Service{Key: key, Ports: []Port{http}, SourceRanges: ranges,
+			Endpoints: []Endpoint{ep("203.0.113.10", "a", true, true, false, podHTTP), ep("2001:db8:10::10", "a", true, true, false, podHTTP)}}
+		for _, a := range addrs {
+			s.Addrs = append(s.Addrs, addr(a))
+		}
+		return s
+	}
+	in := Input{Config: cfg, Self: "a", Services: []Service{
+		svc("ns/l2", allowed, "203.0.113.65", "2001:db8:ff64::1"),
+		svc("ns/bgp", allowed, "203.0.113.97", "2001:db8:ff66::1"),
+		svc("ns/open", nil, "203.0.113.66"),
+		svc("ns/unreadable", nobody, "203.0.113.98"),
+	}}
+	self := []netip.Addr{addr("198.51.100.2"), addr("2001:db8:5100::2")}
+	want := map[netip.Addr]*dataplane.SourceRanges{
+		addr("203.0.113.65"): allowed, addr("2001:db8:ff64::1"): allowed,
+		addr("203.0.113.97"): allowed, addr("2001:db8:ff66::1"): allowed,
+		addr("203.0.113.66"): nil,
+		addr("203.0.113.98"): nobody,
+	}
+	for _, mode := range []ForwardingMode{ForwardEndpoints, ForwardNodePort} {
+		got := Forwarding(in, mode, self)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d frontends, want %d: %v", mode, len(got), len(want), got)
+		}
+		for _, fe := range got {
+			w, ok := want[fe.Addr]
+			if !ok {
+				t.Errorf("%s: unexpected frontend %s", mode, fe.Addr)
+				continue
+			}
+			if !w.Equal(fe.SourceRanges) {
+				t.Errorf("%s: %s carries %v, want %v", mode, fe.Addr, fe.SourceRanges, w)
+			}
+			if (fe.SourceRanges == nil) != (w == nil) {
+				t.Errorf("%s: %s: restricted is %v, want %v", mode, fe.Addr, fe.SourceRanges != nil, w != nil)
+			}
+			if len(fe.Backends) != 1 {
+				t.Errorf("%s: %s has backends %v, want one: ranges restrict clients, not backends", mode, fe.Addr, fe.Backends)
+			}
+		}
+	}
+	if got := Forwarding(in, ForwardNone, self); got != nil {
+		t.Errorf("none mode: %v", got)
+	}
+}

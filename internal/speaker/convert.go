@@ -12,6 +12,7 @@ import (
 
 	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/planner"
+	"github.com/ironlb/ironlb/internal/sourceranges"
 )
 
 func nodeFor(n *corev1.Node) planner.Node {
@@ -50,15 +51,19 @@ func internalIPs(n *corev1.Node) []netip.Addr {
 
 // sameFrontend tells whether two frontends forward the same way.
 func sameFrontend(a, b dataplane.Frontend) bool {
-	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.Port == b.Port && a.Affinity == b.Affinity && slices.Equal(a.Backends, b.Backends)
+	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.Port == b.Port && a.Affinity == b.Affinity && slices.Equal(a.Backends, b.Backends) &&
+		a.SourceRanges.Equal(b.SourceRanges)
 }
 
 // serviceFor reads what the planner needs of a Service: the addresses in
-// its status, its ports and affinity, and its endpoints (from endpoints,
-// by namespace/name).
-func serviceFor(svc *corev1.Service, endpoints map[string][]planner.Endpoint) planner.Service {
+// its status, its ports, affinity and source ranges, and its endpoints
+// (from endpoints, by namespace/name). badRanges says why the source
+// ranges cannot be read; the Service then accepts no client at all
+// (fail closed), and the caller logs it.
+func serviceFor(svc *corev1.Service, endpoints map[string][]planner.Endpoint) (ps planner.Service, badRanges error) {
 	key := svc.Namespace + "/" + svc.Name
-	ps := planner.Service{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	ps = planner.Service{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	ps.SourceRanges, badRanges = sourceRangesOf(svc)
 	for _, in := range svc.Status.LoadBalancer.Ingress {
 		if a, err := netip.ParseAddr(in.IP); err == nil && !slices.Contains(ps.Addrs, a.Unmap()) {
 			ps.Addrs = append(ps.Addrs, a.Unmap())
@@ -83,7 +88,21 @@ func serviceFor(svc *corev1.Service, endpoints map[string][]planner.Endpoint) pl
 			ps.ReadyNodes = append(ps.ReadyNodes, ep.Node)
 		}
 	}
-	return ps
+	return ps, badRanges
+}
+
+// sourceRangesOf is what the dataplane enforces for a Service's source
+// ranges: nil when it names none; no prefix at all, so no client, when
+// they cannot be read.
+func sourceRangesOf(svc *corev1.Service) (*dataplane.SourceRanges, error) {
+	r, err := sourceranges.Of(svc)
+	if err != nil {
+		return dataplane.AllowOnly(), err
+	}
+	if !r.Restricted {
+		return nil, nil
+	}
+	return dataplane.AllowOnly(r.Prefixes...), nil
 }
 
 // protocol is a Kubernetes protocol as nft writes it; TCP when unset, as

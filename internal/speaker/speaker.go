@@ -188,6 +188,8 @@ type Speaker struct {
 	// frontends are what Forwarding was last given, if forwarded.
 	frontends []dataplane.Frontend
 	forwarded bool
+	// ranges logs unreadable source ranges once per change.
+	ranges rangeLog
 }
 
 // New returns a speaker; nothing runs until Run.
@@ -393,13 +395,15 @@ func (s *Speaker) replan(ctx context.Context) error {
 		if !s.opts.Class.Handles(svc) {
 			continue
 		}
-		ps := serviceFor(svc, endpoints)
+		ps, badRanges := serviceFor(svc, endpoints)
 		if len(ps.Addrs) == 0 {
 			continue
 		}
+		s.ranges.note(ps.Key, badRanges)
 		s.svcObjects[ps.Key] = svc
 		in.Services = append(in.Services, ps)
 	}
+	s.ranges.flush(s.log, func(key string) bool { return s.svcObjects[key] != nil })
 	s.bgpPlan = planner.BGP(in)
 	s.bgpDirty = true
 	if s.opts.Forwarding != nil {
