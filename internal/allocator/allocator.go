@@ -52,6 +52,11 @@ type Result struct {
 	Outside []netip.Addr
 	// Lost lists addresses of the request's Current that went to others.
 	Lost []Loss
+	// Legacy are held addresses shared with a Service of another namespace
+	// that the rules would not let join today (the pool does not allow
+	// sharing across namespaces, or one of them is Local): the sharing
+	// began before and is kept, and nobody new may join it.
+	Legacy []netip.Addr
 }
 
 // Allocator holds every assignment. It is not safe for concurrent use.
@@ -64,6 +69,8 @@ type Allocator struct {
 	cooling map[netip.Addr]bool
 	// shared indexes held addresses by the sharing key of their first holder.
 	shared map[string]map[netip.Addr]bool
+	// excl are addresses never handed out anew (exclusions.go).
+	excl exclusions
 }
 
 type service struct {
@@ -119,7 +126,8 @@ func (a *Allocator) SetConfig(cfg *config.Config) {
 	a.pools = map[string]*poolState{}
 	var rebuilt []*poolState
 	for _, p := range cfg.Pools {
-		if o := old[p.Name]; o != nil && o.pool.AvoidBuggyIPs == p.AvoidBuggyIPs && slices.Equal(o.pool.Ranges, p.Ranges) {
+		usable := a.usableRanges(p)
+		if o := old[p.Name]; o != nil && o.pool.AvoidBuggyIPs == p.AvoidBuggyIPs && o.sameRanges(usable) {
 			o.pool = p
 			a.pools[p.Name] = o
 			continue
@@ -127,7 +135,7 @@ func (a *Allocator) SetConfig(cfg *config.Config) {
 		ps := &poolState{pool: p}
 		for i, f := range []Family{IPv4, IPv6} {
 			fs := &familyState{total: new(big.Int)}
-			for _, r := range p.Ranges {
+			for _, r := range usable {
 				if FamilyOf(r.First) == f {
 					fs.ranges = append(fs.ranges, r)
 					fs.total.Add(fs.total, usableSize(r, p.AvoidBuggyIPs))
@@ -147,7 +155,7 @@ func (a *Allocator) SetConfig(cfg *config.Config) {
 	// Rebuilt pools count their held addresses afresh and take over the
 	// cooling addresses inside them, oldest first.
 	for addr := range a.addrs {
-		if ps := a.poolStateFor(addr); ps != nil && slices.Contains(rebuilt, ps) {
+		if ps := a.poolStateFor(addr); ps != nil && slices.Contains(rebuilt, ps) && !a.excluded(addr) {
 			ps.family(FamilyOf(addr)).assigned++
 		}
 	}
@@ -226,7 +234,7 @@ func (a *Allocator) next(ps *poolState, f Family) (netip.Addr, bool) {
 	for len(fs.returned) > 0 {
 		addr := fs.returned[len(fs.returned)-1]
 		fs.returned = fs.returned[:len(fs.returned)-1]
-		if a.addrs[addr] == nil && a.poolStateFor(addr) == ps {
+		if a.addrs[addr] == nil && a.poolStateFor(addr) == ps && !a.excluded(addr) {
 			return addr, true
 		}
 	}
@@ -248,7 +256,7 @@ func (a *Allocator) next(ps *poolState, f Family) (netip.Addr, bool) {
 		addr := fs.recycled[fs.head]
 		fs.head++
 		delete(a.cooling, addr)
-		if a.addrs[addr] == nil && !(ps.pool.AvoidBuggyIPs && buggy(addr)) && a.poolStateFor(addr) == ps {
+		if a.addrs[addr] == nil && !(ps.pool.AvoidBuggyIPs && buggy(addr)) && a.poolStateFor(addr) == ps && !a.excluded(addr) {
 			a.compact(fs)
 			return addr, true
 		}
@@ -275,7 +283,7 @@ func (a *Allocator) hold(addr netip.Addr, s *service) {
 	if st == nil {
 		st = &addrState{key: s.req.SharingKey}
 		a.addrs[addr] = st
-		if ps := a.poolStateFor(addr); ps != nil {
+		if ps := a.poolStateFor(addr); ps != nil && !a.excluded(addr) {
 			ps.family(FamilyOf(addr)).assigned++
 		}
 	}
@@ -314,7 +322,9 @@ func (a *Allocator) drop(addr netip.Addr, s *service) (fs *familyState, freed bo
 	}
 	if ps := a.poolStateFor(addr); ps != nil {
 		fs = ps.family(FamilyOf(addr))
-		fs.assigned--
+		if !a.excluded(addr) {
+			fs.assigned--
+		}
 	}
 	return fs, true
 }
@@ -376,28 +386,6 @@ func (a *Allocator) Counts(pool string, f Family) (Counts, bool) {
 	return Counts{Total: new(big.Int).Set(fs.total), Assigned: assigned, Available: new(big.Int).Sub(fs.total, assigned)}, true
 }
 
-// compatible tells whether s may take addr given its current holders, and
-// if not, why.
-func (a *Allocator) compatible(addr netip.Addr, req *Request) (ok bool, reason Reason, msg string) {
-	st := a.addrs[addr]
-	if st == nil {
-		return true, "", ""
-	}
-	for _, h := range st.holders {
-		if h.req.Key == req.Key {
-			continue
-		}
-		if !req.sharesWith(&h.req) {
-			r := ReasonRequestedIPUnavailable
-			if req.SharingKey != "" && h.req.SharingKey != "" {
-				r = ReasonSharingConflict
-			}
-			return false, r, fmt.Sprintf("%s is in use: %s", addr, req.conflictReason(&h.req))
-		}
-	}
-	return true, "", ""
-}
-
 // candidatePools returns the pools the request may draw new addresses from,
 // in order, or an error when there are none.
 func (a *Allocator) candidatePools(req *Request) ([]*poolState, *Error) {
@@ -439,13 +427,17 @@ func (a *Allocator) Assign(req Request) Result {
 	if len(wanted) == 0 {
 		return a.outcome(s, &Error{ReasonInvalidRequest, "the Service has no IP family (spec.ipFamilies)"}, nil)
 	}
+	legacy := s == nil || !req.Local || s.req.Local
 	if s == nil {
 		s = &service{}
 	}
 	s.req = req
 
-	// Addresses held before, kept while the request allows them.
-	kept, lost := a.keepHeld(held, &req, wanted)
+	// Addresses held before, kept while the request allows them. A held
+	// address shared across namespaces is kept although no new Service
+	// could join it (see sharing.go), unless this request just turned to
+	// externalTrafficPolicy Local.
+	kept, lost := a.keepHeld(held, &req, wanted, legacy)
 	if req.KeepOnly {
 		return a.commit(s, ordered(req.Families, kept), nil, lost)
 	}
@@ -468,7 +460,7 @@ func (a *Allocator) Assign(req Request) Result {
 			fail(&Error{ReasonInvalidRequest, fmt.Sprintf("asks for more than one %s address", f)})
 			continue
 		}
-		if e := a.checkRequested(ip, &req, slices.Contains(held, ip)); e != nil {
+		if e := a.checkRequested(ip, &req, slices.Contains(held, ip), legacy); e != nil {
 			fail(e)
 			continue
 		}
@@ -512,7 +504,7 @@ func (a *Allocator) Assign(req Request) Result {
 
 // keepHeld returns, per family, the held addresses the request still
 // allows, and the held addresses another Service holds first.
-func (a *Allocator) keepHeld(held []netip.Addr, req *Request, wanted []Family) (map[Family]netip.Addr, []Loss) {
+func (a *Allocator) keepHeld(held []netip.Addr, req *Request, wanted []Family, legacy bool) (map[Family]netip.Addr, []Loss) {
 	kept := map[Family]netip.Addr{}
 	var lost []Loss
 	for _, ip := range held {
@@ -523,7 +515,7 @@ func (a *Allocator) keepHeld(held []netip.Addr, req *Request, wanted []Family) (
 		if p := a.cfg.PoolFor(ip); req.Pool != "" && (p == nil || p.Name != req.Pool) {
 			continue // the Service now asks for another pool
 		}
-		if ok, _, _ := a.compatible(ip, req); !ok {
+		if ok, _, _ := a.compatible(ip, req, legacy); !ok {
 			lost = append(lost, Loss{Addr: ip, Holder: a.addrs[ip].holders[0].req.Key})
 			continue
 		}
@@ -552,7 +544,7 @@ func familyList(fs []Family) string {
 }
 
 // checkRequested checks an address asked for by name.
-func (a *Allocator) checkRequested(ip netip.Addr, req *Request, alreadyHeld bool) *Error {
+func (a *Allocator) checkRequested(ip netip.Addr, req *Request, alreadyHeld, legacy bool) *Error {
 	p := a.cfg.PoolFor(ip)
 	switch {
 	case p == nil && alreadyHeld:
@@ -565,8 +557,10 @@ func (a *Allocator) checkRequested(ip netip.Addr, req *Request, alreadyHeld bool
 		return &Error{ReasonNoMatchingPool, fmt.Sprintf("%s is in IPPool %q, which does not allow Services of namespace %q with these labels (spec.allocateTo)", ip, p.Name, req.Namespace)}
 	case p.AvoidBuggyIPs && buggy(ip):
 		return &Error{ReasonRequestedIPUnavailable, fmt.Sprintf("%s ends in .0 or .255, which IPPool %q avoids (spec.avoidBuggyIPs)", ip, p.Name)}
+	case !alreadyHeld && a.excluded(ip):
+		return a.excludedError(ip, p.Name)
 	}
-	if ok, reason, msg := a.compatible(ip, req); !ok {
+	if ok, reason, msg := a.compatible(ip, req, alreadyHeld && legacy); !ok {
 		return &Error{reason, msg}
 	}
 	return nil
@@ -610,10 +604,10 @@ func (a *Allocator) shareable(req *Request, f Family, pools []*poolState) (netip
 			continue
 		}
 		ps := a.poolStateFor(addr)
-		if ps == nil || !slices.Contains(pools, ps) {
+		if ps == nil || !slices.Contains(pools, ps) || a.excluded(addr) {
 			continue
 		}
-		if ok, _, _ := a.compatible(addr, req); ok {
+		if ok, _, _ := a.compatible(addr, req, false); ok {
 			found = append(found, addr)
 		}
 	}
@@ -674,6 +668,9 @@ func (a *Allocator) outcome(s *service, err *Error, lost []Loss) Result {
 		for _, ip := range s.ips {
 			if a.cfg.PoolFor(ip) == nil {
 				r.Outside = append(r.Outside, ip)
+			}
+			if a.sharedAgainstRules(ip, s) {
+				r.Legacy = append(r.Legacy, ip)
 			}
 		}
 	}

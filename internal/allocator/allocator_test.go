@@ -23,6 +23,7 @@ type poolSpec struct {
 	buggy     bool
 	priority  *int32
 	namespace string
+	across    bool // allowSharingAcrossNamespaces
 }
 
 func cfgOf(t testing.TB, specs ...poolSpec) *config.Config {
@@ -36,6 +37,7 @@ func cfgOf(t testing.TB, specs ...poolSpec) *config.Config {
 		auto := !p.noAuto
 		pool.Spec.AutoAssign = &auto
 		pool.Spec.AvoidBuggyIPs = p.buggy
+		pool.Spec.AllowSharingAcrossNamespaces = p.across
 		if p.priority != nil || p.namespace != "" {
 			pool.Spec.AllocateTo = &v1alpha1.AllocateTo{Priority: p.priority}
 			if p.namespace != "" {
@@ -74,6 +76,9 @@ type step struct {
 	wantReason  Reason
 	wantOutside []string
 	wantLost    []Loss
+	wantLegacy  []string
+	// wantMessage, when set, is the exact message of the error.
+	wantMessage string
 }
 
 func with(r Request, f func(*Request)) *Request { f(&r); return &r }
@@ -91,14 +96,20 @@ func run(t *testing.T, a *Allocator, steps []step) {
 			got := struct {
 				IPs     []netip.Addr
 				Reason  Reason
+				Message string
 				Outside []netip.Addr
 				Lost    []Loss
-			}{IPs: res.IPs, Outside: res.Outside, Lost: res.Lost}
+				Legacy  []netip.Addr
+			}{IPs: res.IPs, Outside: res.Outside, Lost: res.Lost, Legacy: res.Legacy}
 			if res.Err != nil {
 				got.Reason = res.Err.Reason
+				if st.wantMessage != "" {
+					got.Message = res.Err.Message
+				}
 			}
 			want := got
 			want.IPs, want.Reason, want.Outside, want.Lost = addrs(st.wantIPs...), st.wantReason, addrs(st.wantOutside...), st.wantLost
+			want.Legacy, want.Message = addrs(st.wantLegacy...), st.wantMessage
 			if diff := cmp.Diff(want, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
 				t.Fatalf("step %d (%s): Assign(%s) (-want +got):\n%s\nerror: %v", i, st.name, st.assign.Key, diff, res.Err)
 			}
@@ -265,7 +276,7 @@ func TestRandomized(t *testing.T) {
 			poolSets := [][]poolSpec{
 				{{name: "a", addrs: []string{"203.0.113.0/28", "2001:db8::/124"}}, {name: "b", addrs: []string{"203.0.113.64/29"}, buggy: true}},
 				{{name: "a", addrs: []string{"203.0.113.0/29", "2001:db8::/125"}}, {name: "c", addrs: []string{"203.0.113.128/28"}, noAuto: true}},
-				{{name: "a", addrs: []string{"203.0.113.0/27"}}, {name: "b", addrs: []string{"203.0.113.64/29", "2001:db8::100/125"}}},
+				{{name: "a", addrs: []string{"203.0.113.0/27"}, across: true}, {name: "b", addrs: []string{"203.0.113.64/29", "2001:db8::100/125"}}},
 			}
 			a := New(cfgOf(t, poolSets[0]...))
 			for i := range 3000 {
@@ -273,7 +284,8 @@ func TestRandomized(t *testing.T) {
 				case n < 2:
 					a.SetConfig(cfgOf(t, poolSets[rng.IntN(len(poolSets))]...))
 				case n < 30:
-					key := fmt.Sprintf("ns/s%d", rng.IntN(40))
+					n := rng.IntN(40)
+					key := fmt.Sprintf("%s/s%d", []string{"ns", "other"}[n%2], n)
 					before := a.IPs(key)
 					a.Release(key)
 					for _, ip := range before {
@@ -295,7 +307,9 @@ func TestRandomized(t *testing.T) {
 }
 
 func randomRequest(rng *rand.Rand) Request {
-	r := Request{Key: fmt.Sprintf("ns/s%d", rng.IntN(40)), Namespace: "ns", NamespaceLabels: labels.Set{}}
+	n := rng.IntN(40)
+	ns := []string{"ns", "other"}[n%2] // a Service never changes namespace
+	r := Request{Key: fmt.Sprintf("%s/s%d", ns, n), Namespace: ns, NamespaceLabels: labels.Set{}}
 	switch rng.IntN(4) {
 	case 0:
 		r.Families = []Family{IPv6, IPv4}
@@ -349,6 +363,11 @@ func checkInvariants(t *testing.T, a *Allocator, op int) {
 			for _, y := range st.holders[i+1:] {
 				if !x.req.sharesWith(&y.req) {
 					t.Fatalf("op %d: %s held by %s and %s, which may not share", op, ip, x.req.Key, y.req.Key)
+				}
+				// Nothing here predates the namespace rule, and a Local
+				// Service never starts sharing across namespaces.
+				if x.req.Namespace != y.req.Namespace && (x.req.Local || y.req.Local) {
+					t.Fatalf("op %d: %s held by %s and %s, of different namespaces, one of them Local", op, ip, x.req.Key, y.req.Key)
 				}
 			}
 		}

@@ -15,4 +15,14 @@
 // holds (or, after a restart, what its status shows) as long as the request
 // still allows it, and an address whose pool disappears stays with its
 // Service, reported as outside every pool, rather than being taken away.
+//
+// A sharing key joins Services of one namespace only, unless the address's
+// pool allows sharing across namespaces; what is refused across namespaces
+// is explained without naming the other Service (sharing.go).
+//
+// Exclusions (exclusions.go) are addresses a pool holds that are never
+// handed out anew: Nodes' addresses and the Service CIDR, given by the
+// controller. The cursor walks the pool's ranges with them carved out and
+// counts leave them out; a Service that held one before it was excluded
+// keeps it, like an address outside every pool.
 package allocator

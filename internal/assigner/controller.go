@@ -55,6 +55,10 @@ type Options struct {
 	// process (controller-runtime otherwise refuses a second controller of
 	// the same name).
 	SeveralPerProcess bool
+	// ServiceCIDRs are the cluster's Service CIDRs, for clusters whose API
+	// server serves no ServiceCIDR objects; no Service is given an address
+	// inside them (forbidden.go).
+	ServiceCIDRs []netip.Prefix
 	// Registry receives the controller's metrics; nil keeps them
 	// unregistered. Run gives controller-runtime's registry, which the
 	// manager serves, unless told otherwise.
@@ -77,6 +81,8 @@ type Controller struct {
 	cfg   *config.Config
 	// problems are the invalid configuration objects of cfg.
 	problems config.Problems
+	// forbid are the addresses no Service may be given (forbidden.go).
+	forbid forbiddenState
 	// configGen counts configuration changes; loadedGen is the one cfg has.
 	configGen, loadedGen uint64
 	// warm is set once the addresses in every Service's status are claimed.
@@ -137,6 +143,9 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(c.servicesOfNamespace), builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(c.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: serviceWorkers, SkipNameValidation: &c.opts.SeveralPerProcess})
+	if err := c.setupForbidden(mgr); err != nil {
+		return err
+	}
 	if c.opts.Static == nil {
 		b = b.Watches(&v1alpha1.IPPool{}, configChanged, specOrLabels).
 			Watches(&v1alpha1.L2Advertisement{}, configChanged, specOrLabels).
@@ -202,7 +211,7 @@ func (c *Controller) servicesOfNamespace(ctx context.Context, ns client.Object) 
 // syncConfigLocked reloads the configuration when it changed.
 func (c *Controller) syncConfigLocked(ctx context.Context) error {
 	if c.alloc != nil && c.loadedGen == c.configGen {
-		return nil
+		return c.syncForbiddenLocked(ctx)
 	}
 	gen := c.configGen
 	cfg, problems := c.opts.Static, config.Problems(nil)
@@ -240,7 +249,7 @@ func (c *Controller) syncConfigLocked(ctx context.Context) error {
 	for _, name := range poolNames {
 		c.poolChangedLocked(name) // invalid ones too: their Valid condition changed
 	}
-	return nil
+	return c.syncForbiddenLocked(ctx)
 }
 
 func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
@@ -377,9 +386,13 @@ func (c *Controller) decideLocked(ctx context.Context, req reconcile.Request) (f
 	}
 	c.noteWaitingLocked(&svc, r, res, time.Now())
 	d := desiredStatus(&svc, res, c.poolName)
+	d = forbiddenStatus(d, res, c.alloc.Excluded)
 	return func(ctx context.Context) error {
 		c.reportConflicts(ctx, &svc, lost, res.IPs)
-		return c.writeStatus(ctx, &svc, d)
+		if err := c.writeStatus(ctx, &svc, d); err != nil {
+			return err
+		}
+		return c.writeSourceRanges(ctx, &svc) // sourceranges.go
 	}, nil
 }
 
@@ -436,6 +449,7 @@ func (c *Controller) forgetLocked(svc *corev1.Service) func(context.Context) err
 	return func(ctx context.Context) error {
 		orig := svc.DeepCopy()
 		meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionIPAllocated)
+		meta.RemoveStatusCondition(&svc.Status.Conditions, ConditionSourceRangesValid)
 		svc.Status.LoadBalancer.Ingress = slices.DeleteFunc(svc.Status.LoadBalancer.Ingress, func(in corev1.LoadBalancerIngress) bool {
 			ip, err := netip.ParseAddr(in.IP)
 			return err == nil && (slices.Contains(ours, ip) || ours == nil)
@@ -480,11 +494,17 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, d des
 // an address in its status that another held first.
 func (c *Controller) reportConflicts(ctx context.Context, svc *corev1.Service, lost []allocator.Loss, now []netip.Addr) {
 	for _, l := range lost {
-		c.event(svc, corev1.EventTypeWarning, ReasonIPConflict, "%s is held by Service %s, which had it first; this Service now has %s", l.Addr, l.Holder, joinAddrs(now))
-		var holder corev1.Service
+		// Each event is read in its Service's namespace: a Service of
+		// another namespace is not named (allocator/sharing.go).
 		ns, name, _ := strings.Cut(l.Holder, "/")
+		holderName, claimerName := "Service "+l.Holder, "Service "+svc.Namespace+"/"+svc.Name
+		if ns != svc.Namespace {
+			holderName, claimerName = "a Service of another namespace", "a Service of another namespace"
+		}
+		c.event(svc, corev1.EventTypeWarning, ReasonIPConflict, "%s is held by %s, which had it first; this Service now has %s", l.Addr, holderName, joinAddrs(now))
+		var holder corev1.Service
 		if err := c.client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &holder); err == nil {
-			c.event(&holder, corev1.EventTypeWarning, ReasonIPConflict, "Service %s/%s also claimed %s in its status; this Service had it first and keeps it", svc.Namespace, svc.Name, l.Addr)
+			c.event(&holder, corev1.EventTypeWarning, ReasonIPConflict, "%s also claimed %s in its status; this Service had it first and keeps it", claimerName, l.Addr)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,6 +27,10 @@ const (
 	// ReasonIPConflict is the reason of the events sent when two Services
 	// claim one address in their status.
 	ReasonIPConflict = "IPConflict"
+	// ReasonSharedAcrossNamespaces: the Service holds an address together
+	// with a Service of another namespace, which the rules would no longer
+	// allow; the sharing began before and is kept.
+	ReasonSharedAcrossNamespaces = "SharedAcrossNamespaces"
 )
 
 // desired is what a Service's status should say.
@@ -60,12 +65,33 @@ func desiredStatus(svc *corev1.Service, res allocator.Result, poolOf func(netip.
 		d.cond.Status = metav1.ConditionTrue
 		d.cond.Reason = ReasonAddressOutsidePools
 		d.cond.Message = fmt.Sprintf("%s is no longer in any IPPool; the Service keeps it until an IPPool holds it again or the Service asks for another pool or address (annotations ironlb.io/ip-pool, ironlb.io/loadBalancerIPs)", joinAddrs(res.Outside))
+	case len(res.Legacy) > 0:
+		d.cond.Status = metav1.ConditionTrue
+		d.cond.Reason = ReasonSharedAcrossNamespaces
+		d.cond.Message = legacyMessage(res.Legacy, poolOf)
 	default:
 		d.cond.Status = metav1.ConditionTrue
 		d.cond.Reason = ReasonAllocated
 		d.cond.Message = strings.Join(parts, ", ")
 	}
 	return d
+}
+
+// legacyMessage explains addresses kept although shared across namespaces
+// against today's rules. Like every message about another namespace, it
+// names nothing of the other Service.
+func legacyMessage(ips []netip.Addr, poolOf func(netip.Addr) string) string {
+	var pools []string
+	for _, ip := range ips {
+		if p := poolOf(ip); p != "" && !slices.Contains(pools, strconv.Quote(p)) {
+			pools = append(pools, strconv.Quote(p))
+		}
+	}
+	where := "no IPPool"
+	if len(pools) > 0 {
+		where = "IPPool " + strings.Join(pools, ", ")
+	}
+	return fmt.Sprintf("%s is also used by a Service of another namespace under the same sharing key. Sharing across namespaces needs spec.allowSharingAcrossNamespaces on the IPPool (here %s) and externalTrafficPolicy: Cluster on every Service sharing the address. This sharing began before that rule applied, so the Service keeps the address, but no other Service can join it. To end it, remove the sharing key (ironlb.io/allow-shared-ip) from this Service or from the other one", joinAddrs(ips), where)
 }
 
 func joinAddrs(ips []netip.Addr) string {

@@ -61,6 +61,9 @@ type Pool struct {
 	Ranges        []iprange.Range
 	AutoAssign    bool
 	AvoidBuggyIPs bool
+	// AllowSharingAcrossNamespaces lets a sharing key match Services of
+	// other namespaces for the pool's addresses.
+	AllowSharingAcrossNamespaces bool
 	// Priority orders pools for allocation, lowest first.
 	Priority int64
 	// Namespaces, when not nil, are the only namespaces that may use the pool.

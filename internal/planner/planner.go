@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/election"
 )
 
@@ -46,6 +48,9 @@ type Service struct {
 	Ports     []Port
 	Endpoints []Endpoint
 	Affinity  time.Duration
+	// SourceRanges are the clients the Service accepts
+	// (loadBalancerSourceRanges); nil: every client.
+	SourceRanges *dataplane.SourceRanges
 }
 
 // Input is everything a plan depends on.
@@ -147,10 +152,9 @@ func Layer2(in Input) Plan {
 		slices.Sort(pp.advs)
 	}
 
-	// local holds, per address, the nodes allowed by its Local Services
-	// so far; an address shared by several Services may be announced only
-	// from nodes every one of them allows.
-	local := map[netip.Addr][]string{}
+	// local marks the addresses that a Local Service uses: only their
+	// eligible nodes depend on the Services (localNodes).
+	local := map[netip.Addr]bool{}
 	for _, svc := range in.Services {
 		for _, a := range svc.Addrs {
 			pool := in.Config.PoolFor(a)
@@ -165,28 +169,109 @@ func Layer2(in Input) Plan {
 			}
 			l.Services = append(l.Services, svc.Key)
 			if svc.Local {
-				allowed := svc.ReadyNodes
-				if prev, ok := local[a]; ok {
-					allowed = intersect(prev, allowed)
-				}
-				local[a] = allowed
+				local[a] = true
 			}
 		}
 	}
-	for a, allowed := range local {
-		l := plan.L2[a]
-		var keep []string
-		for _, n := range allowed {
-			if l.Eligible.Contains(n) {
-				keep = append(keep, n)
+	if len(local) > 0 {
+		users := map[netip.Addr][]*Service{}
+		for i := range in.Services {
+			for _, a := range in.Services[i].Addrs {
+				if local[a] {
+					users[a] = append(users[a], &in.Services[i])
+				}
 			}
 		}
-		l.Eligible = election.NewNodes(keep...)
+		for a, svcs := range users {
+			if nodes, narrowed := localNodes(plan.L2[a].Eligible, svcs); narrowed {
+				plan.L2[a].Eligible = election.NewNodes(nodes...)
+			}
+		}
 	}
 	for _, l := range plan.L2 {
 		slices.Sort(l.Services)
 	}
 	return plan
+}
+
+// localNodes works out where an address used by svcs may be announced,
+// among the eligible nodes of its pool; narrowed is false when the pool's
+// set stands as it is (no Service using the address is Local).
+//
+// Within a namespace, Services sharing an address must select the same
+// pods, so the address goes only to nodes that every Local one of them
+// allows; with no such node, nobody announces it, as for a lone Local
+// Service without ready endpoints.
+//
+// Across namespaces a selector names different pods, and one tenant must
+// not be able to take an address away from another. Each namespace's
+// Services narrow the nodes only for that namespace; a namespace left with
+// no node (Local Services without ready endpoints) is left out, since it
+// has nothing to serve. The address goes to the nodes every remaining
+// namespace allows, or, when they have none in common, to those that any
+// of them allows. The controller lets Local Services share only within a
+// namespace, so this arbitrates only sharing that predates that rule and
+// the moment between a Service turning Local and the controller moving it.
+func localNodes(eligible *election.Nodes, svcs []*Service) (nodes []string, narrowed bool) {
+	type scope struct {
+		local bool
+		nodes []string
+	}
+	scopes := map[string]*scope{}
+	var order []string
+	for _, svc := range svcs {
+		ns, _, _ := strings.Cut(svc.Key, "/")
+		sc := scopes[ns]
+		if sc == nil {
+			sc = &scope{}
+			scopes[ns] = sc
+			order = append(order, ns)
+		}
+		if !svc.Local {
+			continue
+		}
+		ready := slices.DeleteFunc(slices.Clone(svc.ReadyNodes), func(n string) bool { return !eligible.Contains(n) })
+		if sc.local {
+			ready = intersect(sc.nodes, ready)
+		}
+		sc.local, sc.nodes = true, ready
+	}
+	if len(scopes) == 1 {
+		sc := scopes[order[0]]
+		return sc.nodes, sc.local
+	}
+	var sets [][]string
+	narrowing := false
+	for _, ns := range order {
+		sc := scopes[ns]
+		switch {
+		case !sc.local:
+			sets = append(sets, eligible.Names())
+		case len(sc.nodes) > 0:
+			sets = append(sets, sc.nodes)
+			narrowing = true
+		}
+	}
+	if !narrowing {
+		// No namespace narrows: either none is Local, or the Local ones
+		// have no node to offer and do not count.
+		if len(sets) > 0 {
+			return nil, false
+		}
+		return nil, true
+	}
+	common := sets[0]
+	for _, s := range sets[1:] {
+		common = intersect(common, s)
+	}
+	if len(common) > 0 {
+		return common, true
+	}
+	var union []string
+	for _, s := range sets {
+		union = append(union, s...)
+	}
+	return union, true
 }
 
 func intersect(a, b []string) []string {

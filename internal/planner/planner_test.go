@@ -204,3 +204,105 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
+
+// TestLayer2AcrossNamespaces: a sharing key is a name any tenant can copy,
+// so Services of another namespace on the same address must never take it
+// away from its Services: a Local Service without ready endpoints in
+// another namespace leaves the address where it was.
+func TestLayer2AcrossNamespaces(t *testing.T) {
+	cfg := load(t, testConfig)
+	ip := netip.MustParseAddr("203.0.113.66")
+	nodes := []Node{
+		{Name: "n1", Labels: labels.Set{"rack": "a"}},
+		{Name: "n2", Labels: labels.Set{"rack": "b"}},
+		{Name: "n3", Labels: labels.Set{"rack": "a", ExcludeLabel: ""}},
+	}
+	on := func(key string, local bool, ready ...string) Service {
+		return Service{Key: key, Addrs: []netip.Addr{ip}, Local: local, ReadyNodes: ready, Ready: len(ready) > 0}
+	}
+	tests := []struct {
+		name     string
+		services []Service
+		want     []string
+	}{
+		{
+			name:     "victim Cluster, Local Service of another namespace without ready endpoints: every node still",
+			services: []Service{on("victim/web", false, "n1"), on("intruder/web", true)},
+			want:     []string{"n1", "n2"},
+		},
+		{
+			name:     "victim Local on n1, Local Service of another namespace without ready endpoints: n1 still",
+			services: []Service{on("victim/web", true, "n1"), on("intruder/web", true)},
+			want:     []string{"n1"},
+		},
+		{
+			name:     "victim Local on n1, Cluster Service of another namespace: n1 still",
+			services: []Service{on("victim/web", true, "n1"), on("intruder/web", false)},
+			want:     []string{"n1"},
+		},
+		{
+			name:     "victim Cluster, Local Service of another namespace ready on n2: n2, where both are served",
+			services: []Service{on("victim/web", false, "n1"), on("other/web", true, "n2")},
+			want:     []string{"n2"},
+		},
+		{
+			name:     "Local in two namespaces on different nodes: either namespace's nodes, never none",
+			services: []Service{on("victim/web", true, "n1"), on("other/web", true, "n2")},
+			want:     []string{"n1", "n2"},
+		},
+		{
+			name:     "a namespace's ready node that may not announce does not count",
+			services: []Service{on("victim/web", true, "n1"), on("other/web", true, "n3")},
+			want:     []string{"n1"},
+		},
+		{
+			name:     "no namespace has a ready endpoint: nobody",
+			services: []Service{on("victim/web", true), on("other/web", true)},
+			want:     nil,
+		},
+		{
+			name:     "a namespace whose Local Services leave each other no node is left out",
+			services: []Service{on("victim/web", true, "n1"), on("victim/dns", true), on("other/web", false)},
+			want:     []string{"n1", "n2"},
+		},
+		{
+			name:     "within one namespace alone, a Local Service without ready endpoints withdraws its own address",
+			services: []Service{on("victim/web", true, "n1"), on("victim/dns", true)},
+			want:     nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan := Layer2(Input{Config: cfg, Nodes: nodes, Services: tt.services, Self: "n1"})
+			l := plan.L2[ip]
+			if l == nil {
+				t.Fatalf("%s is not planned", ip)
+			}
+			if diff := cmp.Diff(tt.want, l.Eligible.Names()); diff != "" {
+				t.Errorf("eligible nodes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBGPAcrossNamespaces: over BGP each Service is advertised on its own,
+// so a Local Service of another namespace without ready endpoints does not
+// withdraw the address either.
+func TestBGPAcrossNamespaces(t *testing.T) {
+	cfg := load(t, bgpConfig)
+	ip := netip.MustParseAddr("203.0.113.97")
+	nodes := []Node{{Name: "n1"}, {Name: "n2"}}
+	for _, victimLocal := range []bool{false, true} {
+		plan := BGP(Input{Config: cfg, Nodes: nodes, Self: "n1", Services: []Service{
+			{Key: "victim/web", Addrs: []netip.Addr{ip}, Local: victimLocal, ReadyNodes: []string{"n1"}, Ready: true},
+			{Key: "intruder/web", Addrs: []netip.Addr{ip}, Local: true},
+		}})
+		p := plan.Prefixes[netip.PrefixFrom(ip, 32)]
+		if p == nil {
+			t.Fatalf("victim Local=%v: %s is not advertised", victimLocal, ip)
+		}
+		if diff := cmp.Diff([]string{"victim/web"}, p.Services); diff != "" {
+			t.Errorf("victim Local=%v: Services behind the prefix (-want +got):\n%s", victimLocal, diff)
+		}
+	}
+}
