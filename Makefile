@@ -29,10 +29,11 @@ unit: tools build
 	go test -race ./...
 	cd e2e && go test -race -count=1 -p 1 ./... # one lab at a time; never cached, as the tests run the binaries in bin/
 
-# Short fuzz runs of the parsers; longer ones: make fuzz FUZZTIME=5m
+# Short fuzz runs of the parsers and the resolver; longer ones: make fuzz FUZZTIME=5m
 fuzz:
 	go test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/iprange
 	go test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/configfile
+	go test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/config
 	go test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./internal/layer2
 
 lint:

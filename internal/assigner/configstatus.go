@@ -112,7 +112,7 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 	if err := c.reader.Get(ctx, types.NamespacedName{Name: req.Name}, &pool); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	cond := validCondition(want.problems, pool.Generation)
+	cond := poolCondition(req.Name, want.problems, want.hazards, pool.Generation)
 	if equalCounts(pool.Status.IPv4, want.ipv4) && equalCounts(pool.Status.IPv6, want.ipv6) &&
 		sameCondition(meta.FindStatusCondition(pool.Status.Conditions, ConditionValid), cond) {
 		return reconcile.Result{}, nil
@@ -132,6 +132,8 @@ func (c *Controller) reconcilePoolStatus(ctx context.Context, req reconcile.Requ
 type poolWant struct {
 	ipv4, ipv6 *v1alpha1.AddressCounts
 	problems   []*config.ObjectError
+	// hazards are the forbidden addresses the pool holds (forbidden.go).
+	hazards []hazard
 }
 
 // poolStatus works out a pool's status under the lock, or how long to wait
@@ -159,6 +161,7 @@ func (c *Controller) poolStatus(ctx context.Context, name string) (poolWant, tim
 		ipv4:     c.countsFor(name, allocator.IPv4),
 		ipv6:     c.countsFor(name, allocator.IPv6),
 		problems: c.problems.For(v1alpha1.KindIPPool, name),
+		hazards:  poolHazards(c.cfg.Pool(name), c.forbid.ranges),
 	}, 0, nil
 }
 

@@ -121,6 +121,8 @@ func (r *resolver) resolvePool(in *v1alpha1.IPPool) (*Pool, []indexedRange, bool
 		AutoAssign:    in.Spec.AutoAssign == nil || *in.Spec.AutoAssign,
 		AvoidBuggyIPs: in.Spec.AvoidBuggyIPs,
 		Priority:      NoPriority,
+
+		AllowSharingAcrossNamespaces: in.Spec.AllowSharingAcrossNamespaces,
 	}
 	if len(in.Spec.Addresses) == 0 {
 		ok = r.fail(kind, in.Name, "spec.addresses", invalid("a pool needs at least one address entry"))
@@ -131,6 +133,9 @@ func (r *resolver) resolvePool(in *v1alpha1.IPPool) (*Pool, []indexedRange, bool
 		if err != nil {
 			ok = r.fail(kind, in.Name, fmt.Sprintf("spec.addresses[%d]", i), err)
 			continue
+		}
+		for _, msg := range unsafeProblems(string(a), rg) {
+			ok = r.fail(kind, in.Name, fmt.Sprintf("spec.addresses[%d]", i), invalid("%s", msg))
 		}
 		ranges = append(ranges, indexedRange{rg, i})
 	}

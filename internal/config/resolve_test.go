@@ -106,7 +106,7 @@ func TestResolve(t *testing.T) {
 		},
 		{
 			name: "IPv4 and IPv6 never overlap, whatever their bytes",
-			in:   Snapshot{IPPools: []v1alpha1.IPPool{pool("a", 0, "0.0.0.0/0"), pool("b", 0, "::/96")}},
+			in:   Snapshot{IPPools: []v1alpha1.IPPool{pool("a", 0, "203.0.113.0/24"), pool("b", 0, "::cb00:7100/120")}},
 			want: summary{Pools: []string{"a", "b"}},
 		},
 		{
