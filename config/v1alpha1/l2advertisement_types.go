@@ -22,8 +22,15 @@ type L2AdvertisementSpec struct {
 	// +optional
 	NodeSelector *Selector `json:"nodeSelector,omitempty"`
 
-	// Interfaces are the network interfaces to answer on; unset means every
-	// interface that is up and not a loopback.
+	// Interfaces are the network interfaces to answer on. Unset means
+	// every interface that is up, has an Ethernet address and is not a
+	// loopback, except those a node has for pods, tunnels and containers:
+	// bridge and bond ports, NOARP interfaces, veths holding no global
+	// address (pods' ends), vxlan, geneve, gretap, dummy, VRF and netkit
+	// devices, and CNI and container-engine devices by name (cali*,
+	// cilium*, lxc*, cni*, flannel*, cbr*, docker*, weave, kube-bridge,
+	// kube-ipvs*, nodelocaldns and the like; see docs/configuration.md).
+	// An interface named here is used whatever its type or name.
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=set

@@ -7,11 +7,18 @@ import (
 // NodeAnnouncementStatus is what one node's speaker announces right now.
 type NodeAnnouncementStatus struct {
 	// Layer2 lists the addresses this node answers ARP (IPv4) or NDP
-	// (IPv6) for, sorted by address.
+	// (IPv6) for, sorted by address. At most 100 are listed (the lowest);
+	// Layer2Addresses counts them all.
 	// +optional
 	// +listType=map
 	// +listMapKey=address
+	// +kubebuilder:validation:MaxItems=100
 	Layer2 []L2Announcement `json:"layer2,omitempty"`
+
+	// Layer2Addresses is how many addresses this node answers for in
+	// layer 2 mode.
+	// +optional
+	Layer2Addresses int32 `json:"layer2Addresses,omitempty"`
 
 	// BGP lists the prefixes this node advertises over BGP, sorted by
 	// prefix. At most 100 are listed; BGPPrefixes counts them all.

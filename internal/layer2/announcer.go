@@ -81,6 +81,15 @@ type Announcer struct {
 	// macs holds the MACs of this node's interfaces as of the last
 	// listing, for responders, which must not take mu.
 	macs atomic.Pointer[map[string]bool]
+	// settled holds the indexes of the interfaces other than veths as of
+	// the last listing, for the netlink subscription: an address coming
+	// or going there changes nothing (kube-ipvs0 gains one per Service),
+	// while on a veth, or an interface not listed yet, it can change
+	// whether the interface is used by default.
+	settled atomic.Pointer[map[int]bool]
+	// conflicts rate-limits the warning about other hosts announcing
+	// owned addresses; it has its own lock, as responders use it.
+	conflicts *conflictLog
 
 	// mu guards the fields below. Set and Run's resyncs hold it for a
 	// whole reconcile (interface listing, sockets opened and closed);
@@ -92,6 +101,12 @@ type Announcer struct {
 	responders map[key]*responder
 	openErrs   map[key]error           // wanted responders that failed to open, retried on every resync
 	announced  map[netip.Addr][]string // as last logged
+	// skipped holds the interfaces left out of "every interface" as of
+	// the last listing (name -> reason), and skipLogged whether they
+	// were logged once already: the first list is logged at Info, later
+	// changes (a pod's veth coming) only at Debug.
+	skipped    map[string]string
+	skipLogged bool
 }
 
 // New returns an Announcer; it starts nothing.
@@ -111,6 +126,8 @@ func New(o Options) *Announcer {
 		responders: map[key]*responder{},
 		openErrs:   map[key]error{},
 		announced:  map[netip.Addr][]string{},
+		skipped:    map[string]string{},
+		conflicts:  newConflictLog(o.Log, conflictInterval),
 	}
 	if a.count == 0 {
 		a.count = DefaultGratuitousCount
@@ -123,7 +140,10 @@ func New(o Options) *Announcer {
 
 // Set replaces the desired state: for every owned address, the interfaces
 // to answer on (nil or empty: every interface that is up, Ethernet, not
-// loopback, and not a bridge or bond port or NOARP). It may be called
+// loopback, and not skipped by default: bridge or bond ports, NOARP,
+// pods' veths, tunnels, dummies and the interfaces of CNIs and container
+// engines; see skipReason). An interface named is used whatever its
+// type or name. It may be called
 // again and again, from any goroutine, before or during Run. While Run
 // runs, addresses gained are announced on each of their interfaces, and
 // addresses lost are not answered any more once Set returns.
@@ -189,7 +209,7 @@ func (a *Announcer) Run(ctx context.Context) error {
 	defer func() { sub.close() }()
 	for {
 		if sub == nil {
-			s, err := subscribe(a.log)
+			s, err := subscribe(a.log, a.addressesMatter)
 			if err != nil {
 				a.log.Warn("layer2: cannot follow interfaces through netlink; retrying", "error", err)
 			}
@@ -227,6 +247,14 @@ func (a *Announcer) Run(ctx context.Context) error {
 	}
 }
 
+// addressesMatter reports whether a change of the addresses of the
+// interface with this index can change the plan: it was a veth at the
+// last listing, or is newer than that.
+func (a *Announcer) addressesMatter(index int) bool {
+	s := a.settled.Load()
+	return s == nil || !(*s)[index]
+}
+
 // localMAC reports whether m belongs to one of this node's interfaces.
 func (a *Announcer) localMAC(m net.HardwareAddr) bool {
 	macs := a.macs.Load()
@@ -256,6 +284,7 @@ func (a *Announcer) stop() {
 	for k, r := range a.responders {
 		r.close()
 		delete(a.responders, k)
+		a.metrics.forget(k)
 	}
 	clear(a.openErrs)
 	a.running = false
@@ -265,18 +294,25 @@ func (a *Announcer) stop() {
 // syncLocked lists the interfaces, plans, and (while Run runs) applies.
 func (a *Announcer) syncLocked() error {
 	var listErr error
-	links, err := listLinks()
+	links, err := listLinks(wantsEvery(a.desired))
 	if err != nil {
 		listErr = fmt.Errorf("layer2: listing interfaces: %w", err)
 		links = a.links // plan with what was last seen; lost addresses still stop
 	} else {
 		a.links = links
 		macs := make(map[string]bool, len(links))
+		settled := make(map[int]bool, len(links))
 		for _, l := range links {
 			macs[string(l.MAC)] = true
+			if l.Kind != "veth" {
+				settled[l.Index] = true
+			}
 		}
 		a.macs.Store(&macs)
+		a.settled.Store(&settled)
+		a.logSkippedLocked(links)
 	}
+	a.conflicts.forget(func(addr netip.Addr) bool { _, ok := a.desired[addr]; return ok })
 	want, planErr := plan(a.desired, links)
 	if !a.running {
 		return errors.Join(listErr, planErr)
@@ -325,6 +361,9 @@ func (a *Announcer) applyLocked(want map[key]addrSet, links []link) error {
 		if _, ok := want[k]; !ok {
 			r.close()
 			delete(a.responders, k)
+			// The interface is gone or no longer used: its series go,
+			// or every pod that ever had a responder would keep some.
+			a.metrics.forget(k)
 			a.log.Info("layer2: responder closed", "interface", k.name, "family", k.fam)
 		}
 	}
@@ -354,7 +393,48 @@ func (a *Announcer) openLocked(k key, l link) (*responder, error) {
 		readFailed: a.requestResync,
 		local:      a.localMAC,
 		claimed:    a.claimed,
+		conflicts:  a.conflicts,
 	})
+}
+
+// maxSkippedLogged bounds the interface names logged per reason: a node
+// with a thousand pods has a thousand veths.
+const maxSkippedLogged = 20
+
+// logSkippedLocked logs the interfaces left out of "every interface",
+// once: the first time an address is to be answered on every interface,
+// at Info, so an operator sees where the node does not answer and why;
+// afterwards only the interfaces newly skipped, at Debug, since pods come
+// and go all day.
+func (a *Announcer) logSkippedLocked(links []link) {
+	now := skipped(links)
+	if !wantsEvery(a.desired) {
+		a.skipped = now
+		return
+	}
+	var fresh []string
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		if a.skipped[name] != now[name] {
+			fresh = append(fresh, name+" ("+now[name]+")")
+		}
+	}
+	a.skipped = now
+	switch {
+	case !a.skipLogged:
+		a.skipLogged = true
+		byReason := map[string][]string{}
+		for _, name := range slices.Sorted(maps.Keys(now)) {
+			byReason[now[name]] = append(byReason[now[name]], name)
+		}
+		for r, names := range byReason {
+			if len(names) > maxSkippedLogged {
+				byReason[r] = append(names[:maxSkippedLogged:maxSkippedLogged], fmt.Sprintf("and %d more", len(names)-maxSkippedLogged))
+			}
+		}
+		a.log.Info("layer2: interfaces not answered on unless an L2Advertisement names them", "count", len(now), "skipped", byReason)
+	case len(fresh) > 0:
+		a.log.Debug("layer2: more interfaces not answered on unless named", "skipped", fresh)
+	}
 }
 
 // logChangesLocked logs every address whose interfaces changed since the
@@ -385,8 +465,10 @@ func compareKeys(x, y key) int {
 }
 
 // listLinks lists the interfaces of the calling thread's network
-// namespace.
-func listLinks() ([]link, error) {
+// namespace; with addrs, it also finds out which veths hold a global
+// address (Addressed), which only matters for addresses wanted on every
+// interface.
+func listLinks(addrs bool) ([]link, error) {
 	var ls []netlink.Link
 	var err error
 	for range 3 { // a dump interrupted by a concurrent change is retried
@@ -412,13 +494,60 @@ func listLinks() ([]link, error) {
 			Loopback: at.Flags&net.FlagLoopback != 0,
 			NoARP:    at.RawFlags&unix.IFF_NOARP != 0,
 			Port:     at.MasterIndex != 0 && kind[at.MasterIndex] != "vrf",
+			Kind:     l.Type(),
 		})
+	}
+	if !addrs {
+		return out, nil
+	}
+	if err := markAddressed(out); err != nil {
+		return nil, fmt.Errorf("listing addresses: %w", err)
 	}
 	return out, nil
 }
 
+// markAddressed sets Addressed on the veths that could be used by
+// default. The address dump is skipped when there are none: on a node
+// whose kube-proxy runs in IPVS mode, kube-ipvs0 holds every Service
+// address, and most nodes have no veth that matters.
+func markAddressed(links []link) error {
+	var candidates []int
+	for i, l := range links {
+		if l.Kind == "veth" {
+			l.Addressed = true // as if it had one: would it be used?
+			if l.byDefault() {
+				candidates = append(candidates, i)
+			}
+		}
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	var addrs []netlink.Addr
+	var err error
+	for range 3 {
+		if addrs, err = netlink.AddrList(nil, netlink.FAMILY_ALL); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	global := map[int]bool{}
+	for _, ad := range addrs {
+		if ad.Scope == unix.RT_SCOPE_UNIVERSE {
+			global[ad.LinkIndex] = true
+		}
+	}
+	for _, i := range candidates {
+		links[i].Addressed = global[links[i].Index]
+	}
+	return nil
+}
+
 // subscription forwards netlink link events, and events about IPv6
-// link-local addresses (NDP needs one), as wake-ups.
+// link-local addresses (NDP needs one) and addresses on veths (they
+// decide whether one is used by default), as wake-ups.
 type subscription struct {
 	events   chan struct{} // capacity 1: something changed
 	broken   chan struct{} // closed when a subscription ended by itself
@@ -427,7 +556,10 @@ type subscription struct {
 	once     sync.Once
 }
 
-func subscribe(log *slog.Logger) (*subscription, error) {
+// subscribe follows the interfaces. watched reports whether address
+// changes on an interface (by index) matter, besides IPv6 link-local
+// addresses, which always do.
+func subscribe(log *slog.Logger, watched func(index int) bool) (*subscription, error) {
 	s := &subscription{
 		events:   make(chan struct{}, 1),
 		broken:   make(chan struct{}),
@@ -455,11 +587,11 @@ func subscribe(log *slog.Logger) (*subscription, error) {
 		}()
 		return nil, err
 	}
-	go s.forward(links, addrs)
+	go s.forward(links, addrs, watched)
 	return s, nil
 }
 
-func (s *subscription) forward(links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate) {
+func (s *subscription) forward(links <-chan netlink.LinkUpdate, addrs <-chan netlink.AddrUpdate, watched func(int) bool) {
 	defer close(s.finished)
 	var once sync.Once
 	broke := func() { once.Do(func() { close(s.broken) }) }
@@ -477,7 +609,11 @@ func (s *subscription) forward(links <-chan netlink.LinkUpdate, addrs <-chan net
 				broke()
 				continue
 			}
-			if u.LinkAddress.IP.To4() != nil || !u.LinkAddress.IP.IsLinkLocalUnicast() {
+			// IPv6 link-local addresses decide whether NDP can be
+			// answered; addresses on veths whether they are used by
+			// default (addressesMatter). Others do not matter.
+			linkLocal6 := u.LinkAddress.IP.To4() == nil && u.LinkAddress.IP.IsLinkLocalUnicast()
+			if !linkLocal6 && !watched(u.LinkIndex) {
 				continue
 			}
 		}

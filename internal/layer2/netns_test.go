@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -43,7 +45,7 @@ func TestMain(m *testing.M) {
 }
 
 type helperCommand struct {
-	Op      string                  `json:"op"` // "set" or "announced"
+	Op      string                  `json:"op"` // "set", "announced" or "state"
 	Desired map[netip.Addr][]string `json:"desired,omitempty"`
 }
 
@@ -52,13 +54,18 @@ type helperResult struct {
 	NoSuchInterface bool                    `json:"noSuchInterface,omitempty"`
 	NoLinkLocal     bool                    `json:"noLinkLocal,omitempty"`
 	Announced       map[netip.Addr][]string `json:"announced"`
+	// For "state": the process's goroutines, and the announcer's metric
+	// series with an interface label, as "name{interface/family}".
+	Goroutines int      `json:"goroutines,omitempty"`
+	Series     []string `json:"series,omitempty"`
 }
 
 // runHelper runs a real Announcer in the process's namespace until in
 // ends, then checks that Run returns.
 func runHelper(in io.Reader, out, logw io.Writer) int {
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a := New(Options{Log: log, GratuitousInterval: 200 * time.Millisecond})
+	reg := prometheus.NewRegistry()
+	a := New(Options{Log: log, Metrics: NewMetrics(reg), GratuitousInterval: 200 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan error, 1)
@@ -71,6 +78,13 @@ func runHelper(in io.Reader, out, logw io.Writer) int {
 			}
 		}
 		r.Announced = a.Announced()
+		if c.Op == "state" {
+			r.Goroutines = runtime.NumGoroutine()
+			var err error
+			if r.Series, err = interfaceSeries(reg); err != nil {
+				return nil, err
+			}
+		}
 		return r, nil
 	})
 	if err != nil {
@@ -87,6 +101,28 @@ func runHelper(in io.Reader, out, logw io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// interfaceSeries lists reg's series that have an interface label.
+func interfaceSeries(reg *prometheus.Registry) ([]string, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if ifname, ok := labels["interface"]; ok {
+				out = append(out, fmt.Sprintf("%s{%s/%s}", mf.GetName(), ifname, labels["family"]))
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // needNet skips (outside CI) or fails (in CI) a test that lacks root or a
@@ -207,6 +243,12 @@ func (s *speaker) set(desired map[netip.Addr][]string) helperResult {
 	return s.do(helperCommand{Op: "set", Desired: desired})
 }
 
+// state returns the helper's goroutine count and metric series.
+func (s *speaker) state() helperResult {
+	s.t.Helper()
+	return s.do(helperCommand{Op: "state"})
+}
+
 // mustSet calls Set and fails on an error.
 func (s *speaker) mustSet(desired map[netip.Addr][]string) {
 	s.t.Helper()
@@ -277,21 +319,7 @@ var macRe = regexp.MustCompile(`(?i)\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b`)
 // MAC.
 func ask(t *testing.T, client string, lb netip.Addr) (map[string]int, string) {
 	t.Helper()
-	var out, marker string
-	if lb.Is4() {
-		out, marker = try(client, "arping", "-c", "3", "-I", "eth0", lb.String()), "bytes from"
-	} else {
-		out, marker = try(client, "ndisc6", "-m", "-n", "-r", "3", lb.String(), "eth0"), "Target link-layer address"
-	}
-	counts := map[string]int{}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, marker) {
-			if m := macRe.FindString(line); m != "" {
-				counts[strings.ToLower(m)]++
-			}
-		}
-	}
-	return counts, out
+	return askOn(client, "eth0", lb)
 }
 
 func answeredOnlyBy(t *testing.T, client string, lb netip.Addr, mac string) {
@@ -438,7 +466,9 @@ func TestGratuitousMovesNeighbours(t *testing.T) {
 
 // TestInterfaceComesAndGoes: a named interface missing at Set is used once
 // it appears (without an IPv4 address of its own), dropped when deleted,
-// and used again when it comes back, without further Set calls.
+// and used again when it comes back, without further Set calls. It is a
+// veth without an address, so an address wanted on every interface stays
+// off it; and its metric series go with it.
 func TestInterfaceComesAndGoes(t *testing.T) {
 	needNet(t)
 	t.Parallel()
@@ -457,15 +487,25 @@ func TestInterfaceComesAndGoes(t *testing.T) {
 
 	for round := range 2 {
 		tp.plug(a, "pa1", "eth1", macEth1)
-		// lb4b, on every interface, gets eth1 as well.
-		sp.waitAnnounced(map[netip.Addr][]string{lb4a: {"eth1"}, lb6a: {"eth1"}, lb4b: {"eth0", "eth1"}})
+		// lb4b, on every interface, does not get eth1: a veth without
+		// an address is a pod's, by default.
+		sp.waitAnnounced(map[netip.Addr][]string{lb4a: {"eth1"}, lb6a: {"eth1"}, lb4b: {"eth0"}})
 		for _, lb := range []netip.Addr{lb4a, lb6a} {
 			try(client, "ip", "neigh", "del", lb.String(), "dev", "eth0")
 			kernelResolves(t, client, lb, macEth1)
 			answeredOnlyBy(t, client, lb, macEth1)
 		}
+		series := sp.state().Series
+		for _, want := range []string{"ironlb_l2_requests_answered_total{eth1/ipv4}", "ironlb_l2_requests_answered_total{eth1/ipv6}"} {
+			if !slices.Contains(series, want) {
+				t.Errorf("round %d: series %v lack %s", round, series, want)
+			}
+		}
 		testutil.Run(t, "ip", "-n", a, "link", "del", "eth1")
 		sp.waitAnnounced(map[netip.Addr][]string{lb4b: {"eth0"}})
+		if series := sp.state().Series; slices.ContainsFunc(series, func(s string) bool { return strings.Contains(s, "{eth1/") }) {
+			t.Errorf("round %d: eth1 deleted, its series remain: %v", round, series)
+		}
 		t.Logf("round %d: eth1 came and went", round)
 	}
 	kernelFails(t, client, lb4a)

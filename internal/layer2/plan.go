@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // ErrNoSuchInterface is wrapped by the errors Set returns for an interface
@@ -58,16 +59,121 @@ type link struct {
 	// Port: the interface is a port of a bridge or bond (its master is
 	// not a VRF), whose master answers for the segment.
 	Port bool
+	// Kind is the kernel's type of the interface (netlink's Link.Type):
+	// "device" for a NIC, "veth", "bridge", "vxlan", "dummy" and so on.
+	Kind string
+	// Addressed: the interface holds an address of global scope.
+	// listLinks looks only at veths, the one kind whose default choice
+	// depends on it, and leaves it false for the others.
+	Addressed bool
 }
 
 // ethernet reports whether the interface can carry our replies at all.
 func (l link) ethernet() bool { return !l.Loopback && len(l.MAC) == 6 }
 
 // byDefault reports whether the interface is one of "every interface":
-// up, Ethernet, and neither a bridge or bond port nor marked NOARP.
-// Answering on a bridge's ports as well as on the bridge would answer one
-// question several times with different MACs.
-func (l link) byDefault() bool { return l.Up && l.ethernet() && !l.Port && !l.NoARP }
+// up, Ethernet, and not skipped (skipReason).
+func (l link) byDefault() bool { return l.Up && l.ethernet() && l.skipReason() == "" }
+
+// skipReason says why an interface is left out of "every interface" (""
+// when it is not). A node carries many interfaces that are not on the
+// LAN its LoadBalancer addresses belong to: one veth per pod, tunnels,
+// the bridges of CNIs and container engines. Answering there gives pods
+// a wrong MAC for the address, costs a socket and two goroutines per
+// interface and family, and makes every pod interface a metric series.
+//
+// Where the kernel says what an interface is, its type decides; names
+// catch what a type cannot tell apart (a CNI's bridge from the node's
+// own bridge). A bridge or bond port is left out because its master
+// answers for it: answering on both would answer one question with two
+// MACs.
+func (l link) skipReason() string {
+	switch {
+	case l.Port:
+		return "bridge or bond port"
+	case l.NoARP:
+		return "NOARP"
+	case skippedKinds[l.Kind]:
+		return "type " + l.Kind
+	case l.Kind == "veth" && !l.Addressed:
+		// A pod's end of a veth holds no address of the node; the
+		// node's own uplink does when the node is a container or a
+		// namespace (kind, the lab), and stays in.
+		return "veth without a global address"
+	}
+	if p := skippedName(l.Name); p != "" {
+		return "name " + p
+	}
+	return ""
+}
+
+// skippedKinds are the interface types never used by default: overlay
+// and point-to-point tunnels (their far side is a network of their own,
+// not the LAN), dummies (kube-ipvs0 and nodelocaldns hold addresses but
+// reach nothing), VRF devices (frames arrive on their ports), netkit
+// (Cilium's pod devices) and ifb (traffic shaping). Types without an
+// Ethernet address (ipip, gre, wireguard, tun) never answer anyway.
+var skippedKinds = map[string]bool{
+	"vxlan": true, "geneve": true, "gretap": true, "ip6gretap": true,
+	"erspan": true, "ip6erspan": true, "bareudp": true,
+	"dummy": true, "vrf": true, "netkit": true, "ifb": true, "nlmon": true,
+}
+
+// skippedNames are the interface names never used by default: a
+// trailing * matches any rest. Put together from MetalLB's and Calico's
+// default exclusion lists (docker, cbr, virbr, lxcbr, cali, tunl,
+// flannel, kube-ipvs, cni, nodelocaldns), Cilium's excluded device
+// prefixes (cilium, lxc, cni, docker) and the devices of other CNIs and
+// container engines (Weave, kube-router, Antrea, OVN-Kubernetes, Podman,
+// nerdctl, LXD). Docker's user networks (br- and twelve hex digits) are
+// matched in skippedName.
+var skippedNames = []string{
+	"cali*", "cilium*", "lxc*", "cni*", "flannel*", "cbr*", "docker*",
+	"podman*", "nerdctl*", "virbr*", "lxdbr*", "weave", "vethwe*",
+	"datapath", "kube-bridge", "kube-dummy-if", "kube-ipvs*",
+	"nodelocaldns", "tunl*", "vxlan*", "genev*", "antrea-*", "ovn-k8s-*",
+	"ovs-system", "br-int",
+}
+
+// skippedName returns the pattern of skippedNames that name matches, or
+// "".
+func skippedName(name string) string {
+	for _, p := range skippedNames {
+		if rest, ok := strings.CutSuffix(p, "*"); ok && strings.HasPrefix(name, rest) || name == p {
+			return p
+		}
+	}
+	if hex, ok := strings.CutPrefix(name, "br-"); ok && len(hex) == 12 && strings.Trim(hex, "0123456789abcdef") == "" {
+		return "br-<12 hex digits>"
+	}
+	return ""
+}
+
+// skipped lists the interfaces that are up and Ethernet but left out of
+// "every interface", each with the reason, for the announcer's log.
+func skipped(links []link) map[string]string {
+	out := map[string]string{}
+	for _, l := range links {
+		if !l.Up || !l.ethernet() {
+			continue
+		}
+		if r := l.skipReason(); r != "" {
+			out[l.Name] = r
+		}
+	}
+	return out
+}
+
+// wantsEvery reports whether some address is to be answered on every
+// interface, which is when the choice of interfaces matters.
+func wantsEvery(desired map[netip.Addr][]string) bool {
+	for _, names := range desired {
+		if len(names) == 0 {
+			return true
+		}
+	}
+	return false
+}
 
 // key names a responder: one per interface and family.
 type key struct {
@@ -93,7 +199,8 @@ func (s addrSet) sorted() []netip.Addr {
 // plan works out which responders this node needs: for every interface and
 // family, the addresses to answer for there. An address with no interface
 // names goes to every interface that byDefault selects; a named interface
-// is used while it exists, is up and is Ethernet, whatever its flags. The
+// is used while it exists, is up and is Ethernet, whatever its flags,
+// type or name: naming it is how an operator overrides skipReason. The
 // error joins one error per (address, named interface) that cannot be used:
 // ErrNoSuchInterface or ErrNotEthernet. A named interface that exists but
 // is down is not an error; it is used once it comes up. Plan is pure.

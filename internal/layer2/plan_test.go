@@ -22,12 +22,18 @@ func mac(s string) net.HardwareAddr {
 func testLinks() []link {
 	return []link{
 		{Name: "lo", Index: 1, Up: true, Loopback: true, MAC: make(net.HardwareAddr, 6)},
-		{Name: "eth0", Index: 2, Up: true, MAC: mac("02:00:00:00:00:02")},
-		{Name: "eth1", Index: 3, Up: false, MAC: mac("02:00:00:00:00:03")},
-		{Name: "br0", Index: 4, Up: true, MAC: mac("02:00:00:00:00:04")},
-		{Name: "veth0", Index: 5, Up: true, Port: true, MAC: mac("02:00:00:00:00:05")},
-		{Name: "wg0", Index: 6, Up: true},
-		{Name: "noarp0", Index: 7, Up: true, NoARP: true, MAC: mac("02:00:00:00:00:07")},
+		{Name: "eth0", Index: 2, Up: true, Kind: "device", MAC: mac("02:00:00:00:00:02")},
+		{Name: "eth1", Index: 3, Up: false, Kind: "device", MAC: mac("02:00:00:00:00:03")},
+		{Name: "br0", Index: 4, Up: true, Kind: "bridge", MAC: mac("02:00:00:00:00:04")},
+		{Name: "veth0", Index: 5, Up: true, Kind: "veth", Port: true, MAC: mac("02:00:00:00:00:05")},
+		{Name: "wg0", Index: 6, Up: true, Kind: "wireguard"},
+		{Name: "noarp0", Index: 7, Up: true, Kind: "device", NoARP: true, MAC: mac("02:00:00:00:00:07")},
+		// What a Kubernetes node adds: pods' veths, tunnels, dummies and
+		// the bridges of CNIs and container engines.
+		{Name: "cali1a2b3c4d5e6", Index: 8, Up: true, Kind: "veth", MAC: mac("ee:ee:ee:ee:ee:ee")},
+		{Name: "vxlan.calico", Index: 9, Up: true, Kind: "vxlan", MAC: mac("66:00:00:00:00:09")},
+		{Name: "kube-ipvs0", Index: 10, Up: true, Kind: "dummy", MAC: mac("02:00:00:00:00:0a")},
+		{Name: "cni0", Index: 11, Up: true, Kind: "bridge", MAC: mac("02:00:00:00:00:0b")},
 	}
 }
 
@@ -44,7 +50,7 @@ func TestPlan(t *testing.T) {
 		is      error
 	}{
 		{
-			name:    "every interface skips down, loopback, non-Ethernet, bridge ports and NOARP",
+			name:    "every interface skips down, loopback, non-Ethernet, bridge ports, NOARP, pod veths, tunnels, dummies and CNI bridges",
 			desired: map[netip.Addr][]string{v4: nil, v6: {}},
 			want: map[string][]string{
 				"eth0/ipv4": {"203.0.113.65"}, "br0/ipv4": {"203.0.113.65"},
@@ -65,6 +71,17 @@ func TestPlan(t *testing.T) {
 			want: map[string][]string{
 				"veth0/ipv4": {"203.0.113.65"}, "noarp0/ipv4": {"203.0.113.65"},
 				"veth0/ipv6": {"2001:db8:ff00::10"},
+			},
+		},
+		{
+			name:    "named interfaces win over the default exclusions: a pod veth, a vxlan, a dummy, a CNI bridge",
+			desired: map[netip.Addr][]string{v4: {"cali1a2b3c4d5e6", "vxlan.calico"}, v6: {"kube-ipvs0", "cni0"}, v4b: nil},
+			want: map[string][]string{
+				"cali1a2b3c4d5e6/ipv4": {"203.0.113.65"}, "vxlan.calico/ipv4": {"203.0.113.65"},
+				"kube-ipvs0/ipv6": {"2001:db8:ff00::10"}, "cni0/ipv6": {"2001:db8:ff00::10"},
+				// the same interfaces are still skipped for an address
+				// wanted on every interface
+				"eth0/ipv4": {"203.0.113.66"}, "br0/ipv4": {"203.0.113.66"},
 			},
 		},
 		{
@@ -110,6 +127,97 @@ func TestPlan(t *testing.T) {
 			}
 			checkJoined(t, err, tt.is, tt.wantErr)
 		})
+	}
+}
+
+// TestSkipReason: which interfaces "every interface" leaves out, and why.
+// The kernel's type decides where it tells enough; names catch the
+// bridges and devices of CNIs and container engines.
+func TestSkipReason(t *testing.T) {
+	m := mac("02:00:00:00:00:01")
+	tests := []struct {
+		link link
+		want string // "" : used
+	}{
+		// Used: NICs, bonds, VLANs, macvlans, the node's own bridge, and a
+		// veth holding the node's address (kind, the lab).
+		{link{Name: "eth0", Kind: "device"}, ""},
+		{link{Name: "enp3s0f1", Kind: "device"}, ""},
+		{link{Name: "bond0", Kind: "bond"}, ""},
+		{link{Name: "bond0.100", Kind: "vlan"}, ""},
+		{link{Name: "mv0", Kind: "macvlan"}, ""},
+		{link{Name: "br0", Kind: "bridge"}, ""},
+		{link{Name: "br-ex", Kind: "openvswitch"}, ""},
+		{link{Name: "eth0", Kind: "veth", Addressed: true}, ""},
+		{link{Name: "tap0", Kind: "tuntap"}, ""},
+		// Not a Docker network's bridge: not twelve hex digits.
+		{link{Name: "br-lan", Kind: "bridge"}, ""},
+		{link{Name: "br-0123456789ab0", Kind: "bridge"}, ""},
+		// By flags and place.
+		{link{Name: "eth1", Kind: "device", Port: true}, "bridge or bond port"},
+		{link{Name: "vethabc", Kind: "veth", Port: true, Addressed: true}, "bridge or bond port"},
+		{link{Name: "eth2", Kind: "device", NoARP: true}, "NOARP"},
+		// By type, whatever the name.
+		{link{Name: "eth9", Kind: "veth"}, "veth without a global address"},
+		{link{Name: "vethd8a1b2c", Kind: "veth"}, "veth without a global address"},
+		{link{Name: "uplink", Kind: "vxlan"}, "type vxlan"},
+		{link{Name: "flannel.1", Kind: "vxlan"}, "type vxlan"},
+		{link{Name: "genev_sys_6081", Kind: "geneve"}, "type geneve"},
+		{link{Name: "nodelocaldns", Kind: "dummy"}, "type dummy"},
+		{link{Name: "kube-ipvs0", Kind: "dummy"}, "type dummy"},
+		{link{Name: "gt0", Kind: "gretap"}, "type gretap"},
+		{link{Name: "red", Kind: "vrf"}, "type vrf"},
+		{link{Name: "nk0", Kind: "netkit"}, "type netkit"},
+		// By name, whatever the type.
+		{link{Name: "cni0", Kind: "bridge"}, "name cni*"},
+		{link{Name: "cni-podman0", Kind: "bridge"}, "name cni*"},
+		{link{Name: "docker0", Kind: "bridge"}, "name docker*"},
+		{link{Name: "br-3f2a9c81d0e4", Kind: "bridge"}, "name br-<12 hex digits>"},
+		{link{Name: "cbr0", Kind: "bridge"}, "name cbr*"},
+		{link{Name: "kube-bridge", Kind: "bridge"}, "name kube-bridge"},
+		{link{Name: "weave", Kind: "bridge"}, "name weave"},
+		{link{Name: "virbr0", Kind: "bridge"}, "name virbr*"},
+		{link{Name: "lxcbr0", Kind: "bridge"}, "name lxc*"},
+		{link{Name: "lxc_health", Kind: "veth", Addressed: true}, "name lxc*"},
+		{link{Name: "cilium_host", Kind: "veth", Addressed: true}, "name cilium*"},
+		{link{Name: "cali0f1e2d3c4b5", Kind: "veth", Addressed: true}, "name cali*"},
+		{link{Name: "antrea-gw0", Kind: "openvswitch"}, "name antrea-*"},
+		{link{Name: "ovn-k8s-mp0", Kind: "openvswitch"}, "name ovn-k8s-*"},
+		{link{Name: "tunl0", Kind: "device"}, "name tunl*"},
+		{link{Name: "vxlan.calico", Kind: "device"}, "name vxlan*"},
+	}
+	for _, tt := range tests {
+		l := tt.link
+		l.Up, l.MAC = true, m
+		if got := l.skipReason(); got != tt.want {
+			t.Errorf("%s (%s): skipReason = %q, want %q", l.Name, l.Kind, got, tt.want)
+		}
+		if got := l.byDefault(); got != (tt.want == "") {
+			t.Errorf("%s (%s): byDefault = %v, want %v", l.Name, l.Kind, got, tt.want == "")
+		}
+	}
+}
+
+// TestSkipped: the announcer's log lists only interfaces that would
+// otherwise have been used (up, Ethernet) with their reasons.
+func TestSkipped(t *testing.T) {
+	got := skipped(testLinks())
+	want := map[string]string{
+		"veth0":           "bridge or bond port",
+		"noarp0":          "NOARP",
+		"cali1a2b3c4d5e6": "veth without a global address",
+		"vxlan.calico":    "type vxlan",
+		"kube-ipvs0":      "type dummy",
+		"cni0":            "name cni*",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	if wantsEvery(map[netip.Addr][]string{netip.MustParseAddr("203.0.113.65"): {"eth0"}}) {
+		t.Error("wantsEvery with only named interfaces")
+	}
+	if !wantsEvery(map[netip.Addr][]string{netip.MustParseAddr("203.0.113.65"): {"eth0"}, netip.MustParseAddr("203.0.113.66"): nil}) {
+		t.Error("wantsEvery with an address on every interface is false")
 	}
 }
 

@@ -54,6 +54,9 @@ type responderConfig struct {
 	// claimed, when set, hears of the others' announcements of owned
 	// addresses (Options.Claimed).
 	claimed func(netip.Addr, net.HardwareAddr) bool
+	// conflicts logs the unexpected ones, rate-limited (nil: not logged;
+	// they are counted in metrics either way).
+	conflicts *conflictLog
 }
 
 // responder answers for a set of addresses on one interface in one family
@@ -323,10 +326,13 @@ func (r *responder) answer(req request) {
 		if r.cfg.local != nil && r.cfg.local(req.senderMAC) {
 			return
 		}
-		if r.cfg.claimed == nil || !r.cfg.claimed(req.target, req.senderMAC) {
-			r.cfg.log.Warn("layer2: another host announces an address this node owns",
-				"address", req.target, "mac", req.senderMAC.String(), "interface", r.cfg.key.name)
+		if r.cfg.claimed != nil && r.cfg.claimed(req.target, req.senderMAC) {
+			return // the successor of a handoff
 		}
+		// Anyone on the LAN can send these, as fast as they like: count
+		// every one, log a few.
+		r.cfg.metrics.conflict(r.cfg.key)
+		r.cfg.conflicts.report(req.target, req.senderMAC, r.cfg.key)
 		return
 	}
 	frame, err := reply(r.cfg.key.fam, r.cfg.mac, req)

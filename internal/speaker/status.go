@@ -95,8 +95,9 @@ func (w *statusWriter) run(ctx context.Context) {
 func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementStatus) error {
 	// A merge patch replaces the lists whole; this speaker is the
 	// object's only writer, so there is nothing to merge with.
+	capLayer2(&st)
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{
-		"layer2": st.Layer2, "members": st.Members, "bgp": st.BGP, "bgpPrefixes": st.BGPPrefixes, "bgpSessions": st.BGPSessions,
+		"layer2": st.Layer2, "layer2Addresses": nilIfZero(st.Layer2Addresses), "members": st.Members, "bgp": st.BGP, "bgpPrefixes": st.BGPPrefixes, "bgpSessions": st.BGPSessions,
 		"knownSpeakers": st.KnownSpeakers, "fenced": nilIfEmpty(st.Fenced),
 	}})
 	if err != nil {
@@ -119,6 +120,31 @@ func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementSt
 		return fmt.Errorf("writing the status of NodeAnnouncement %s: %w", w.node, err)
 	}
 	return nil
+}
+
+// maxLayer2Status is how many layer 2 addresses a NodeAnnouncement
+// lists, as for BGP prefixes (maxBGPStatusPrefixes). A node may answer for
+// thousands, and an object past etcd's size limit (1.5 MiB by default)
+// could never be written again, so the status would freeze; the count
+// says how many there are in all.
+const maxLayer2Status = 100
+
+// capLayer2 counts the layer 2 addresses and keeps the first
+// maxLayer2Status of the list (sorted by address, so the lowest). It
+// sets the count whatever it was, so it is safe to call twice.
+func capLayer2(st *v1alpha1.NodeAnnouncementStatus) {
+	if n := int32(len(st.Layer2)); n > st.Layer2Addresses {
+		st.Layer2Addresses = n
+	}
+	st.Layer2 = st.Layer2[:min(len(st.Layer2), maxLayer2Status)]
+}
+
+// nilIfZero makes 0 null in a merge patch, which removes the field.
+func nilIfZero(n int32) any {
+	if n == 0 {
+		return nil
+	}
+	return n
 }
 
 // nilIfEmpty makes an empty string null in a merge patch, which removes
