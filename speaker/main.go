@@ -63,6 +63,7 @@ type Options struct {
 	ForwardingResync   time.Duration
 	Cleanup            bool
 	MetricsAddr        string
+	Metrics            cmdutil.MetricsServing
 	HealthAddr         string
 	Log                cmdutil.LogOptions
 	API                cmdutil.APIOptions
@@ -98,8 +99,12 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ForwardingMode, "forwarding-mode", "endpoints", "how traffic for announced addresses is forwarded: endpoints (DNAT to ready endpoints), nodeport (DNAT to the Service's NodePort) or none (another component, such as kube-proxy, handles it)")
 	fs.DurationVar(&o.ForwardingResync, "forwarding-resync", time.Hour, "how often the forwarding rules are written in full (they are written in part on every change), which repairs anything changed behind ironlb's back")
 	fs.BoolVar(&o.Cleanup, "cleanup", false, "remove ironlb's nftables tables (every forwarding rule ironlb made) and exit")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics); 0 disables it")
-	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":7475", "address of the /healthz and /readyz endpoints")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":7474", "address of the Prometheus metrics endpoint (/metrics, HTTPS for callers the API server authorizes unless --metrics-insecure); 0 disables it")
+	o.Metrics.AddFlags(fs)
+	// The speaker runs in the host network: on every address of the node
+	// the probes would answer anyone who reaches it. The kubelet probes
+	// host-network pods from the node itself, so loopback is enough.
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", "127.0.0.1:7475", "address of the /healthz and /readyz endpoints (no authentication; the default answers only on the node itself, where the kubelet probes from)")
 	o.Log.AddFlags(fs)
 	o.API.AddFlags(fs, 50, 100)
 }
@@ -158,6 +163,7 @@ func (o *Options) validate() error {
 	if o.ForwardingResync < time.Minute {
 		errs = append(errs, fmt.Errorf("--forwarding-resync %s: must be at least 1m", o.ForwardingResync))
 	}
+	errs = append(errs, o.Metrics.Validate())
 	return errors.Join(errs...)
 }
 
@@ -191,6 +197,7 @@ func run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	o.Metrics.WarnInsecure(log, o.MetricsAddr)
 	ro := speaker.RunOptions{
 		Options: speaker.Options{
 			Node:    o.NodeName,
@@ -204,9 +211,10 @@ func run(ctx context.Context, o *Options) error {
 
 			ForwardingMode: planner.ForwardingMode(o.ForwardingMode),
 		},
-		Dataplane:   dataplane.Options{Resync: o.ForwardingResync},
-		MetricsAddr: o.MetricsAddr,
-		HealthAddr:  o.HealthAddr,
+		Dataplane:      dataplane.Options{Resync: o.ForwardingResync},
+		MetricsAddr:    o.MetricsAddr,
+		MetricsServing: o.Metrics,
+		HealthAddr:     o.HealthAddr,
 		Membership: membership.Options{
 			Name:           o.NodeName,
 			Port:           o.MemberlistPort,

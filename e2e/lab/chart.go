@@ -169,10 +169,10 @@ type workload struct {
 // container is the workload's one container.
 func (w workload) container() corev1.Container { return w.template.Spec.Containers[0] }
 
-// command is the workload's container arguments, with the kubeconfig
+// command is the workload's container arguments, with a kubeconfig
 // that stands in for the in-cluster configuration.
-func (w workload) command() []string {
-	return append(slices.Clone(w.container().Args), "--kubeconfig="+w.kubeconfig)
+func (w workload) command(kubeconfig string) []string {
+	return append(slices.Clone(w.container().Args), "--kubeconfig="+kubeconfig)
 }
 
 // env resolves the container's environment for a pod on node.
@@ -225,8 +225,10 @@ func podName(container, node string) string {
 
 // installChart installs the chart's objects in ChartNamespace, except its
 // Deployment and DaemonSet, whose pods the lab runs as processes; it
-// returns those two workloads, each with a kubeconfig holding a token of
-// its ServiceAccount.
+// returns those two workloads, the controller's with a kubeconfig holding
+// a token of its ServiceAccount (the speakers get theirs, bound to their
+// Pods, in createSpeakerPods). It also makes the scraper that reads
+// metrics (setupScraper).
 func (l *Lab) installChart(ctx context.Context, cfg *rest.Config, b Binaries) (controller, speaker workload, err error) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ChartNamespace}}
 	if _, err := l.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -269,9 +271,16 @@ func (l *Lab) installChart(ctx context.Context, cfg *rest.Config, b Binaries) (c
 		if len(w.template.Spec.Containers) != 1 {
 			return controller, speaker, fmt.Errorf("%s has %d containers; the lab runs one", w.name, len(w.template.Spec.Containers))
 		}
-		if w.kubeconfig, err = l.serviceAccountKubeconfig(ctx, w.template.Spec.ServiceAccountName); err != nil {
-			return controller, speaker, err
-		}
+	}
+	if controller.kubeconfig, err = l.serviceAccountKubeconfig(ctx, controller.template.Spec.ServiceAccountName); err != nil {
+		return controller, speaker, err
+	}
+	reader, err := MetricsReaderRole(objs)
+	if err != nil {
+		return controller, speaker, err
+	}
+	if l.metricsToken, err = l.setupScraper(ctx, reader); err != nil {
+		return controller, speaker, err
 	}
 	return controller, speaker, nil
 }
@@ -293,15 +302,22 @@ func (l *Lab) serviceAccountKubeconfig(ctx context.Context, sa string) (string, 
 // createSpeakerPods creates, for every node, the speaker Pod the
 // DaemonSet would (the lab runs no DaemonSet controller), and waits until
 // the node agent has given each its node's address: the speakers find
-// each other through these Pods.
+// each other through these Pods. Each speaker runs with a token bound to
+// its Pod, which names its node, as the kubelet's does: the chart's
+// admission policy lets it write only its own node's NodeAnnouncement.
 func (l *Lab) createSpeakerPods(ctx context.Context, ds workload) error {
 	pods := l.Clientset.CoreV1().Pods(ChartNamespace)
+	l.speakerKubeconfigs = map[string]string{}
 	for _, n := range l.Plan.Nodes {
 		spec := *ds.template.Spec.DeepCopy()
 		spec.NodeName = n.Name
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: ds.name + "-" + n.Name, Labels: ds.template.Labels}, Spec: spec}
-		if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		created, err := pods.Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
 			return fmt.Errorf("speaker Pod for %s: %w", n.Name, err)
+		}
+		if l.speakerKubeconfigs[n.Name], err = l.podKubeconfig(ctx, created); err != nil {
+			return err
 		}
 	}
 	for _, n := range l.Plan.Nodes {
@@ -319,13 +335,15 @@ func (l *Lab) createSpeakerPods(ctx context.Context, ds workload) error {
 func (l *Lab) Bin() Binaries { return l.bin }
 
 // ComponentKubeconfig is the kubeconfig the lab runs a component
-// ("controller" or "speaker") with: its ServiceAccount's token.
+// ("controller" or "speaker") with: its ServiceAccount's token; for the
+// speaker, that of the first node's speaker, bound to its Pod (see
+// SpeakerKubeconfig).
 func (l *Lab) ComponentKubeconfig(component string) string {
 	switch component {
 	case "controller":
 		return l.controller.kubeconfig
 	case "speaker":
-		return l.speaker.kubeconfig
+		return l.SpeakerKubeconfig(l.Plan.Nodes[0].Name)
 	}
 	return ""
 }

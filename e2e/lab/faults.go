@@ -422,19 +422,16 @@ func (h *Holder) Stop() []HeldConn {
 	return h.Conns()
 }
 
-// speakerMetricsPort is the port of the speakers' /metrics, as the chart
-// sets it (speaker.metricsPort).
-const speakerMetricsPort = 7474
-
 // membersMetric is the speaker's gauge of the memberlist members it sees
 // alive, itself included, 0 before it has joined.
 const membersMetric = "ironlb_memberlist_members"
 
 // metricsClient reads the speakers' metrics from the control plane's
-// namespace, over the LAN as Prometheus would, on a new connection each
-// time (a speaker may have been restarted since the last read).
+// namespace, over the LAN as Prometheus would (HTTPS, with the token of a
+// scraper the chart's reader role binds), on a new connection each time
+// (a speaker may have been restarted since the last read).
 func (l *Lab) metricsClient(timeout time.Duration) *http.Client {
-	return httpClient(l.Plan.ControlPlane.NetNS, timeout)
+	return ScrapeClient(l.Plan.ControlPlane.NetNS, l.metricsToken, timeout)
 }
 
 // SpeakerMembers reads, from a node's speaker's metrics, how many
@@ -446,11 +443,11 @@ func (l *Lab) SpeakerMembers(node string) (int, error) {
 }
 
 func (l *Lab) speakerMembers(c *http.Client, node string) (int, error) {
-	n, err := l.node(node)
+	url, err := l.SpeakerMetricsURL(node)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.Get(fmt.Sprintf("http://%s/metrics", netip.AddrPortFrom(n.Addr.Addr(), speakerMetricsPort)))
+	resp, err := c.Get(url)
 	if err != nil {
 		return 0, err
 	}
@@ -576,7 +573,7 @@ func LatestMembers(samples []MemberSample) map[string]MemberSample {
 // MemberlistSecret names the Secret the speakers read their memberlist
 // key from, as the chart's DaemonSet passes it (--memberlist-secret).
 func (l *Lab) MemberlistSecret() (namespace, name string, err error) {
-	for _, a := range l.speaker.command() {
+	for _, a := range l.speaker.container().Args {
 		if v, ok := strings.CutPrefix(a, "--memberlist-secret="); ok {
 			ns, n, ok := strings.Cut(v, "/")
 			if !ok {

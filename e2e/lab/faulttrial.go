@@ -988,8 +988,10 @@ func (e *FaultEnv) watchFrozen(rec *FreezeRecord, pfx netip.Prefix, hops []netip
 		if time.Now().After(nextLiveness) {
 			nextLiveness = nextLiveness.Add(10 * time.Second)
 			for _, n := range rec.Survivors {
-				node, _ := l.Plan.Node(n)
-				_, err := HTTPGetFrom(l.Plan.ControlPlane.NetNS, fmt.Sprintf("http://%s/healthz", netip.AddrPortFrom(node.Addr.Addr(), speakerHealthPort)), time.Second)
+				ns, url, err := l.speakerProbe(n, "/healthz")
+				if err == nil {
+					_, err = HTTPGetFrom(ns, url, time.Second)
+				}
 				if err == nil {
 					failedInRow[n] = 0
 					continue

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +59,11 @@ type Lab struct {
 	speakerArgs []string
 	// controller and speaker are the chart's workloads the lab runs.
 	controller, speaker workload
+	// speakerKubeconfigs are the speakers' kubeconfigs by node, each with
+	// a token bound to that node's speaker Pod.
+	speakerKubeconfigs map[string]string
+	// metricsToken is the scraper's token (setupScraper).
+	metricsToken string
 	// speakerEnv is the speakers' environment beyond the lab's own: a
 	// PATH that holds nft, which they run to program forwarding.
 	speakerEnv []string
@@ -135,7 +139,7 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if err != nil {
 		return l, err
 	}
-	ctrl, err := startIn(o.Dir, "controller", p.ControlPlane.NetNS, ctrlEnv, o.Bin.Controller, l.controller.command()...)
+	ctrl, err := startIn(o.Dir, "controller", p.ControlPlane.NetNS, ctrlEnv, o.Bin.Controller, l.controller.command(l.controller.kubeconfig)...)
 	if err != nil {
 		return l, err
 	}
@@ -200,7 +204,7 @@ func (l *Lab) StartSpeaker(node string, extra ...string) error {
 	if err != nil {
 		return err
 	}
-	args := append(append(l.speaker.command(), l.speakerArgs...), extra...)
+	args := append(append(l.speaker.command(l.SpeakerKubeconfig(node)), l.speakerArgs...), extra...)
 	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append(env, l.speakerEnv...), l.bin.Speaker, args...)
 	if err != nil {
 		return err
@@ -233,13 +237,14 @@ func (l *Lab) StopSpeaker(node string) error {
 }
 
 // SpeakerReady tells whether a node's speaker answers /readyz (it has
-// synced its caches and joined the memberlist cluster).
+// synced its caches and joined the memberlist cluster), asked where the
+// kubelet would ask it (speakerProbe).
 func (l *Lab) SpeakerReady(node string) error {
-	n, err := l.node(node)
+	ns, url, err := l.speakerProbe(node, "/readyz")
 	if err != nil {
 		return err
 	}
-	body, err := HTTPGetFrom(l.Plan.ControlPlane.NetNS, fmt.Sprintf("http://%s/readyz", netip.AddrPortFrom(n.Addr.Addr(), speakerHealthPort)), 2*time.Second)
+	body, err := HTTPGetFrom(ns, url, 2*time.Second)
 	if err != nil {
 		return err
 	}
@@ -248,9 +253,6 @@ func (l *Lab) SpeakerReady(node string) error {
 	}
 	return nil
 }
-
-// speakerHealthPort is the port of the speakers' /readyz, as the chart sets it.
-const speakerHealthPort = 7475
 
 // speakerState waits until every speaker is ready or has ended, at most
 // limit, and reports each "ready", or why not: the last line of its log

@@ -42,6 +42,9 @@ func TestEndpoints(t *testing.T) {
 	start(t, func(o *assigner.RunOptions) {
 		o.MetricsAddr, o.HealthAddr = metrics, health
 		o.Registry = nil // Run's default: the registry the manager serves
+		// Plain HTTP: this test reads what is served; who may read it is
+		// controller/main_test.go's TestMetricsNeedAuthorization.
+		o.MetricsServing.Insecure = true
 	})
 	create(t, lbService(ns, "a", ipv6Only))
 	waitCondition(t, ns, "a", assigner.ReasonAllocated)

@@ -14,7 +14,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/internal/cmdutil"
 )
@@ -37,8 +36,12 @@ type RunOptions struct {
 	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election;
 	// zero values take controller-runtime's defaults (15s, 10s, 2s).
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
-	MetricsAddr                               string
-	HealthAddr                                string
+	// MetricsAddr is where /metrics is served ("0": nowhere), and
+	// MetricsServing how it is protected (the zero value: HTTPS for
+	// callers the API server authorizes).
+	MetricsAddr    string
+	MetricsServing cmdutil.MetricsServing
+	HealthAddr     string
 }
 
 // Run runs the controller until ctx ends. With leader election, only the
@@ -53,10 +56,14 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	metricsOpts, err := o.MetricsServing.ServerOptions(o.MetricsAddr)
+	if err != nil {
+		return err
+	}
 	mgrOpts := ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        logger,
-		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        o.HealthAddr,
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaseName,

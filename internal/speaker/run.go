@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/bgp"
@@ -39,8 +38,15 @@ import (
 // RunOptions are everything Run needs besides the API server.
 type RunOptions struct {
 	Options
-	MetricsAddr string
-	HealthAddr  string
+	// MetricsAddr is where /metrics is served ("0": nowhere), and
+	// MetricsServing how it is protected (the zero value: HTTPS for
+	// callers the API server authorizes).
+	MetricsAddr    string
+	MetricsServing cmdutil.MetricsServing
+	// HealthAddr is where /healthz and /readyz are served; the speaker
+	// runs in the host network, so the binary's default is loopback,
+	// where the kubelet's probes reach it and nothing off the node does.
+	HealthAddr string
 	// Membership configures memberlist; its Key, Log and Metrics are
 	// filled in by Run.
 	Membership membership.Options
@@ -91,10 +97,14 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 			&corev1.Pod{}: {Namespaces: map[string]cache.Config{o.PodNamespace: {}}, Label: o.PodSelector},
 		}
 	}
+	metricsOpts, err := o.MetricsServing.ServerOptions(o.MetricsAddr)
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 logr.FromSlogHandler(o.Log.Handler()),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.HealthAddr,
 		Cache:                  cacheOpts,
 	})

@@ -94,3 +94,42 @@ readOnlyRootFilesystem: true
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* "true" when /metrics is served over HTTPS with authentication,
+empty otherwise. dig keeps an upgrade with --reuse-values from a chart
+without metrics.secure secure. */}}
+{{- define "ironlb.metricsSecure" -}}
+{{- if dig "secure" true .Values.metrics }}true{{ end }}
+{{- end }}
+
+{{/* How both components protect /metrics (values metrics.secure and
+metrics.certSecret). */}}
+{{- define "ironlb.metricsArgs" -}}
+{{- if not (include "ironlb.metricsSecure" .) -}}
+- --metrics-insecure=true
+{{- else if .Values.metrics.certSecret -}}
+- --metrics-cert-dir=/etc/ironlb/metrics-certs
+{{- else -}}
+- --metrics-insecure=false
+{{- end }}
+{{- end }}
+
+{{/* The metrics certificate's volume mount and volume, when
+metrics.certSecret names one; nothing otherwise. */}}
+{{- define "ironlb.metricsCertMount" -}}
+{{- if and (include "ironlb.metricsSecure" .) .Values.metrics.certSecret -}}
+volumeMounts:
+  - name: metrics-certs
+    mountPath: /etc/ironlb/metrics-certs
+    readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "ironlb.metricsCertVolume" -}}
+{{- if and (include "ironlb.metricsSecure" .) .Values.metrics.certSecret -}}
+volumes:
+  - name: metrics-certs
+    secret:
+      secretName: {{ .Values.metrics.certSecret }}
+{{- end }}
+{{- end }}
