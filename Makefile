@@ -27,7 +27,7 @@ test: tools lint unit fuzz image-check ## everything CI runs
 
 unit: tools build
 	go test -race ./...
-	cd e2e && go test -race -count=1 -p 1 ./... # one lab at a time; never cached, as the tests run the binaries in bin/
+	cd e2e && go test -race -count=1 -p 1 -timeout 45m ./... # one lab at a time; never cached, as the tests run the binaries in bin/
 
 # Short fuzz runs of the parsers and the resolver; longer ones: make fuzz FUZZTIME=5m
 fuzz:

@@ -178,7 +178,7 @@ func forbiddenStatus(d desired, res allocator.Result, why func(netip.Addr) strin
 }
 
 // forbiddenKey names the one work item of reconcileForbidden.
-var forbiddenKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "forbidden-addresses"}}
+var forbiddenKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "excluded-addresses"}}
 
 // setupForbidden adds the controller that follows Nodes and, when the API
 // serves them, ServiceCIDRs. Their events only mark the forbidden
@@ -192,7 +192,7 @@ func (c *Controller) setupForbidden(mgr manager.Manager) error {
 		return []reconcile.Request{forbiddenKey}
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
-		Named("forbidden-addresses").
+		Named("excluded-addresses").
 		Watches(&corev1.Node{}, changed, builder.WithPredicates(nodeAddressesChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &c.opts.SeveralPerProcess})
 	gk := schema.GroupKind{Group: networkingv1.GroupName, Kind: "ServiceCIDR"}
