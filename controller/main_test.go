@@ -31,14 +31,6 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, &o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	})
+	metricstest.Run(t, "controller", func(ctx context.Context) error { return run(ctx, &o) })
 	metricstest.Check(t, "https://"+addr+"/metrics", reader, other, "# HELP")
 }

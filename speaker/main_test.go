@@ -38,15 +38,7 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, &o) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("speaker: %v", err)
-		}
-	})
+	metricstest.Run(t, "speaker", func(ctx context.Context) error { return run(ctx, &o) })
 	metricstest.Check(t, "https://"+addr+"/metrics", reader, other, "ironlb_memberlist_members")
 }
 

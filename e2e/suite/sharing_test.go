@@ -358,16 +358,7 @@ func tenantNamespace(t *testing.T, c client.Client, name string) {
 			err := c.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})
 			return apierrors.IsNotFound(err), fmt.Sprintf("namespace %s still there (%v)", name, err)
 		}
-		for deadline := time.Now().Add(testutil.WaitLimit); ; time.Sleep(100 * time.Millisecond) {
-			ok, why := gone()
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("removing namespace %s: %s", name, why)
-				return
-			}
-		}
+		testutil.Eventually(t, "namespace "+name+" removed", gone)
 	})
 	testutil.Eventually(t, "the default ServiceAccount of "+name, func() (bool, string) {
 		err := c.Get(ctx, client.ObjectKey{Namespace: name, Name: "default"}, &corev1.ServiceAccount{})

@@ -199,3 +199,17 @@ func Check(t testing.TB, url, reader, other, want string) {
 		}
 	}
 }
+
+// Run runs a binary's run function until the test ends, then stops it
+// and reports the error it returned.
+func Run(t testing.TB, name string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	})
+}
