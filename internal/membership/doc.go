@@ -20,10 +20,10 @@
 // still there.
 //
 // Failure detection is tuned for layer 2 failover. With the speaker's
-// defaults (probe interval 100ms, probe timeout 50ms, suspicion multiplier
+// defaults (probe interval 80ms, probe timeout 40ms, suspicion multiplier
 // 2, gossip interval 100ms) a speaker that dies without leaving is dropped by
-// every other speaker of a cluster of fewer than ten 0.3 to about 0.6
-// seconds after it died (median about 0.4s measured over five members); a
+// every other speaker of a cluster of fewer than ten 0.25 to about 0.55
+// seconds after it died (median about 0.35s measured over five members); a
 // speaker that leaves is dropped within a gossip interval or two. README.md
 // explains the arithmetic and each timing that was chosen.
 package membership

@@ -20,8 +20,8 @@ import (
 // Defaults used when an Options field is zero. The failure detection ones
 // are the speaker's flag defaults.
 const (
-	DefaultProbeInterval  = 100 * time.Millisecond
-	DefaultProbeTimeout   = 50 * time.Millisecond
+	DefaultProbeInterval  = 80 * time.Millisecond
+	DefaultProbeTimeout   = 40 * time.Millisecond
 	DefaultGossipInterval = 100 * time.Millisecond
 	DefaultSuspicionMult  = 2
 	DefaultRejoinInterval = 10 * time.Second

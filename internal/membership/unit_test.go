@@ -123,7 +123,7 @@ func TestNewValidates(t *testing.T) {
 		{"empty key", func(o *Options) { o.Key = []byte{} }, "Options.Key has 0 bytes; must be 16, 24 or 32 (nil for no encryption)"},
 		{"short key", func(o *Options) { o.Key = make([]byte, 20) }, "Options.Key has 20 bytes"},
 		{"timeout not below interval", func(o *Options) { o.ProbeInterval = 100 * time.Millisecond; o.ProbeTimeout = 100 * time.Millisecond }, "Options.ProbeTimeout 100ms: must be shorter than ProbeInterval 100ms"},
-		{"timeout above default interval", func(o *Options) { o.ProbeTimeout = 300 * time.Millisecond }, "shorter than ProbeInterval 100ms"},
+		{"timeout above default interval", func(o *Options) { o.ProbeTimeout = 300 * time.Millisecond }, "shorter than ProbeInterval 80ms"},
 		{"negative gossip", func(o *Options) { o.GossipInterval = -1 }, "Options.GossipInterval"},
 		{"negative rejoin", func(o *Options) { o.RejoinInterval = -1 }, "Options.RejoinInterval"},
 		{"negative suspicion", func(o *Options) { o.SuspicionMult = -1 }, "Options.SuspicionMult -1"},
@@ -170,7 +170,7 @@ func TestMemberlistConfig(t *testing.T) {
 		"Delegate": conf.Delegate,
 	}
 	want := map[string]any{
-		"ProbeInterval": "100ms", "ProbeTimeout": "50ms", "GossipInterval": "100ms", "SuspicionMult": 2,
+		"ProbeInterval": "80ms", "ProbeTimeout": "40ms", "GossipInterval": "100ms", "SuspicionMult": 2,
 		"LeaveTimeout": "1s", "DeadNodeReclaimTime>0": true,
 		"BindAddr": "198.51.100.1", "AdvertiseAddr": "198.51.100.1", "BindPort": 7946,
 		"PrimaryKey": 16, "Keys": 1, "GossipVerifyIncoming": true,

@@ -180,8 +180,8 @@ Regenerate with `+"`make lab-failover`"+` (root; about ten minutes). Written %s 
 
 A client on the lab's LAN asks for the address every 10 ms (ARP for IPv4, a
 neighbour solicitation for IPv6) and records every answer with the MAC it
-gives. Three nodes, speaker defaults (memberlist probe interval 100 ms, probe
-timeout 50 ms, suspicion multiplier 2, gossip interval 100 ms, handoff
+gives. Three nodes, speaker defaults (memberlist probe interval 80 ms, probe
+timeout 40 ms, suspicion multiplier 2, gossip interval 100 ms, handoff
 500 ms, leave grace 1 s). Each fault hits the node answering for the address;
 after each trial the node is restored and takes the address back. %d trials
 per row.

@@ -595,7 +595,7 @@ is broken). The trials of a fault share its lab: each ends once every
 address is answered by its owner alone and every speaker's
 NodeAnnouncement counts every node, which is how the next one starts. The
 node a trial hits takes turns. Speaker defaults throughout (fencing by
-quorum, memberlist probe interval 100 ms).
+quorum, memberlist probe interval 80 ms).
 
 - **Rolling restart**: one trial stops every speaker gracefully and starts
   it again, one at a time, each ready and everything back in place before
