@@ -1,5 +1,6 @@
-# ironlb build, test and lab entry points. Everything a fresh machine lacks
-# besides Debian packages (see .ci/run) is built here into bin/.
+# ironlb build, test and lab entry points. `make lab` and `make test` set up
+# everything a fresh Debian 12 machine lacks: Debian packages (hack/deps.sh,
+# as root), then the pinned tools and control plane, built here into bin/.
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -13,17 +14,20 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-faults lab-down clean
+.PHONY: deps architecture build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-faults lab-down clean
 
-build: ## build the controller and speaker into bin/
+build: ## build the controller, the speaker and the kubectl plugin into bin/
 	go build -o $(BIN)/controller ./controller
 	go build -o $(BIN)/speaker ./speaker
+
+deps: ## install the Debian packages the lab and the tests need, when missing (root)
+	hack/deps.sh
 
 generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config/v1alpha1, and the chart's copy of the CRDs
 	$(BIN)/controller-gen object crd:crdVersions=v1 paths=./config/... output:crd:artifacts:config=config/crd
 	rm -f charts/ironlb/crds/*.yaml && cp config/crd/*.yaml charts/ironlb/crds/
 
-test: tools lint unit fuzz image-check ## everything CI runs
+test: deps tools lint unit fuzz image-check ## every test: what CI runs
 
 unit: tools build
 	go test -race ./...
@@ -66,9 +70,12 @@ $(BIN)/kube-controller-manager: hack/tools/kube/go.mod hack/tools/kube/go.sum
 	cd hack/tools/kube && go build -ldflags "$(K8S_LDFLAGS)" -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
 
 # Debian's etcd (package etcd-server) works with this kube-apiserver.
-$(BIN)/etcd:
-	@command -v etcd >/dev/null || { echo "etcd not found: apt-get install etcd-server (or run .ci/run)"; exit 1; }
+$(BIN)/etcd: | deps
+	@command -v etcd >/dev/null || { echo "etcd not found: apt-get install etcd-server (make deps does, as root)"; exit 1; }
 	mkdir -p $(BIN) && ln -sf "$$(command -v etcd)" $@
+
+architecture: deps ## draw docs/architecture.svg from docs/architecture.dot (Graphviz)
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
 
 bench: ## run the benchmarks and write their figures to docs/performance.md
 	hack/bench.sh docs/performance.md
@@ -83,8 +90,10 @@ manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manif
 		--set memberlist.key=$${MEMBERLIST_KEY:-$$(cat _output/manifests/memberlist.key)} > _output/manifests/ironlb.yaml
 	@echo "wrote _output/manifests/ironlb.yaml (apply with: kubectl create namespace ironlb-system; kubectl apply --server-side -f _output/manifests/ironlb.yaml)"
 
+# The chart's default values name these images: the repository below and
+# the chart's appVersion as the tag.
 IMAGE_REPO ?= ghcr.io/ironlb
-IMAGE_TAG ?= dev
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"$$/\1/p' charts/ironlb/Chart.yaml)
 
 images: ## build the controller and speaker images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "images need a Docker engine; none answers here" >&2; exit 1; }
@@ -97,22 +106,24 @@ images: ## build the controller and speaker images (needs a Docker engine)
 image-check:
 	hack/check-speaker-rootfs.sh
 
-lab: tools build ## bring up the lab, run the demo, stay up until interrupted (root)
-	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) up
+# LAB_ARGS adds flags of e2e/cmd/lab (-name, -nodes, -dir) to make lab.
+LAB_ARGS ?=
+lab: deps tools build ## bring up the lab, run the demo, stay up until interrupted (root)
+	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) $(LAB_ARGS) up
 
-lab-failover: tools build ## measure layer 2 failover on a lab and write docs/failover.md (root, about ten minutes)
+lab-failover: deps tools build ## measure layer 2 failover on a lab and write docs/failover.md (root, about ten minutes)
 	cd e2e && go run ./cmd/lab -name ilbm -dir $(CURDIR)/_output/lab-failover -bin $(BIN) -out $(CURDIR)/docs/failover.md measure
 
-lab-bgp: tools build ## measure BGP on a lab and write docs/bgp.md (root, about half an hour)
+lab-bgp: deps tools build ## measure BGP on a lab and write docs/bgp.md (root, about half an hour)
 	cd e2e && go run ./cmd/lab -name ilbb -dir $(CURDIR)/_output/lab-bgp -bin $(BIN) -trials 10 -out $(CURDIR)/docs/bgp.md measure-bgp
 
-lab-forwarding: tools build ## measure HTTP through failovers and LB-vs-direct throughput on a lab, write docs/forwarding-lab.md (root, under ten minutes)
+lab-forwarding: deps tools build ## measure HTTP through failovers and LB-vs-direct throughput on a lab, write docs/forwarding-lab.md (root, under ten minutes)
 	cd e2e && go run ./cmd/lab -name ilbf -dir $(CURDIR)/_output/lab-forwarding -bin $(BIN) -trials 5 -out $(CURDIR)/docs/forwarding-lab.md measure-forwarding
 
-lab-faults: tools build ## measure what a client sees through restarts, partitions, a pulled cable, a frozen API server and key rotation on a lab, write docs/faults.md (root, about 40 minutes)
+lab-faults: deps tools build ## measure what a client sees through restarts, partitions, a pulled cable, a frozen API server and key rotation on a lab, write docs/faults.md (root, about 40 minutes)
 	cd e2e && go run ./cmd/lab -name ilbq -dir $(CURDIR)/_output/lab-faults -bin $(BIN) -trials 10 -out $(CURDIR)/docs/faults.md measure-faults
 
-lab-down: ## remove what a killed lab left behind (root)
+lab-down: deps ## remove what a killed lab left behind (root)
 	cd e2e && go run ./cmd/lab down
 
 clean:

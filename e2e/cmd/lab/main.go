@@ -110,9 +110,18 @@ func binaries(bin string) lab.Binaries {
 	return b
 }
 
-func up(name string, nodes int, dir, bin string) error {
+// up runs the lab until it is interrupted. Ctrl-C at any point, during the
+// bring-up too, tears down what exists and is a clean exit, not an error.
+func up(name string, nodes int, dir, bin string) (err error) {
+	defer foreground()()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "lab: interrupted (%v)\n", err)
+			err = nil
+		}
+	}()
 	dir, _ = filepath.Abs(dir)
 	b := binaries(bin)
 	start := time.Now()
