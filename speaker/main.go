@@ -76,7 +76,7 @@ func (o *Options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LBClass, "lb-class", "ironlb.io/lb", "spec.loadBalancerClass of the Services to announce")
 	fs.BoolVar(&o.RequireClass, "require-class", false, "announce only Services whose loadBalancerClass is --lb-class, not those without a class")
 	fs.StringVar(&o.MemberlistBindAddr, "memberlist-bind-address", os.Getenv("POD_IP"), "address memberlist listens on and others reach this speaker at (default: $POD_IP, else the Node's first InternalIP)")
-	fs.IntVar(&o.MemberlistPort, "memberlist-port", 7946, "TCP and UDP port of memberlist")
+	fs.IntVar(&o.MemberlistPort, "memberlist-port", 7947, "TCP and UDP port of memberlist (7947, not memberlist's usual 7946, which MetalLB's speakers hold on the same nodes)")
 	fs.StringVar(&o.MemberlistJoin, "memberlist-join", "", "comma-separated addresses of speakers to join; empty means discover speaker pods by label")
 	fs.StringVar(&o.MemberlistKeyFile, "memberlist-key-file", "", "file holding the key that encrypts memberlist traffic")
 	fs.StringVar(&o.MemberlistKeys2, "memberlist-secondary-keys-file", "", "file holding further keys (base64, separated by whitespace or commas) accepted besides --memberlist-key-file's while a key is rotated; never sent with")

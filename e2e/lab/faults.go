@@ -36,7 +36,7 @@ const faultTable = "ironlb_lab_fault"
 
 // MemberlistPort is the speakers' memberlist port, TCP and UDP, as the
 // chart sets it (memberlist.port).
-const MemberlistPort = 7946
+const MemberlistPort = 7947
 
 // portCutRules drops every packet to or from port, TCP or UDP, either
 // family, coming in or going out. A filter base chain's drop is final

@@ -137,11 +137,11 @@ ironlb_memberlist_members_total{x="y"} 9
 }
 
 func TestPortCutRules(t *testing.T) {
-	rules := portCutRules(7946)
+	rules := portCutRules(7947)
 	for _, want := range []string{
 		"table inet " + faultTable,
 		"type filter hook input", "type filter hook output",
-		"tcp dport 7946 drop", "tcp sport 7946 drop", "udp dport 7946 drop", "udp sport 7946 drop",
+		"tcp dport 7947 drop", "tcp sport 7947 drop", "udp dport 7947 drop", "udp sport 7947 drop",
 	} {
 		if !strings.Contains(rules, want) {
 			t.Errorf("the port cut lacks %q:\n%s", want, rules)

@@ -125,7 +125,30 @@ func chartUpgrades(t *testing.T, l *lab.Lab, c client.Client, applier *lab.Appli
 
 	notes := helm("install", release, bin.Chart, "--create-namespace")
 	checkNotes(t, applier, notes)
+	if strings.Contains(notes, "MetalLB's CRDs") {
+		t.Errorf("the NOTES warn of MetalLB in a cluster without it:\n%s", notes)
+	}
 	first := key(secret)
+	// With MetalLB's CRDs in the cluster, the NOTES warn that both take
+	// Services without a class, unless ironlb requires its class.
+	crd, err := lab.DecodeObjects("metallb-crd.yaml", []byte(metallbPoolCRD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applier.Apply(ctx, crd, false); err != nil {
+		t.Fatal(err)
+	}
+	notes = helm("upgrade", release, bin.Chart)
+	if !strings.Contains(notes, "MetalLB's CRDs are in this cluster") || !strings.Contains(notes, "requireLoadBalancerClass=true") {
+		t.Errorf("with MetalLB's CRDs present, the NOTES do not warn and say how to coexist:\n%s", notes)
+	}
+	notes = helm("upgrade", release, bin.Chart, "--set", "requireLoadBalancerClass=true")
+	if !strings.Contains(notes, "ironlb takes only Services with spec.loadBalancerClass: ironlb.io/lb") {
+		t.Errorf("with requireLoadBalancerClass, the NOTES do not say that MetalLB keeps the Services without a class:\n%s", notes)
+	}
+	if err := c.Delete(ctx, crd[0]); err != nil {
+		t.Fatal(err)
+	}
 	helm("upgrade", release, bin.Chart, sets["bgp"][0], sets["bgp"][1])
 	if k := key(secret); k != first {
 		t.Errorf("the memberlist key changed in the upgrade to the bgp values: %q, then %q", first, k)
@@ -269,3 +292,21 @@ func chartRBAC(t *testing.T, l *lab.Lab, c client.Client) {
 	_, err = dyn.Resource(pools).Patch(ctx, "any", types.MergePatchType, []byte(`{"spec":{}}`), metav1.PatchOptions{})
 	expect("the speaker", "change an IPPool", err, false)
 }
+
+// metallbPoolCRD stands for MetalLB's IPAddressPool CRD, which is all the
+// chart's NOTES look for: the name is MetalLB's, the schema is not.
+const metallbPoolCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ipaddresspools.metallb.io
+spec:
+  group: metallb.io
+  names: {kind: IPAddressPool, listKind: IPAddressPoolList, plural: ipaddresspools, singular: ipaddresspool}
+  scope: Namespaced
+  versions:
+    - name: v1beta1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+`
