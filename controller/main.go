@@ -14,7 +14,10 @@ import (
 	"strings"
 	"syscall"
 
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
 	"github.com/ironlb/ironlb/internal/assigner"
+	"github.com/ironlb/ironlb/internal/buildinfo"
 	"github.com/ironlb/ironlb/internal/cmdutil"
 )
 
@@ -109,6 +112,13 @@ func run(ctx context.Context, o *Options) error {
 		return err
 	}
 	o.Metrics.WarnInsecure(log, o.MetricsAddr)
+	// The manager serves controller-runtime's registry, where the rest of
+	// the binary's metrics go too.
+	build := buildinfo.Get()
+	log.Info("ironlb controller", build.LogAttrs()...)
+	if err := build.Register(ctrlmetrics.Registry); err != nil {
+		return fmt.Errorf("registering ironlb_build_info: %w", err)
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return assigner.Run(ctx, restCfg, assigner.RunOptions{

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ironlb/ironlb/internal/bgp"
+	"github.com/ironlb/ironlb/internal/buildinfo"
 	"github.com/ironlb/ironlb/internal/cmdutil"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/dataplane"
@@ -198,6 +200,13 @@ func run(ctx context.Context, o *Options) error {
 		return err
 	}
 	o.Metrics.WarnInsecure(log, o.MetricsAddr)
+	// The manager serves controller-runtime's registry, where the rest of
+	// the binary's metrics go too.
+	build := buildinfo.Get()
+	log.Info("ironlb speaker", build.LogAttrs()...)
+	if err := build.Register(ctrlmetrics.Registry); err != nil {
+		return fmt.Errorf("registering ironlb_build_info: %w", err)
+	}
 	ro := speaker.RunOptions{
 		Options: speaker.Options{
 			Node:    o.NodeName,

@@ -11,11 +11,11 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// TestMetricsNeedAuthorization runs the speaker with its default metrics
-// flags against a real API server: /metrics is served over HTTPS, only to
-// callers the API server authenticates and lets get /metrics through the
-// chart's reader role.
-func TestMetricsNeedAuthorization(t *testing.T) {
+// TestMetrics runs the speaker with its default metrics flags against a
+// real API server: /metrics is served over HTTPS, only to callers the API
+// server authenticates and lets get /metrics through the chart's reader
+// role.
+func TestMetrics(t *testing.T) {
 	env := testenv.Get(t)
 	reader, other := metricstest.Tokens(t, env.Config)
 	addr := metricstest.FreeAddr(t)
@@ -39,7 +39,19 @@ func TestMetricsNeedAuthorization(t *testing.T) {
 		t.Fatal(err)
 	}
 	metricstest.Run(t, "speaker", func(ctx context.Context) error { return run(ctx, &o) })
-	metricstest.Check(t, "https://"+addr+"/metrics", reader, other, "ironlb_memberlist_members")
+	url := "https://" + addr + "/metrics"
+	metricstest.Check(t, url, reader, other, "ironlb_memberlist_members")
+
+	// What it serves follows ironlb's conventions: ironlb_build_info, and
+	// the family label, wherever it occurs, spelled ipv4 or ipv6 (the
+	// layer 2 and forwarding metrics' own tests give them both families).
+	_, body, err := metricstest.Get(url, reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range metricstest.CheckConventions(body) {
+		t.Error(p)
+	}
 }
 
 // TestHealthOnLoopback: the speaker runs in the host network, so its

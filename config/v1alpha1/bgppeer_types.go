@@ -110,13 +110,29 @@ type SecretKeyRef struct {
 	Key string `json:"key,omitempty"`
 }
 
-// BGPPeerStatus is written by ironlb.
+// BGPPeerStatus is written by the controller.
 type BGPPeerStatus struct {
 	// Conditions: Valid tells whether the peer is in use, and if not why.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Sessions is EstablishedSessions and TotalSessions as one text,
+	// "established/total" ("2/3": two of the three nodes that peer with
+	// this router have their session up), for kubectl's column.
+	// +optional
+	Sessions string `json:"sessions,omitempty"`
+
+	// TotalSessions is how many nodes' speakers hold a session with this
+	// peer, as they last reported it in their NodeAnnouncements (see
+	// NodeAnnouncement's status.bgpSessions).
+	// +optional
+	TotalSessions int32 `json:"totalSessions,omitempty"`
+
+	// EstablishedSessions is how many of those sessions are Established.
+	// +optional
+	EstablishedSessions int32 `json:"establishedSessions,omitempty"`
 }
 
 // BGPPeer is a BGP router that speakers peer with.
@@ -128,6 +144,7 @@ type BGPPeerStatus struct {
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Sessions",type=string,JSONPath=`.status.sessions`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BGPPeer struct {
 	metav1.TypeMeta   `json:",inline"`

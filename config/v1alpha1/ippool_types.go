@@ -110,9 +110,7 @@ type AllocateTo struct {
 	ServiceSelector *Selector `json:"serviceSelector,omitempty"`
 }
 
-// IPPoolStatus is written by the controller. Counts are per address family;
-// counts too large for an int64 (large IPv6 pools) are shown as the largest
-// int64.
+// IPPoolStatus is written by the controller. Counts are per address family.
 type IPPoolStatus struct {
 	// +optional
 	IPv4 *AddressCounts `json:"ipv4,omitempty"`
@@ -127,10 +125,30 @@ type IPPoolStatus struct {
 }
 
 // AddressCounts counts one family's addresses of a pool.
+//
+// The integer fields stop at the largest int64, 9223372036854775807,
+// which an IPv6 pool as large as a /65 exceeds; such a pool shows that
+// number instead. TotalText and AvailableText, which kubectl's columns
+// show, give every size in a form that reads well:
+//
+//   - below 10^12, the exact number: "254", "4294967296";
+//   - within a million of a power of two, that power and the difference,
+//     still exact: "2^64", "2^64-3", "2^72+256";
+//   - anything else, three significant digits: "1.21e+24".
 type AddressCounts struct {
 	Total     int64 `json:"total"`
 	Assigned  int64 `json:"assigned"`
 	Available int64 `json:"available"`
+
+	// TotalText is how many addresses of the family the pool holds,
+	// written to read well at any size: "254", "2^64", "1.21e+24".
+	// +optional
+	TotalText string `json:"totalText,omitempty"`
+
+	// AvailableText is how many of them are not assigned, written to read
+	// well at any size: "251", "2^64-3", "1.21e+24".
+	// +optional
+	AvailableText string `json:"availableText,omitempty"`
 }
 
 // IPPool is a pool of addresses for LoadBalancer Services.
@@ -140,10 +158,11 @@ type AddressCounts struct {
 // +kubebuilder:resource:scope=Cluster,shortName=ipp,categories=ironlb
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.spec.addresses`
 // +kubebuilder:printcolumn:name="Auto",type=boolean,JSONPath=`.spec.autoAssign`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="IPv4 Assigned",type=integer,JSONPath=`.status.ipv4.assigned`
-// +kubebuilder:printcolumn:name="IPv4 Available",type=integer,JSONPath=`.status.ipv4.available`
+// +kubebuilder:printcolumn:name="IPv4 Available",type=string,JSONPath=`.status.ipv4.availableText`
 // +kubebuilder:printcolumn:name="IPv6 Assigned",type=integer,JSONPath=`.status.ipv6.assigned`
-// +kubebuilder:printcolumn:name="IPv6 Available",type=integer,JSONPath=`.status.ipv6.available`
+// +kubebuilder:printcolumn:name="IPv6 Available",type=string,JSONPath=`.status.ipv6.availableText`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type IPPool struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -39,6 +39,12 @@ type NodeAnnouncementStatus struct {
 	// +listMapKey=peer
 	BGPSessions []BGPSession `json:"bgpSessions,omitempty"`
 
+	// BGPSessionSummary is BGPSessions in one line for kubectl's column:
+	// each session as peer=State, in the same order, joined by commas
+	// ("rtr-a=Established,rtr-b=Active").
+	// +optional
+	BGPSessionSummary string `json:"bgpSessionSummary,omitempty"`
+
 	// Members is how many speakers this node sees alive in the memberlist
 	// cluster, itself included.
 	// +optional
@@ -118,7 +124,7 @@ type BGPSession struct {
 // +kubebuilder:resource:scope=Cluster,shortName=nodeann,categories=ironlb
 // +kubebuilder:printcolumn:name="Layer2",type=string,JSONPath=`.status.layer2[*].address`
 // +kubebuilder:printcolumn:name="BGP Prefixes",type=integer,JSONPath=`.status.bgpPrefixes`
-// +kubebuilder:printcolumn:name="BGP Sessions",type=string,JSONPath=`.status.bgpSessions[*].state`
+// +kubebuilder:printcolumn:name="BGP Sessions",type=string,JSONPath=`.status.bgpSessionSummary`
 // +kubebuilder:printcolumn:name="Members",type=integer,JSONPath=`.status.members`
 // +kubebuilder:printcolumn:name="Known",type=integer,JSONPath=`.status.knownSpeakers`
 // +kubebuilder:printcolumn:name="Fenced",type=string,JSONPath=`.status.fenced`,priority=1

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,11 +14,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/allocator"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/iprange"
 )
 
 // ConditionValid is the condition on every configuration object telling
@@ -40,8 +44,8 @@ func validCondition(problems []*config.ObjectError, generation int64) metav1.Con
 var configStatusKey = &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "configuration"}}
 
 // reconcileConfigStatus writes the Valid condition of every advertisement
-// and peer whose condition changed; pools get theirs with their counts, in
-// reconcilePoolStatus. The problems are read under the lock, the writes
+// and peer whose condition changed, and the peers' session counts; pools
+// get theirs with their counts, in reconcilePoolStatus. The problems are read under the lock, the writes
 // made without it; a failed write fails the reconcile, which the work
 // queue retries with backoff.
 func (c *Controller) reconcileConfigStatus(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
@@ -59,29 +63,40 @@ func (c *Controller) writeConfigStatus(ctx context.Context, problems config.Prob
 	var l2 v1alpha1.L2AdvertisementList
 	var peers v1alpha1.BGPPeerList
 	var bgp v1alpha1.BGPAdvertisementList
-	for _, l := range []client.ObjectList{&l2, &peers, &bgp} {
+	var nodes v1alpha1.NodeAnnouncementList
+	for _, l := range []client.ObjectList{&l2, &peers, &bgp, &nodes} {
 		if err := c.client.List(ctx, l); err != nil {
 			return err
 		}
 	}
+	sessions := countSessions(nodes.Items)
 	var objs []statusObject
 	var errs []error
 	for i := range l2.Items {
-		objs = append(objs, statusObject{&l2.Items[i], &l2.Items[i].Status.Conditions, v1alpha1.KindL2Advertisement})
+		objs = append(objs, statusObject{obj: &l2.Items[i], conds: &l2.Items[i].Status.Conditions, kind: v1alpha1.KindL2Advertisement})
 	}
 	for i := range peers.Items {
-		objs = append(objs, statusObject{&peers.Items[i], &peers.Items[i].Status.Conditions, v1alpha1.KindBGPPeer})
+		st := &peers.Items[i].Status
+		objs = append(objs, statusObject{obj: &peers.Items[i], conds: &st.Conditions, kind: v1alpha1.KindBGPPeer,
+			set: func() bool { return setSessions(st, sessions[peers.Items[i].Name]) }})
 	}
 	for i := range bgp.Items {
-		objs = append(objs, statusObject{&bgp.Items[i], &bgp.Items[i].Status.Conditions, v1alpha1.KindBGPAdvertisement})
+		objs = append(objs, statusObject{obj: &bgp.Items[i], conds: &bgp.Items[i].Status.Conditions, kind: v1alpha1.KindBGPAdvertisement})
 	}
 	for _, o := range objs {
+		orig := o.obj.DeepCopyObject().(client.Object)
+		changed := false
 		cond := validCondition(problems.For(o.kind, o.obj.GetName()), o.obj.GetGeneration())
-		if sameCondition(meta.FindStatusCondition(*o.conds, ConditionValid), cond) {
+		if !sameCondition(meta.FindStatusCondition(*o.conds, ConditionValid), cond) {
+			meta.SetStatusCondition(o.conds, cond)
+			changed = true
+		}
+		if o.set != nil && o.set() {
+			changed = true
+		}
+		if !changed {
 			continue
 		}
-		orig := o.obj.DeepCopyObject().(client.Object)
-		meta.SetStatusCondition(o.conds, cond)
 		if err := c.client.Status().Patch(ctx, o.obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); client.IgnoreNotFound(err) != nil {
 			errs = append(errs, fmt.Errorf("writing the status of %s %s: %w", o.kind, o.obj.GetName(), err))
 		}
@@ -93,6 +108,73 @@ type statusObject struct {
 	obj   client.Object
 	conds *[]metav1.Condition
 	kind  string
+	// set, when not nil, sets the rest of the status the controller
+	// writes and says whether it changed anything.
+	set func() bool
+}
+
+// sessionCount is how many nodes report a session with one BGPPeer, and
+// how many of those sessions are up.
+type sessionCount struct {
+	total, established int32
+}
+
+// countSessions counts, per BGPPeer name, the sessions the speakers
+// report in their NodeAnnouncements. It is pure.
+func countSessions(nodes []v1alpha1.NodeAnnouncement) map[string]sessionCount {
+	out := map[string]sessionCount{}
+	for _, n := range nodes {
+		for _, s := range n.Status.BGPSessions {
+			c := out[s.Peer]
+			c.total++
+			if s.State == sessionEstablished {
+				c.established++
+			}
+			out[s.Peer] = c
+		}
+	}
+	return out
+}
+
+// sessionEstablished is the state a speaker reports for a session that is
+// up (internal/bgp's StateEstablished, which the controller does not link).
+const sessionEstablished = "Established"
+
+// setSessions writes a peer's session counts into its status and says
+// whether they changed.
+func setSessions(st *v1alpha1.BGPPeerStatus, c sessionCount) bool {
+	text := fmt.Sprintf("%d/%d", c.established, c.total)
+	if st.Sessions == text && st.TotalSessions == c.total && st.EstablishedSessions == c.established {
+		return false
+	}
+	st.Sessions, st.TotalSessions, st.EstablishedSessions = text, c.total, c.established
+	return true
+}
+
+// sessionsPredicate passes the NodeAnnouncement events that change a
+// peer's session counts, and not the many that change only addresses.
+var sessionsPredicate = predicate.Funcs{
+	CreateFunc: func(e event.CreateEvent) bool { return hasSessions(e.Object) },
+	DeleteFunc: func(e event.DeleteEvent) bool { return hasSessions(e.Object) },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		a, okA := e.ObjectOld.(*v1alpha1.NodeAnnouncement)
+		b, okB := e.ObjectNew.(*v1alpha1.NodeAnnouncement)
+		return !okA || !okB || sessionsChanged(a, b)
+	},
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+func hasSessions(o client.Object) bool {
+	n, ok := o.(*v1alpha1.NodeAnnouncement)
+	return !ok || len(n.Status.BGPSessions) > 0
+}
+
+// sessionsChanged tells whether a NodeAnnouncement's change matters to
+// the peers' session counts: a session came, went or changed state.
+func sessionsChanged(a, b *v1alpha1.NodeAnnouncement) bool {
+	return !slices.EqualFunc(a.Status.BGPSessions, b.Status.BGPSessions, func(x, y v1alpha1.BGPSession) bool {
+		return x.Peer == y.Peer && x.State == y.State
+	})
 }
 
 // poolStatusInterval is the least time between two status writes of one
@@ -170,7 +252,15 @@ func (c *Controller) countsFor(pool string, f allocator.Family) *v1alpha1.Addres
 	if !ok {
 		return nil
 	}
-	return &v1alpha1.AddressCounts{Total: saturate(counts.Total), Assigned: saturate(counts.Assigned), Available: saturate(counts.Available)}
+	return countsOf(counts)
+}
+
+// countsOf is a family's status counts.
+func countsOf(counts allocator.Counts) *v1alpha1.AddressCounts {
+	return &v1alpha1.AddressCounts{
+		Total: saturate(counts.Total), Assigned: saturate(counts.Assigned), Available: saturate(counts.Available),
+		TotalText: iprange.FormatCount(counts.Total), AvailableText: iprange.FormatCount(counts.Available),
+	}
 }
 
 func equalCounts(a, b *v1alpha1.AddressCounts) bool { return ptrEq(a, b) }

@@ -161,6 +161,10 @@ func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
 	if err := ctrl.NewControllerManagedBy(mgr).
 		Named("config-status").
 		WatchesRawSource(source.Channel(c.configEvents, &handler.EnqueueRequestForObject{})).
+		// The speakers' sessions, which the BGPPeers' status counts.
+		Watches(&v1alpha1.NodeAnnouncement{}, handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(configStatusKey)}}
+		}), builder.WithPredicates(sessionsPredicate)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: &c.opts.SeveralPerProcess}).
 		Complete(reconcile.Func(c.reconcileConfigStatus)); err != nil {
 		return err
@@ -521,12 +525,10 @@ func (c *Controller) poolChangedLocked(name string) {
 	for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
 		counts, ok := c.alloc.Counts(name, f)
 		if !ok {
+			c.metrics.forgetPool(name, f)
 			continue
 		}
-		fam := f.String()
-		c.metrics.addresses.WithLabelValues(name, fam, "total").Set(float(counts.Total))
-		c.metrics.addresses.WithLabelValues(name, fam, "assigned").Set(float(counts.Assigned))
-		c.metrics.addresses.WithLabelValues(name, fam, "available").Set(float(counts.Available))
+		c.metrics.setPool(name, f, counts)
 	}
 	if c.opts.Static != nil {
 		return

@@ -43,7 +43,7 @@ func TestEndpoints(t *testing.T) {
 		o.MetricsAddr, o.HealthAddr = metrics, health
 		o.Registry = nil // Run's default: the registry the manager serves
 		// Plain HTTP: this test reads what is served; who may read it is
-		// controller/main_test.go's TestMetricsNeedAuthorization.
+		// controller/main_test.go's TestMetrics.
 		o.MetricsServing.Insecure = true
 	})
 	create(t, lbService(ns, "a", ipv6Only))
@@ -56,9 +56,9 @@ func TestEndpoints(t *testing.T) {
 		})
 	}
 	want := []string{
-		fmt.Sprintf(`ironlb_pool_addresses{family="IPv6",pool=%q,state="assigned"} 1`, pool),
-		fmt.Sprintf(`ironlb_pool_addresses{family="IPv6",pool=%q,state="total"} 256`, pool),
-		fmt.Sprintf(`ironlb_pool_addresses{family="IPv6",pool=%q,state="available"} 255`, pool),
+		fmt.Sprintf(`ironlb_pool_addresses{family="ipv6",pool=%q,state="assigned"} 1`, pool),
+		fmt.Sprintf(`ironlb_pool_addresses{family="ipv6",pool=%q,state="available"} 255`, pool),
+		fmt.Sprintf(`ironlb_pool_size{family="ipv6",pool=%q} 256`, pool),
 		`ironlb_allocation_results_total{reason="Allocated"}`,
 	}
 	testutil.Eventually(t, "the metrics", func() (bool, string) {

@@ -4,10 +4,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/knftables"
 )
 
 // Metrics are the forwarding path's Prometheus metrics. A nil *Metrics
-// records nothing.
+// records nothing. The family label is ipv4 or ipv6, as in the other
+// ironlb metrics, not the nftables family (ip, ip6).
 type Metrics struct {
 	syncs    *prometheus.HistogramVec
 	failures *prometheus.CounterVec
@@ -38,10 +40,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(family, kind string, took time.Duration, err error, mod *model) {
+// observe records one table's sync; nftFamily is the table's nftables
+// family ("ip" or "ip6").
+func (m *Metrics) observe(nftFamily, kind string, took time.Duration, err error, mod *model) {
 	if m == nil {
 		return
 	}
+	family := familyLabel(nftFamily)
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -53,4 +58,16 @@ func (m *Metrics) observe(family, kind string, took time.Duration, err error, mo
 			m.elements.WithLabelValues(family, k).Set(float64(v))
 		}
 	}
+}
+
+// familyLabel is the family label's value for an nftables family, spelled
+// as in every ironlb metric: ipv4 or ipv6.
+func familyLabel(nftFamily string) string {
+	switch knftables.Family(nftFamily) {
+	case knftables.IPv4Family:
+		return "ipv4"
+	case knftables.IPv6Family:
+		return "ipv6"
+	}
+	return nftFamily // no other table is made; shown as it is if one were
 }

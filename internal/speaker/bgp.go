@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -159,4 +160,15 @@ func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
 			Since: metaTime(p.Since), Advertised: int32(p.Advertised), Message: p.Message,
 		})
 	}
+	st.BGPSessionSummary = sessionSummary(st.BGPSessions)
+}
+
+// sessionSummary writes sessions in one line, peer=State joined by commas
+// in their order, for the NodeAnnouncement's column.
+func sessionSummary(sessions []v1alpha1.BGPSession) string {
+	parts := make([]string, len(sessions))
+	for i, s := range sessions {
+		parts[i] = s.Peer + "=" + s.State
+	}
+	return strings.Join(parts, ",")
 }

@@ -229,7 +229,8 @@ func TestBGP(t *testing.T) {
 		}
 		ok := st.BGPPrefixes == 1 && len(st.BGP) == 1 && st.BGP[0].Prefix == "203.0.113.97/32" &&
 			slices.Equal(st.BGP[0].Services, []string{ns + "/web"}) && slices.Equal(st.BGP[0].Peers, []string{"r-ebgp", "r-ibgp"}) &&
-			slices.Equal(states, []string{"r-ebgp=Established/1", "r-ibgp=Active/1"})
+			slices.Equal(states, []string{"r-ebgp=Established/1", "r-ibgp=Active/1"}) &&
+			st.BGPSessionSummary == "r-ebgp=Established,r-ibgp=Active" // kubectl's column
 		return ok, fmt.Sprintf("%+v sessions %v", st, states)
 	})
 	f.setState("r-ebgp", bgp.StateActive)

@@ -98,7 +98,8 @@ func (w *statusWriter) write(ctx context.Context, st v1alpha1.NodeAnnouncementSt
 	capLayer2(&st)
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{
 		"layer2": st.Layer2, "layer2Addresses": nilIfZero(st.Layer2Addresses), "members": st.Members, "bgp": st.BGP, "bgpPrefixes": st.BGPPrefixes, "bgpSessions": st.BGPSessions,
-		"knownSpeakers": st.KnownSpeakers, "fenced": nilIfEmpty(st.Fenced),
+		"bgpSessionSummary": nilIfEmpty(st.BGPSessionSummary),
+		"knownSpeakers":     st.KnownSpeakers, "fenced": nilIfEmpty(st.Fenced),
 	}})
 	if err != nil {
 		return err

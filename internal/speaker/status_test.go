@@ -88,3 +88,18 @@ func TestStatusLayer2Capped(t *testing.T) {
 		t.Errorf("with no addresses: %d entries, layer2Addresses %d", len(na.Status.Layer2), na.Status.Layer2Addresses)
 	}
 }
+
+func TestSessionSummary(t *testing.T) {
+	for _, tt := range []struct {
+		sessions []v1alpha1.BGPSession
+		want     string
+	}{
+		{nil, ""},
+		{[]v1alpha1.BGPSession{{Peer: "rtr-a", State: "Established"}}, "rtr-a=Established"},
+		{[]v1alpha1.BGPSession{{Peer: "rtr-a", State: "Established"}, {Peer: "rtr-b", State: "Disabled", Message: "no Secret"}}, "rtr-a=Established,rtr-b=Disabled"},
+	} {
+		if got := sessionSummary(tt.sessions); got != tt.want {
+			t.Errorf("sessionSummary(%+v) = %q, want %q", tt.sessions, got, tt.want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -212,4 +213,36 @@ func Run(t testing.TB, name string, run func(context.Context) error) {
 			t.Errorf("%s: %v", name, err)
 		}
 	})
+}
+
+// familyLabel finds the family label of a sample line.
+var familyLabel = regexp.MustCompile(`[{,]family="([^"]*)"`)
+
+// buildInfo matches the one sample of ironlb_build_info.
+var buildInfo = regexp.MustCompile(`(?m)^ironlb_build_info\{[^}]*goversion="go[^"]+"[^}]*revision="[^"]+"[^}]*version="[^"]+"[^}]*\} 1$`)
+
+// CheckConventions checks what every ironlb binary's metrics have in
+// common, in the text a scrape returned: the family label of every
+// sample is ipv4 or ipv6, ironlb_build_info is served as 1 with its
+// labels set, and ironlb_pool_addresses has no state that is the sum of
+// the others. It returns the problems found, none when all is well.
+func CheckConventions(body string) []string {
+	var problems []string
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, m := range familyLabel.FindAllStringSubmatch(line, -1) {
+			if m[1] != "ipv4" && m[1] != "ipv6" {
+				problems = append(problems, fmt.Sprintf("family %q is neither ipv4 nor ipv6: %s", m[1], line))
+			}
+		}
+		if strings.HasPrefix(line, "ironlb_pool_addresses{") && strings.Contains(line, `state="total"`) {
+			problems = append(problems, "ironlb_pool_addresses has a total beside its parts: "+line)
+		}
+	}
+	if !buildInfo.MatchString(body) {
+		problems = append(problems, "no ironlb_build_info 1 with goversion, revision and version")
+	}
+	return problems
 }
