@@ -1,0 +1,641 @@
+package migrate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/crdschema"
+	"github.com/ironlb/ironlb/internal/iprange"
+)
+
+const selectorsDoc = "docs/migrating-from-metallb.md#differences-that-apply-to-every-kind"
+
+// converter holds the state of one Convert call.
+type converter struct {
+	warnings []Warning
+	out      []converted
+	// aliases maps a Community alias name to its value, as ironlb writes it.
+	aliases map[string]alias
+	// bfdProfiles maps "namespace/name" of each BFDProfile to whether a
+	// BGPPeer refers to it.
+	bfdProfiles map[string]*bfdProfile
+	// secrets maps each password Secret ("namespace/name") to the
+	// converted objects that use it.
+	secrets map[[2]string][]string
+}
+
+type converted struct {
+	obj client.Object
+	src source
+}
+
+type alias struct {
+	value string
+	src   source
+}
+
+type bfdProfile struct {
+	src  source
+	used bool
+}
+
+func newConverter() *converter {
+	return &converter{aliases: map[string]alias{}, bfdProfiles: map[string]*bfdProfile{}, secrets: map[[2]string][]string{}}
+}
+
+func (c *converter) warn(src source, field, format string, args ...any) {
+	c.warnings = append(c.warnings, Warning{Object: src.ref(), Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (c *converter) add(obj client.Object, src source) {
+	c.out = append(c.out, converted{obj: obj, src: src})
+}
+
+func (c *converter) run(objs []*object) error {
+	// Community aliases and BFD profiles first: other objects refer to them
+	// whatever the order of the input.
+	for _, o := range objs {
+		switch spec := o.spec.(type) {
+		case *communitySpec:
+			if err := c.addAliases(o, spec); err != nil {
+				return err
+			}
+		case *bfdProfileSpec:
+			c.bfdProfiles[o.meta.Namespace+"/"+o.meta.Name] = &bfdProfile{src: o.src}
+		}
+	}
+	for _, o := range objs {
+		for _, f := range o.unknown {
+			c.warn(o.src, f, "not a field of MetalLB's %s that this converter knows; dropped", o.src.kind)
+		}
+		var err error
+		switch spec := o.spec.(type) {
+		case nil:
+			err = c.other(o)
+		case *ipAddressPoolSpec:
+			err = c.pool(o, spec)
+		case *l2AdvertisementSpec:
+			c.l2Advertisement(o, spec)
+		case *bgpAdvertisementSpec:
+			err = c.bgpAdvertisement(o, spec)
+		case *bgpPeerSpec:
+			err = c.peer(o, spec)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, o := range objs {
+		if _, ok := o.spec.(*bfdProfileSpec); ok && !c.bfdProfiles[o.meta.Namespace+"/"+o.meta.Name].used {
+			c.warn(o.src, "", "not converted: ironlb has no BFD, and no BGPPeer of the input uses this profile")
+		}
+	}
+	return nil
+}
+
+// other handles a document of a kind that is not converted.
+func (c *converter) other(o *object) error {
+	group, _, _ := strings.Cut(o.apiVersion, "/")
+	if !strings.Contains(o.apiVersion, "/") {
+		group = ""
+	}
+	src := o.src
+	if src.name == "" {
+		src.name = "(unnamed)"
+	}
+	switch {
+	case group == "" && o.src.kind == "ConfigMap" && isLegacyConfig(o.fields):
+		return o.src.fail("data.config", fmt.Errorf("%w is not read by this converter: convert it to MetalLB's custom resources first "+
+			"with MetalLB's configmaptocrs tool (the configmaptocrs folder of MetalLB's repository, shipped as the image quay.io/metallb/configmaptocrs), "+
+			"then convert its output", ErrLegacyConfigMap))
+	case group == metallbGroup && o.src.kind == "AddressPool":
+		c.warn(src, "", "not converted: AddressPool is MetalLB's deprecated pool kind; write it as an IPAddressPool with an L2Advertisement or BGPAdvertisement (or let MetalLB do so), then convert again")
+	case group == metallbGroup:
+		c.warn(src, "", "not converted: %s is not one of MetalLB's configuration kinds that ironlb has a counterpart for", o.apiVersion)
+	case group == v1alpha1.GroupVersion.Group:
+		c.warn(src, "", "skipped: already an ironlb object; it is not copied to the output")
+	default:
+		c.warn(src, "", "skipped: %s %s is not MetalLB configuration", o.apiVersion, o.src.kind)
+	}
+	return nil
+}
+
+// isLegacyConfig tells whether a ConfigMap holds the configuration format
+// of MetalLB v0.12 and older in data.config.
+func isLegacyConfig(fields map[string]any) bool {
+	data, _ := fields["data"].(map[string]any)
+	text, _ := data["config"].(string)
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(text), &cfg); err != nil {
+		return false
+	}
+	for _, k := range []string{"address-pools", "peers", "bgp-communities", "bfd-profiles"} {
+		if _, ok := cfg[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *converter) addAliases(o *object, spec *communitySpec) error {
+	for i, a := range spec.Communities {
+		field := fmt.Sprintf("spec.communities[%d]", i)
+		if a.Name == "" {
+			return o.src.failf(field+".name", "required")
+		}
+		v, ok := metallbCommunity(a.Value)
+		if !ok {
+			return o.src.failf(field+".value", "%q is not a BGP community: want two numbers from 0 to 65535 (64512:100) or large:N:N:N with numbers from 0 to 4294967295", a.Value)
+		}
+		if prev, ok := c.aliases[a.Name]; ok && prev.value != v {
+			return o.src.failf(field+".name", "community alias %q is defined as %s here and as %s in %s", a.Name, v, prev.value, describe(prev.src))
+		}
+		c.aliases[a.Name] = alias{value: v, src: o.src}
+	}
+	return nil
+}
+
+// metallbCommunity parses a community as MetalLB writes it and returns it
+// as ironlb writes it.
+func metallbCommunity(s string) (string, bool) {
+	parts := strings.Split(s, ":")
+	switch {
+	case len(parts) == 2:
+		a, err1 := strconv.ParseUint(parts[0], 10, 16)
+		b, err2 := strconv.ParseUint(parts[1], 10, 16)
+		if err1 == nil && err2 == nil {
+			return fmt.Sprintf("%d:%d", a, b), true
+		}
+	case len(parts) == 4 && parts[0] == "large":
+		var n [3]uint64
+		for i, p := range parts[1:] {
+			v, err := strconv.ParseUint(p, 10, 32)
+			if err != nil {
+				return "", false
+			}
+			n[i] = v
+		}
+		return fmt.Sprintf("large:%d:%d:%d", n[0], n[1], n[2]), true
+	}
+	return "", false
+}
+
+// meta is the metadata of the converted object: the name, labels (pools
+// are selected by them) and annotations, except those that describe the
+// MetalLB object (kubectl's last applied configuration, Helm's ownership).
+func meta(o *object) metav1.ObjectMeta {
+	m := metav1.ObjectMeta{Name: o.meta.Name, Labels: o.meta.Labels}
+	for k, v := range o.meta.Annotations {
+		if k == "kubectl.kubernetes.io/last-applied-configuration" || strings.HasPrefix(k, "meta.helm.sh/") {
+			continue
+		}
+		if m.Annotations == nil {
+			m.Annotations = map[string]string{}
+		}
+		m.Annotations[k] = v
+	}
+	return m
+}
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: kind}
+}
+
+func (c *converter) pool(o *object, spec *ipAddressPoolSpec) error {
+	p := &v1alpha1.IPPool{TypeMeta: typeMeta(v1alpha1.KindIPPool), ObjectMeta: meta(o)}
+	if len(spec.Addresses) == 0 {
+		return o.src.failf("spec.addresses", "required: a pool needs at least one address entry")
+	}
+	for i, a := range spec.Addresses {
+		field := fmt.Sprintf("spec.addresses[%d]", i)
+		s, masked, err := convertAddress(a)
+		if err != nil {
+			return o.src.fail(field, err)
+		}
+		if masked {
+			c.warn(o.src, field, "%q has host bits set; MetalLB used the network it lies in, which ironlb wants written as %s", a, s)
+		}
+		p.Spec.Addresses = append(p.Spec.Addresses, v1alpha1.AddressRange(s))
+	}
+	p.Spec.AutoAssign = spec.AutoAssign
+	p.Spec.AvoidBuggyIPs = spec.AvoidBuggyIPs
+	if sa := spec.ServiceAllocation; sa != nil {
+		at := &v1alpha1.AllocateTo{Namespaces: unique(sa.Namespaces)}
+		switch {
+		case sa.Priority < 0:
+			return o.src.failf("spec.serviceAllocation.priority", "%d: must not be negative", sa.Priority)
+		case sa.Priority > math.MaxInt32:
+			return o.src.failf("spec.serviceAllocation.priority", "%d: too large", sa.Priority)
+		case sa.Priority > 0: // MetalLB treats 0 as no priority
+			at.Priority = new(int32(sa.Priority))
+		}
+		at.NamespaceSelector = c.oneSelector(o.src, "spec.serviceAllocation.namespaceSelectors", sa.NamespaceSelectors, "namespaces")
+		at.ServiceSelector = c.oneSelector(o.src, "spec.serviceAllocation.serviceSelectors", sa.ServiceSelectors, "Services")
+		if at.Priority != nil || len(at.Namespaces) > 0 || at.NamespaceSelector != nil || at.ServiceSelector != nil {
+			p.Spec.AllocateTo = at
+		}
+	}
+	c.add(p, o.src)
+	return nil
+}
+
+// convertAddress converts one address entry of a pool. MetalLB allows
+// spaces around a range's '-' and host bits in a CIDR (it uses the CIDR's
+// network); ironlb allows neither.
+func convertAddress(a string) (s string, masked bool, err error) {
+	a = strings.TrimSpace(a)
+	if first, last, ok := strings.Cut(a, "-"); ok {
+		r, err := iprange.Parse(strings.TrimSpace(first) + "-" + strings.TrimSpace(last))
+		if err != nil {
+			return "", false, err
+		}
+		return r.String(), false, nil
+	}
+	if strings.Contains(a, "/") {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return "", false, fmt.Errorf("%w %q: %v", iprange.ErrSyntax, a, err)
+		}
+		masked = p.Masked() != p
+		a = p.Masked().String()
+	}
+	r, err := iprange.Parse(a)
+	if err != nil {
+		return "", false, err
+	}
+	return r.String(), masked, nil
+}
+
+// oneSelector converts a list of selectors for a field that an object can
+// have only one of. A list that does not merge keeps its first selector,
+// which selects less than the list did rather than more.
+func (c *converter) oneSelector(src source, field string, list []metav1.LabelSelector, what string) *v1alpha1.Selector {
+	if sel, ok := mergeSelectors(list); ok {
+		return sel
+	}
+	c.warn(src, field, "%d selectors that cannot be merged into ironlb's single selector: only the first is converted, so fewer %s are selected than in MetalLB; "+
+		"merge them by hand or give the %s a common label (see %s)", len(list), what, what, selectorsDoc)
+	return toSelector(list[0])
+}
+
+// split returns the selectors of the objects one MetalLB advertisement
+// becomes: one object when its selector lists merge, otherwise one per
+// combination of pool selector and node selector, which together select
+// what the advertisement did. Names are the advertisement's, with -1, -2…
+// when there are several.
+func (c *converter) split(o *object, pools, nodes []metav1.LabelSelector) (names []string, poolSels, nodeSels []*v1alpha1.Selector) {
+	pc, pm := selectorChoices(pools)
+	nc, nm := selectorChoices(nodes)
+	for _, p := range pc {
+		for _, n := range nc {
+			poolSels = append(poolSels, p)
+			nodeSels = append(nodeSels, n)
+		}
+	}
+	if len(poolSels) == 1 {
+		return []string{o.meta.Name}, poolSels, nodeSels
+	}
+	for i := range poolSels {
+		names = append(names, fmt.Sprintf("%s-%d", o.meta.Name, i+1))
+	}
+	kind := o.src.kind
+	for _, f := range []struct {
+		field  string
+		n      int
+		merged bool
+	}{{"spec.ipAddressPoolSelectors", len(pools), pm}, {"spec.nodeSelectors", len(nodes), nm}} {
+		if !f.merged {
+			c.warn(o.src, f.field, "%d selectors that cannot be merged into ironlb's single selector: written as %d %ss (%s), one per selector, which together select the same",
+				f.n, len(names), kind, strings.Join(names, ", "))
+		}
+	}
+	return names, poolSels, nodeSels
+}
+
+func (c *converter) l2Advertisement(o *object, spec *l2AdvertisementSpec) {
+	if len(spec.ServiceSelectors) > 0 {
+		c.warn(o.src, "spec.serviceSelectors", "dropped: ironlb announces every Service of the selected pools; "+
+			"to announce only some Services, give them a pool of their own (IPPool spec.allocateTo.serviceSelector) and advertise that pool")
+	}
+	if len(spec.PreferredNodeSelectors) > 0 {
+		c.warn(o.src, "spec.preferredNodeSelectors", "dropped: ironlb picks the announcing node by a hash ranking of the eligible nodes; "+
+			"to keep announcements on some nodes, narrow spec.nodeSelector")
+	}
+	var interfaces []v1alpha1.InterfaceName
+	for _, i := range unique(spec.Interfaces) {
+		interfaces = append(interfaces, v1alpha1.InterfaceName(i))
+	}
+	names, poolSels, nodeSels := c.split(o, spec.IPAddressPoolSelectors, spec.NodeSelectors)
+	for i, name := range names {
+		a := &v1alpha1.L2Advertisement{TypeMeta: typeMeta(v1alpha1.KindL2Advertisement), ObjectMeta: meta(o)}
+		a.Name = name
+		a.Spec = v1alpha1.L2AdvertisementSpec{
+			IPPools:        unique(spec.IPAddressPools),
+			IPPoolSelector: poolSels[i],
+			NodeSelector:   nodeSels[i],
+			Interfaces:     interfaces,
+		}
+		c.add(a, o.src)
+	}
+}
+
+func (c *converter) bgpAdvertisement(o *object, spec *bgpAdvertisementSpec) error {
+	if spec.ASPathPrepend > 0 {
+		c.warn(o.src, "spec.asPathPrepend", "dropped: ironlb does not prepend to the AS path; routers can lower the preference of these routes instead (local preference, MED)")
+	}
+	if len(spec.ServiceSelectors) > 0 {
+		c.warn(o.src, "spec.serviceSelectors", "dropped: ironlb advertises every Service of the selected pools; "+
+			"to advertise only some Services, give them a pool of their own (IPPool spec.allocateTo.serviceSelector) and advertise that pool")
+	}
+	var communities []v1alpha1.Community
+	for i, s := range spec.Communities {
+		v, ok := "", false
+		if a, found := c.aliases[s]; found {
+			v, ok = a.value, true
+		} else {
+			v, ok = metallbCommunity(s)
+		}
+		if !ok {
+			return o.src.failf(fmt.Sprintf("spec.communities[%d]", i), "%q is neither a BGP community (64512:100, large:64512:1:2) nor an alias defined by a Community object of the input", s)
+		}
+		if !slices.Contains(communities, v1alpha1.Community(v)) {
+			communities = append(communities, v1alpha1.Community(v))
+		}
+	}
+	var localPref *int64
+	if spec.LocalPref > 0 { // MetalLB treats 0 as unset
+		localPref = new(int64(spec.LocalPref))
+	}
+	names, poolSels, nodeSels := c.split(o, spec.IPAddressPoolSelectors, spec.NodeSelectors)
+	for i, name := range names {
+		a := &v1alpha1.BGPAdvertisement{TypeMeta: typeMeta(v1alpha1.KindBGPAdvertisement), ObjectMeta: meta(o)}
+		a.Name = name
+		a.Spec = v1alpha1.BGPAdvertisementSpec{
+			IPPools:             unique(spec.IPAddressPools),
+			IPPoolSelector:      poolSels[i],
+			Peers:               unique(spec.Peers),
+			NodeSelector:        nodeSels[i],
+			AggregationLength:   spec.AggregationLength,
+			AggregationLengthV6: spec.AggregationLengthV6,
+			LocalPref:           localPref,
+			Communities:         communities,
+		}
+		c.add(a, o.src)
+	}
+	return nil
+}
+
+func (c *converter) peer(o *object, spec *bgpPeerSpec) error {
+	src := o.src
+	p := &v1alpha1.BGPPeer{TypeMeta: typeMeta(v1alpha1.KindBGPPeer), ObjectMeta: meta(o)}
+	if spec.MyASN == 0 {
+		return src.failf("spec.myASN", "required: a number from 1 to 4294967295")
+	}
+	p.Spec.MyASN = int64(spec.MyASN)
+	if spec.LocalASN != 0 {
+		c.warn(src, "spec.localASN", "ironlb has no per-session local AS: myASN is set to localASN (%d) instead of %d, so the router sees the same AS number", spec.LocalASN, spec.MyASN)
+		p.Spec.MyASN = int64(spec.LocalASN)
+	}
+	switch spec.DynamicASN {
+	case "":
+	case "internal", "external":
+	default:
+		return src.failf("spec.dynamicASN", "%q: must be internal or external", spec.DynamicASN)
+	}
+	p.Spec.PeerASN = int64(spec.PeerASN)
+	switch {
+	case spec.PeerASN != 0 && spec.DynamicASN != "":
+		c.warn(src, "spec.dynamicASN", "dropped: ironlb has no dynamic peer AS; peerASN %d is used", spec.PeerASN)
+	case spec.DynamicASN == "internal":
+		p.Spec.PeerASN = p.Spec.MyASN
+		c.warn(src, "spec.dynamicASN", "ironlb has no dynamic peer AS: an internal peer has the speakers' AS, so peerASN is set to %d", p.Spec.MyASN)
+	case spec.DynamicASN == "external":
+		c.warn(src, "", "not converted: spec.dynamicASN external has no ironlb equivalent, and the router's AS number is not in the input; write this BGPPeer with the router's peerASN by hand")
+		return nil
+	case spec.PeerASN == 0:
+		return src.failf("spec.peerASN", "required: a number from 1 to 4294967295 (or spec.dynamicASN)")
+	}
+	switch {
+	case spec.PeerAddress == "" && spec.Interface != "":
+		c.warn(src, "", "not converted: unnumbered BGP (spec.interface %q) has no ironlb equivalent; ironlb needs the router's address in peerAddress", spec.Interface)
+		return nil
+	case spec.PeerAddress == "":
+		return src.failf("spec.peerAddress", "required")
+	case spec.Interface != "":
+		c.warn(src, "spec.interface", "dropped: ironlb peers with peerAddress %s over the node's routing table", spec.PeerAddress)
+	}
+	p.Spec.PeerAddress = spec.PeerAddress
+	p.Spec.SourceAddress = spec.SourceAddress
+	p.Spec.PeerPort = int32(spec.PeerPort)
+	p.Spec.RouterID = spec.RouterID
+	p.Spec.EBGPMultiHop = spec.EBGPMultiHop
+	p.Spec.GracefulRestart = spec.EnableGracefulRestart
+	p.Spec.NodeSelector = c.oneSelector(src, "spec.nodeSelectors", spec.NodeSelectors, "nodes")
+	if err := c.timers(src, spec, &p.Spec); err != nil {
+		return err
+	}
+	if spec.ConnectTime != nil {
+		c.warn(src, "spec.connectTime", "dropped: ironlb has no per-peer connect time; the speakers retry every speaker.bgp.connectRetry (a chart value, 5s by default)")
+	}
+	if spec.Password != "" {
+		c.warn(src, "spec.password", "dropped: ironlb reads BGP passwords only from Secrets; create a Secret in %s holding the password under the key \"password\" and set spec.passwordSecretRef to it", SecretNamespace)
+	}
+	if s := spec.PasswordSecret; s.Name != "" {
+		ns := cmp.Or(s.Namespace, o.meta.Namespace)
+		if ns == "" {
+			ns = "metallb-system"
+			c.warn(src, "spec.passwordSecret", "the Secret's namespace is not in the input; taken to be metallb-system")
+		}
+		p.Spec.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: s.Name, Namespace: SecretNamespace, Key: "password"}
+		key := [2]string{ns, s.Name}
+		c.secrets[key] = append(c.secrets[key], v1alpha1.KindBGPPeer+"/"+p.Name)
+	}
+	if spec.BFDProfile != "" {
+		if prof, ok := c.bfdProfiles[o.meta.Namespace+"/"+spec.BFDProfile]; ok {
+			prof.used = true
+		}
+		c.warn(src, "spec.bfdProfile", "dropped: ironlb has no BFD (profile %q); for faster failure detection set a short holdTime (3s at the least) with keepaliveTime a third of it", spec.BFDProfile)
+	}
+	if spec.VRF != "" {
+		c.warn(src, "spec.vrf", "dropped: ironlb opens sessions in the node's default routing table, not in VRF %q", spec.VRF)
+	}
+	if spec.DisableMP {
+		c.warn(src, "spec.disableMP", "dropped: ironlb always does what it asks for, sending IPv4 routes only over IPv4 sessions and IPv6 routes only over IPv6 sessions")
+	}
+	if spec.DualStackAddressFamily {
+		c.warn(src, "spec.dualStackAddressFamily", "dropped: ironlb sends only routes of the session's own family (here %s); for the other family, add a BGPPeer with the router's address of that family", family(spec.PeerAddress))
+	}
+	c.add(p, src)
+	return nil
+}
+
+func family(addr string) string {
+	if a, err := netip.ParseAddr(addr); err == nil && a.Is6() && !a.Is4In6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// timers converts holdTime and keepaliveTime. MetalLB derives the one left
+// out from the other (hold = 3 × keepalive, keepalive = hold / 3) and
+// rounds the hold time down to whole seconds; ironlb takes whole seconds
+// and, when only keepaliveTime is given, the default hold time of 90s, so
+// the hold time is written out then.
+func (c *converter) timers(src source, spec *bgpPeerSpec, out *v1alpha1.BGPPeerSpec) error {
+	hold, holdSet, err := c.seconds(src, "spec.holdTime", spec.HoldTime)
+	if err != nil {
+		return err
+	}
+	ka, kaSet, err := c.seconds(src, "spec.keepaliveTime", spec.KeepaliveTime)
+	if err != nil {
+		return err
+	}
+	if !kaSet && !holdSet {
+		return nil
+	}
+	if !holdSet {
+		hold = 3 * ka
+	}
+	const maxHold = 65535
+	if hold != 0 && (hold < 3 || hold > maxHold) {
+		if holdSet {
+			return src.failf("spec.holdTime", "%s: must be 0s, or from 3s to %ds", *spec.HoldTime, maxHold)
+		}
+		return src.failf("spec.keepaliveTime", "%s makes a hold time of %ds (three times as long), above the largest BGP allows (%ds)", *spec.KeepaliveTime, hold, maxHold)
+	}
+	out.HoldTime = &metav1.Duration{Duration: time.Duration(hold) * time.Second}
+	switch {
+	case !kaSet:
+		// ironlb's default is a third of the hold time, as in MetalLB.
+	case ka > hold:
+		return src.failf("spec.keepaliveTime", "%s: must not be longer than holdTime (%s)", *spec.KeepaliveTime, out.HoldTime.Duration)
+	case ka == 0 && hold != 0:
+		c.warn(src, "spec.keepaliveTime", "dropped: ironlb takes 0s only together with a hold time of 0s; keepalives are sent every third of holdTime (%ds)", hold/3)
+	default:
+		out.KeepaliveTime = &metav1.Duration{Duration: time.Duration(ka) * time.Second}
+	}
+	return nil
+}
+
+// seconds parses a duration and returns it in whole seconds, rounded down
+// with a warning when it has a fraction.
+func (c *converter) seconds(src source, field string, s *string) (secs int64, set bool, err error) {
+	if s == nil {
+		return 0, false, nil
+	}
+	d, err := time.ParseDuration(*s)
+	switch {
+	case err != nil:
+		return 0, false, src.failf(field, "%q is not a duration such as 90s or 1m30s", *s)
+	case d < 0:
+		return 0, false, src.failf(field, "%s: must not be negative", *s)
+	}
+	secs = int64(d / time.Second)
+	if d%time.Second != 0 {
+		c.warn(src, field, "%s rounded down to %ds: ironlb takes whole seconds", *s, secs)
+	}
+	return secs, true, nil
+}
+
+func unique[T comparable](in []T) []T {
+	var out []T
+	for _, v := range in {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// describe names a source the way errors do.
+func describe(s source) string {
+	return (&InputError{Document: s.doc, Item: s.item, Kind: s.kind, Namespace: s.namespace, Name: s.name}).where()
+}
+
+// result checks the converted objects and puts them in order.
+func (c *converter) result() (*Result, error) {
+	seen := map[string]source{}
+	for _, o := range c.out {
+		kind := o.obj.GetObjectKind().GroupVersionKind().Kind
+		key := kind + "/" + o.obj.GetName()
+		if prev, ok := seen[key]; ok {
+			return nil, o.src.failf("metadata.name", "becomes %s %q, and so does %s: ironlb's objects are cluster-scoped, so their names must be unique across namespaces; rename one of them",
+				kind, o.obj.GetName(), describe(prev))
+		}
+		seen[key] = o.src
+	}
+	if len(c.out) > 0 {
+		v, err := schemaValidator()
+		if err != nil {
+			return nil, fmt.Errorf("loading ironlb's CRD schemas: %w", err)
+		}
+		for _, o := range c.out {
+			if err := validate(v, o.obj); err != nil {
+				return nil, o.src.fail("", err)
+			}
+		}
+	}
+	r := &Result{Warnings: c.warnings}
+	var snap config.Snapshot
+	for _, o := range c.out {
+		r.Objects = append(r.Objects, o.obj)
+		switch obj := o.obj.(type) {
+		case *v1alpha1.IPPool:
+			snap.IPPools = append(snap.IPPools, *obj)
+		case *v1alpha1.L2Advertisement:
+			snap.L2Advertisements = append(snap.L2Advertisements, *obj)
+		case *v1alpha1.BGPAdvertisement:
+			snap.BGPAdvertisements = append(snap.BGPAdvertisements, *obj)
+		case *v1alpha1.BGPPeer:
+			snap.BGPPeers = append(snap.BGPPeers, *obj)
+		}
+	}
+	slices.SortStableFunc(r.Objects, compareObjects)
+	_, problems := config.Resolve(snap)
+	for _, p := range problems {
+		r.Warnings = append(r.Warnings, Warning{Object: p.Kind + "/" + p.Name, Field: p.Field, Message: "ironlb will not use this object until this is fixed: " + p.Err.Error()})
+	}
+	for key, users := range c.secrets {
+		r.Secrets = append(r.Secrets, SecretRef{Namespace: key[0], Name: key[1], UsedBy: strings.Join(users, ", ")})
+	}
+	slices.SortFunc(r.Secrets, func(a, b SecretRef) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return r, nil
+}
+
+// schemaValidator builds the validator of ironlb's CRD schemas once: it
+// is immutable, and building it (compiling the CEL rules) takes far longer
+// than a conversion.
+var schemaValidator = sync.OnceValues(crdschema.New)
+
+// validate checks a converted object against ironlb's CRD schema, as the
+// API server will when it is applied.
+func validate(v *crdschema.Validator, obj client.Object) error {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return err
+	}
+	cleanForOutput(m)
+	errs := v.Validate(context.Background(), obj.GetObjectKind().GroupVersionKind(), m)
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("converted to %s %q, which ironlb's schema refuses: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), errors.Join(errs.ToAggregate().Errors()...))
+}
