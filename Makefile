@@ -16,9 +16,18 @@ export KUBEBUILDER_ASSETS := $(BIN)
 
 .PHONY: deps architecture build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-faults lab-down clean
 
+# The version every binary reports (ironlb_build_info, kubectl ironlb
+# version): the chart's appVersion; the revision is the commit, with -dirty
+# for a checkout with changes.
+VERSION ?= $(shell sed -n 's/^appVersion: "\(.*\)"$$/\1/p' charts/ironlb/Chart.yaml)
+REVISION ?= $(shell git describe --always --dirty --abbrev=40 2>/dev/null || echo unknown)
+BUILDINFO := github.com/ironlb/ironlb/internal/buildinfo
+GO_LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Revision=$(REVISION)
+
 build: ## build the controller, the speaker and the kubectl plugin into bin/
-	go build -o $(BIN)/controller ./controller
-	go build -o $(BIN)/speaker ./speaker
+	go build -ldflags '$(GO_LDFLAGS)' -o $(BIN)/controller ./controller
+	go build -ldflags '$(GO_LDFLAGS)' -o $(BIN)/speaker ./speaker
+	go build -ldflags '$(GO_LDFLAGS)' -o $(BIN)/kubectl-ironlb ./kubectl-ironlb
 
 deps: ## install the Debian packages the lab and the tests need, when missing (root)
 	hack/deps.sh
@@ -93,7 +102,7 @@ manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manif
 # The chart's default values name these images: the repository below and
 # the chart's appVersion as the tag.
 IMAGE_REPO ?= ghcr.io/ironlb
-IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"$$/\1/p' charts/ironlb/Chart.yaml)
+IMAGE_TAG ?= $(VERSION)
 
 images: ## build the controller and speaker images (needs a Docker engine)
 	@docker info >/dev/null 2>&1 || { echo "images need a Docker engine; none answers here" >&2; exit 1; }

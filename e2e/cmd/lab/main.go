@@ -156,13 +156,14 @@ look around:
   export KUBECONFIG=%[3]s
   kubectl get svc,pods,endpointslices -o wide
   kubectl get ippools
+  PATH=$PATH:%[11]s kubectl ironlb status      (also: explain svc/demo, who-has %[5]s)
   ip netns exec %[4]s curl http://%[5]s/
   ip netns exec %[6]s curl http://%[7]s/
   ip netns exec %[8]s nft list ruleset
   vtysh -N %[9]s -c 'show bgp summary'
   logs: %[10]s/*.log
 
-`, joinAddrs(l2), joinAddrs(bgp), l.CP.Kubeconfig, p.Client.NetNS, urlHost(l2[0]), p.Remote.NetNS, urlHost(bgp[0]), p.Nodes[0].NetNS, p.Router.NetNS, dir)
+`, joinAddrs(l2), joinAddrs(bgp), l.CP.Kubeconfig, p.Client.NetNS, urlHost(l2[0]), p.Remote.NetNS, urlHost(bgp[0]), p.Nodes[0].NetNS, p.Router.NetNS, dir, filepath.Dir(b.Controller))
 	nodeOf, err := podNodes(ctx, l, "app=demo")
 	if err != nil {
 		return err
