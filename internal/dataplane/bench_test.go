@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/knftables"
 
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -241,4 +244,87 @@ func (c *cluster) connRate(dst netip.AddrPort, n int) (float64, error) {
 		return nil
 	})
 	return float64(n) / took.Seconds(), err
+}
+
+// BenchmarkSyncOneChangeGo is the Go side of BenchmarkSyncOneChange at
+// 1,000 and 10,000 frontends of 10 backends: the Sync call with nft
+// replaced by goOnly, which renders the transaction as the nft command
+// would read it and runs nothing. "shared": the unchanged frontends keep
+// their Backends slices from one list to the next; "fresh": every list is
+// made anew (outside the timer), as the speaker's planner makes it, so
+// every frontend is compared element by element.
+func BenchmarkSyncOneChangeGo(b *testing.B) {
+	for _, fresh := range []bool{false, true} {
+		for _, n := range []int{1_000, 10_000} {
+			name := "shared/"
+			if fresh {
+				name = "fresh/"
+			}
+			b.Run(name+strconv.Itoa(n), func(b *testing.B) {
+				ctx := context.Background()
+				nft := goOnlyNFT()
+				d, err := New(Options{NFT: nft})
+				if err != nil {
+					b.Fatal(err)
+				}
+				fes := syntheticFrontends(n, 10)
+				if err := d.Sync(ctx, fes); err != nil {
+					b.Fatal(err)
+				}
+				i := 0
+				for b.Loop() {
+					moveBackend(fes, i*7919%n)
+					i++
+					list := fes
+					if fresh {
+						b.StopTimer()
+						list = deepCopy(fes)
+						b.StartTimer()
+					}
+					if err := d.Sync(ctx, list); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				// The last transaction is a change of one frontend: a
+				// few operations, not a rewrite.
+				if ops := nft[knftables.IPv4Family].(*goOnly).lastOps; ops == 0 || ops > 10 {
+					b.Fatalf("the last sync wrote %d operations", ops)
+				}
+			})
+		}
+	}
+}
+
+// goOnly is knftables' Fake (holding nothing, so a full sync finds no
+// table) whose Run renders the transaction's text, as knftables does
+// before it hands it to nft, and applies nothing.
+type goOnly struct {
+	*knftables.Fake
+	lastOps int
+}
+
+func (g *goOnly) Run(_ context.Context, tx *knftables.Transaction) error {
+	_ = tx.String()
+	g.lastOps = tx.NumOperations()
+	return nil
+}
+
+func goOnlyNFT() map[knftables.Family]knftables.Interface {
+	return map[knftables.Family]knftables.Interface{
+		knftables.IPv4Family: &goOnly{Fake: knftables.NewFake(knftables.IPv4Family, tableName)},
+		knftables.IPv6Family: &goOnly{Fake: knftables.NewFake(knftables.IPv6Family, tableName)},
+	}
+}
+
+// deepCopy copies fes with slices of their own, as a new plan has.
+func deepCopy(fes []Frontend) []Frontend {
+	out := slices.Clone(fes)
+	for i := range out {
+		out[i].Backends = slices.Clone(out[i].Backends)
+		if s := out[i].SourceRanges; s != nil {
+			out[i].SourceRanges = AllowOnly(s.Allowed...)
+		}
+	}
+	return out
 }

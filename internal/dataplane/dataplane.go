@@ -5,7 +5,8 @@
 // The speaker says what it wants with Set, a list of Frontends (an
 // address, protocol and port, and the backends to DNAT to); Run applies
 // the latest list, one transaction per family, writing only what changed
-// since the last sync, and the whole table on start, periodically and
+// since the last sync (worked out from the frontends that changed, not
+// from the whole list), and the whole table on start, periodically and
 // after a failure. Cleanup removes the tables.
 package dataplane
 
@@ -84,6 +85,10 @@ type Dataplane struct {
 	// fresh: desired holds something Run has not applied yet.
 	fresh bool
 	kick  chan struct{}
+
+	// last is the list the previous Sync was given; only Sync touches
+	// it (and so, once running, only Run's goroutine).
+	last desired
 }
 
 // table is one family's table and what was last written to it.
@@ -94,6 +99,11 @@ type table struct {
 	// (before the first sync and after a failed one), so the next sync
 	// writes it whole.
 	applied *model
+	// inStep: applied was laid out frontend by frontend from the list
+	// Dataplane.last holds, so the next sync may change it in place by
+	// the frontends that changed. Not so after a list that named a
+	// frontend twice: the next sync then compares whole models.
+	inStep bool
 }
 
 // New checks that nft can be run and returns a Dataplane; nothing is
@@ -132,7 +142,9 @@ func open(o Options, f family) (knftables.Interface, error) {
 
 // Set records the frontends to forward; Run applies them. It never
 // blocks, and when calls come faster than syncs, only the latest counts.
-// fes must not be changed afterwards.
+// fes, and the Backends and SourceRanges its frontends point to, must
+// not be changed afterwards; a caller that passes an unchanged
+// frontend's Backends slice again saves the sync comparing it.
 func (d *Dataplane) Set(fes []Frontend) {
 	d.mu.Lock()
 	d.desired, d.fresh = fes, true
@@ -183,37 +195,32 @@ func (d *Dataplane) Run(ctx context.Context) error {
 }
 
 // Sync makes the tables forward fes, now. Run calls it; it must not be
-// called while Run runs.
+// called while Run runs. Like Set, it keeps referring to what the
+// frontends of fes point to.
+//
+// fes is compared with the previous list frontend by frontend, and each
+// table's model is changed by the frontends that changed only; the
+// model is laid out whole when the table is written whole, and when fes
+// names a frontend twice.
 func (d *Dataplane) Sync(ctx context.Context, fes []Frontend) error {
+	chs, dup := d.last.update(fes)
 	var errs []error
-	for _, t := range d.fams {
-		if err := d.syncTable(ctx, t, fes); err != nil {
+	for i, t := range d.fams {
+		if err := d.syncTable(ctx, t, fes, chs[i], dup); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (d *Dataplane) syncTable(ctx context.Context, t *table, fes []Frontend) error {
+func (d *Dataplane) syncTable(ctx context.Context, t *table, fes []Frontend, chs []change, dup bool) error {
 	start := time.Now()
-	m := buildModel(t.f, fes)
-	kind := "partial"
 	tx := t.nft.NewTransaction()
-	if t.applied == nil {
-		kind = "full"
-		// What the table holds is not known: write it whole, in place, so
-		// that affinity client sets keep their clients and traffic never
-		// sees the table empty.
-		chains, sets, err := existing(ctx, t.nft)
-		if err != nil {
-			return d.failed(t, kind, start, m, fmt.Errorf("listing table %s %s: %w", t.f.nft, tableName, err), tx)
-		}
-		writeFull(t.f, m, tx, chains, sets)
-	} else {
-		writeDiff(t.f, t.applied, m, tx)
+	m, kind, err := d.plan(ctx, t, fes, chs, dup, tx)
+	if err != nil {
+		return d.failed(t, kind, start, m, fmt.Errorf("listing table %s %s: %w", t.f.nft, tableName, err), tx)
 	}
 	ops := tx.NumOperations()
-	var err error
 	if ops > 0 {
 		err = t.nft.Run(ctx, tx)
 	}
@@ -232,12 +239,43 @@ func (d *Dataplane) syncTable(ctx context.Context, t *table, fes []Frontend) err
 	}
 	took := time.Since(start)
 	d.opts.Metrics.observe(string(t.f.nft), kind, took, nil, m)
-	t.applied = m
+	t.applied, t.inStep = m, !dup
 	if ops > 0 {
 		d.log.Debug("forwarding synced", "family", t.f.nft, "kind", kind, "operations", ops,
-			"frontends", len(m.services), "backends", m.counts()["backends"], "took", took)
+			"frontends", len(m.sets[idServices]), "backends", m.counts()["backends"], "took", took)
 	}
 	return nil
+}
+
+// plan puts into tx what makes t's table forward fes, and returns the
+// model the table holds once tx has run. chs are fes's changes in t's
+// family since the last sync; dup says fes names a frontend twice. The
+// error is one of listing the table.
+func (d *Dataplane) plan(ctx context.Context, t *table, fes []Frontend, chs []change, dup bool, tx *knftables.Transaction) (*model, string, error) {
+	switch {
+	case t.applied == nil:
+		// What the table holds is not known: write it whole, in place, so
+		// that affinity client sets keep their clients and traffic never
+		// sees the table empty.
+		m := buildModel(t.f, fes)
+		chains, sets, err := existing(ctx, t.nft)
+		if err != nil {
+			return m, "full", err
+		}
+		writeFull(t.f, m, tx, chains, sets)
+		return m, "full", nil
+	case t.inStep && !dup:
+		// The model is changed in place: until tx has run, what the
+		// table holds is not known.
+		m := t.applied
+		t.applied = nil
+		writeDelta(t.f, tx, m.update(t.f, chs), m)
+		return m, "partial", nil
+	default:
+		m := buildModel(t.f, fes)
+		writeDelta(t.f, tx, diffModels(t.applied, m), m)
+		return m, "partial", nil
+	}
 }
 
 // failed records a failed sync: the next one writes the table whole.

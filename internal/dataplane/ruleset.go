@@ -4,9 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,66 +88,6 @@ func (f family) matches(a netip.Addr) bool { return a.Is4() == (f.nft == knftabl
 
 var protocols = []Protocol{TCP, UDP, SCTP}
 
-// element is one element of a set or map, as nft writes it.
-type element struct {
-	key, value []string
-}
-
-// model is everything ironlb puts in one family's table, apart from the
-// fixed base chains: what a sync compares and writes.
-type model struct {
-	addresses  map[string]element
-	masquerade map[string]element
-	hairpin    map[string]element
-	services   map[string]element
-	// restricted and allowed are the source ranges' sets.
-	restricted map[string]element
-	allowed    map[string]element
-	// backends are the backends-P maps, by protocol.
-	backends map[Protocol]map[string]element
-	// chains are the regular chains and their rules.
-	chains map[string][]string
-	// clients are the affinity sets and their timeouts.
-	clients map[string]time.Duration
-}
-
-func newModel() *model {
-	return &model{
-		addresses:  map[string]element{},
-		masquerade: map[string]element{},
-		hairpin:    map[string]element{},
-		services:   map[string]element{},
-		restricted: map[string]element{},
-		allowed:    map[string]element{},
-		backends:   map[Protocol]map[string]element{TCP: {}, UDP: {}, SCTP: {}},
-		chains:     map[string][]string{},
-		clients:    map[string]time.Duration{},
-	}
-}
-
-// elements names the model's sets and maps in the order they are written.
-func (m *model) elements() []struct {
-	name  string
-	isMap bool
-	elems map[string]element
-} {
-	return []struct {
-		name  string
-		isMap bool
-		elems map[string]element
-	}{
-		{setAddresses, false, m.addresses},
-		{setMasquerade, false, m.masquerade},
-		{setHairpin, false, m.hairpin},
-		{backendsPrefix + string(TCP), true, m.backends[TCP]},
-		{backendsPrefix + string(UDP), true, m.backends[UDP]},
-		{backendsPrefix + string(SCTP), true, m.backends[SCTP]},
-		{mapServices, true, m.services},
-		{setRestricted, false, m.restricted},
-		{setAllowed, false, m.allowed},
-	}
-}
-
 func elemKey(parts ...string) string {
 	b := make([]byte, 0, 64)
 	for i, p := range parts {
@@ -161,100 +99,87 @@ func elemKey(parts ...string) string {
 	return string(b)
 }
 
-// buildModel lays out the frontends of one family.
-func buildModel(f family, fes []Frontend) *model {
-	m := newModel()
-	for i := range fes {
-		fe := &fes[i]
-		if !f.matches(fe.Addr) {
-			continue
-		}
-		addr := fe.Addr.String()
-		proto := string(fe.Protocol)
-		port := strconv.Itoa(int(fe.Port))
-		m.addresses[addr] = element{key: []string{addr}}
-		// A frontend without backends is restricted too: a client it
-		// does not accept is dropped rather than told by a reset that
-		// something is there.
-		restrict(m, fe, addr, proto, port)
-		if len(fe.Backends) == 0 {
-			continue
-		}
-		for _, b := range fe.Backends {
-			if b.Masquerade {
-				k := []string{b.Addr().String(), proto, strconv.Itoa(int(b.Port()))}
-				m.masquerade[elemKey(k...)] = element{key: k}
-			} else {
-				a := b.Addr().String()
-				m.hairpin[a] = element{key: []string{a, a}}
-			}
-		}
-		key := []string{addr, proto, port}
-		var verdict string
-		if fe.Affinity > 0 {
-			verdict = "goto " + affinityChains(f, fe, m)
-		} else {
-			group := backendsPrefix + strconv.Itoa(len(fe.Backends))
-			if _, ok := m.chains[group]; !ok {
-				var rules []string
-				for _, p := range protocols {
-					rules = append(rules, fmt.Sprintf(
-						"meta l4proto %s dnat %s to %s daddr . %s dport . numgen random mod %d map @%s%s",
-						p, f.ip, f.ip, p, len(fe.Backends), backendsPrefix, p))
-				}
-				m.chains[group] = rules
-			}
-			verdict = "goto " + group
-			for i, b := range fe.Backends {
-				k := []string{addr, port, strconv.Itoa(i)}
-				m.backends[fe.Protocol][elemKey(k...)] = element{key: k, value: []string{b.Addr().String(), strconv.Itoa(int(b.Port()))}}
-			}
-		}
-		m.services[elemKey(key...)] = element{key: key, value: []string{verdict}}
+// layout puts the objects one frontend of family f needs into p (or
+// takes them out): the same frontend always gives the same objects, so
+// what it added is dropped again from its old value alone.
+func layout(f family, fe *Frontend, p placement) {
+	addr := fe.Addr.String()
+	proto := string(fe.Protocol)
+	port := strconv.Itoa(int(fe.Port))
+	p.elem(idAddresses, element{key: []string{addr}})
+	// A frontend without backends is restricted too: a client it does
+	// not accept is dropped rather than told by a reset that something
+	// is there.
+	restrict(p, fe, addr, proto, port)
+	if len(fe.Backends) == 0 {
+		return
 	}
-	return m
+	for _, b := range fe.Backends {
+		if b.Masquerade {
+			p.elem(idMasquerade, element{key: []string{b.Addr().String(), proto, strconv.Itoa(int(b.Port()))}})
+		} else {
+			a := b.Addr().String()
+			p.elem(idHairpin, element{key: []string{a, a}})
+		}
+	}
+	var verdict string
+	if fe.Affinity > 0 {
+		verdict = "goto " + affinityChains(f, fe, p)
+	} else {
+		group := backendsPrefix + strconv.Itoa(len(fe.Backends))
+		rules := make([]string, 0, len(protocols))
+		for _, pr := range protocols {
+			rules = append(rules, fmt.Sprintf(
+				"meta l4proto %s dnat %s to %s daddr . %s dport . numgen random mod %d map @%s%s",
+				pr, f.ip, f.ip, pr, len(fe.Backends), backendsPrefix, pr))
+		}
+		p.chain(group, rules)
+		verdict = "goto " + group
+		id := backendsOf(fe.Protocol)
+		for i, b := range fe.Backends {
+			p.elem(id, element{key: []string{addr, port, strconv.Itoa(i)}, value: []string{b.Addr().String(), strconv.Itoa(int(b.Port()))}})
+		}
+	}
+	p.elem(idServices, element{key: []string{addr, proto, port}, value: []string{verdict}})
 }
 
-// restrict adds a frontend's source ranges of its family, if it has
-// any: its key in restricted, and one element in allowed per prefix (none
-// when it accepts nobody).
-func restrict(m *model, fe *Frontend, addr, proto, port string) {
+// restrict places a frontend's source ranges of its family, if it has
+// any: its key in restricted, and one element in allowed per prefix
+// (none when it accepts nobody).
+func restrict(p placement, fe *Frontend, addr, proto, port string) {
 	restricted, allowed := fe.SourceRanges.forFamily(fe.Addr.Is4())
 	if !restricted {
 		return
 	}
-	key := []string{addr, proto, port}
-	m.restricted[elemKey(key...)] = element{key: key}
-	for _, p := range allowed {
-		k := []string{addr, proto, port, p.String()}
-		m.allowed[elemKey(k...)] = element{key: k}
+	p.elem(idRestricted, element{key: []string{addr, proto, port}})
+	for _, a := range allowed {
+		p.elem(idAllowed, element{key: []string{addr, proto, port, a.String()}})
 	}
 }
 
-// affinityChains adds the chains and client sets of a frontend with
+// affinityChains places the chains and client sets of a frontend with
 // sessionAffinity: ClientIP and returns the name of the chain its
 // packets go to. A client seen within the timeout goes back to the
 // backend it went to; one that is not picks a backend at random and is
 // recorded in that backend's set; either way its time in the set starts
-// again. Names are hashes of what they hold, so
-// a set of clients lives as long as its backend does and the timeout
-// stays the same.
-func affinityChains(f family, fe *Frontend, m *model) string {
+// again. Names are hashes of what they hold, so a set of clients lives
+// as long as its backend does and the timeout stays the same.
+func affinityChains(f family, fe *Frontend, p placement) string {
 	id := fmt.Sprintf("%s/%s/%d/%d", fe.Addr, fe.Protocol, fe.Port, fe.Affinity/time.Second)
 	chain := affinityPrefix + hash(id)
 	var rules, picks []string
 	for i, b := range fe.Backends {
 		set := clientsPrefix + hash(id+"/"+b.String())
 		dnat := fmt.Sprintf("meta l4proto %s dnat %s to %s", fe.Protocol, f.ip, backendText(b.AddrPort))
-		m.clients[set] = fe.Affinity
-		m.chains[set] = []string{fmt.Sprintf("update @%s { %s saddr }", set, f.ip), dnat}
+		p.clientSet(set, fe.Affinity)
+		p.chain(set, []string{fmt.Sprintf("update @%s { %s saddr }", set, f.ip), dnat})
 		rules = append(rules, fmt.Sprintf("%s saddr @%s goto %s", f.ip, set, set))
 		picks = append(picks, fmt.Sprintf("%d : goto %s", i, set))
 	}
 	// " , " rather than ", ": knftables' Fake reads "goto x," as a chain
 	// named "x,"; nft takes either.
 	rules = append(rules, fmt.Sprintf("numgen random mod %d vmap { %s }", len(fe.Backends), strings.Join(picks, " , ")))
-	m.chains[chain] = rules
+	p.chain(chain, rules)
 	return chain
 }
 
@@ -340,162 +265,4 @@ func isBase(name string) bool {
 		return true
 	}
 	return false
-}
-
-// writeFull puts into tx everything needed to make the table hold m and
-// nothing else, whatever it held before. existingChains and existingSets
-// are what the table holds now (nil when it does not exist).
-func writeFull(f family, m *model, tx *knftables.Transaction, existingChains, existingSets []string) {
-	declare(f, tx)
-	for _, e := range m.elements() {
-		if e.isMap {
-			tx.Flush(&knftables.Map{Name: e.name})
-		} else {
-			tx.Flush(&knftables.Set{Name: e.name})
-		}
-	}
-	// Chains and client sets left over from an earlier run go; the maps
-	// that pointed at them were flushed above.
-	for _, c := range existingChains {
-		if _, keep := m.chains[c]; !keep && !isBase(c) {
-			tx.Flush(&knftables.Chain{Name: c})
-		}
-	}
-	for _, c := range existingChains {
-		if _, keep := m.chains[c]; !keep && !isBase(c) {
-			tx.Delete(&knftables.Chain{Name: c})
-		}
-	}
-	for _, s := range existingSets {
-		if _, keep := m.clients[s]; !keep && strings.HasPrefix(s, clientsPrefix) {
-			tx.Delete(&knftables.Set{Name: s})
-		}
-	}
-	// Client sets keep their contents: clients stay with their backends
-	// across a full sync.
-	for _, s := range sortedKeys(m.clients) {
-		tx.Add(clientSet(f, s, m.clients[s]))
-	}
-	names := sortedKeys(m.chains)
-	for _, c := range names {
-		tx.Add(&knftables.Chain{Name: c})
-		tx.Flush(&knftables.Chain{Name: c})
-	}
-	for _, c := range names {
-		for _, r := range m.chains[c] {
-			tx.Add(&knftables.Rule{Chain: c, Rule: r})
-		}
-	}
-	for _, e := range m.elements() {
-		for _, k := range sortedKeys(e.elems) {
-			tx.Add(toElement(e.name, e.isMap, e.elems[k]))
-		}
-	}
-}
-
-// writeDiff puts into tx what turns a table holding old into one holding
-// m.
-func writeDiff(f family, old, m *model, tx *knftables.Transaction) {
-	// New chains and sets first, so that elements may point at them.
-	for _, s := range sortedKeys(m.clients) {
-		if _, ok := old.clients[s]; !ok {
-			tx.Add(clientSet(f, s, m.clients[s]))
-		}
-	}
-	names := sortedKeys(m.chains)
-	for _, c := range names {
-		if _, ok := old.chains[c]; !ok {
-			tx.Add(&knftables.Chain{Name: c})
-		}
-	}
-	for _, c := range names {
-		rules, ok := old.chains[c]
-		if ok && slices.Equal(rules, m.chains[c]) {
-			continue
-		}
-		if ok {
-			tx.Flush(&knftables.Chain{Name: c})
-		}
-		for _, r := range m.chains[c] {
-			tx.Add(&knftables.Rule{Chain: c, Rule: r})
-		}
-	}
-	es, olds := m.elements(), old.elements()
-	// Deletions before additions: a changed map element is deleted and
-	// added again. Only the changed keys are sorted (for a stable
-	// transaction text): with 100,000 elements, sorting them all would
-	// cost more than the change.
-	for i, e := range es {
-		for _, k := range changedKeys(olds[i].elems, e.elems) {
-			tx.Delete(toElement(e.name, e.isMap, olds[i].elems[k]))
-		}
-	}
-	for i, e := range es {
-		for _, k := range changedKeys(e.elems, olds[i].elems) {
-			tx.Add(toElement(e.name, e.isMap, e.elems[k]))
-		}
-	}
-	// Chains and sets nothing points at any more go last.
-	var gone []string
-	for _, c := range sortedKeys(old.chains) {
-		if _, ok := m.chains[c]; !ok {
-			tx.Flush(&knftables.Chain{Name: c})
-			gone = append(gone, c)
-		}
-	}
-	for _, c := range gone {
-		tx.Delete(&knftables.Chain{Name: c})
-	}
-	for _, s := range sortedKeys(old.clients) {
-		if _, ok := m.clients[s]; !ok {
-			tx.Delete(&knftables.Set{Name: s})
-		}
-	}
-}
-
-// changedKeys are the keys of a that b lacks or holds with another
-// value, sorted.
-func changedKeys(a, b map[string]element) []string {
-	var out []string
-	for k, e := range a {
-		if o, ok := b[k]; !ok || !slices.Equal(o.value, e.value) {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func clientSet(f family, name string, timeout time.Duration) *knftables.Set {
-	return &knftables.Set{
-		Name:    name,
-		Type:    f.addr,
-		Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
-		Timeout: &timeout,
-	}
-}
-
-func toElement(name string, isMap bool, e element) *knftables.Element {
-	if isMap {
-		return &knftables.Element{Map: name, Key: e.key, Value: e.value}
-	}
-	return &knftables.Element{Set: name, Key: e.key}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
-}
-
-// counts are the model's sizes, for the metrics.
-func (m *model) counts() map[string]int {
-	return map[string]int{
-		setAddresses:  len(m.addresses),
-		setMasquerade: len(m.masquerade),
-		setHairpin:    len(m.hairpin),
-		mapServices:   len(m.services),
-		setRestricted: len(m.restricted),
-		setAllowed:    len(m.allowed),
-		"backends":    len(m.backends[TCP]) + len(m.backends[UDP]) + len(m.backends[SCTP]),
-		"chains":      len(m.chains),
-	}
 }
