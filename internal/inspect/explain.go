@@ -84,60 +84,72 @@ func Explain(s *Snapshot, namespace, name string) (*Explanation, error) {
 
 	cfg, _ := s.resolve()
 	in := planner.Input{Config: cfg, Nodes: s.plannerNodes(), Services: s.plannerServices()}
-	l2 := planner.Layer2(in)
-	bgp := expectedBGP(in)
-	var local planner.Service
+	w := plans{cfg: cfg, l2: planner.Layer2(in), bgp: expectedBGP(in)}
 	for _, ps := range in.Services {
 		if ps.Key == e.Service {
-			local = ps
+			w.local = ps
 		}
 	}
 	for _, a := range addrsOf(svc) {
-		ar := AddressReport{Address: a.String(), Pool: s.poolOf(cfg, a), Announcers: s.announcers(a)}
-		if ar.Pool == "" {
-			e.Next = append(e.Next, fmt.Sprintf("%s is in no IPPool: no speaker announces it. Add it to an IPPool's spec.addresses, or have the Service ask for another address (annotation ironlb.io/loadBalancerIPs)", a))
-			e.Addresses = append(e.Addresses, ar)
-			continue
-		}
-		if p := s.pool(ar.Pool); p != nil {
-			ar.PoolValid = conditionOf(p.Status.Conditions, ConditionValid)
-		}
-		pool := cfg.Pool(ar.Pool)
-		if pool == nil {
-			msg := fmt.Sprintf("IPPool %s, which holds %s, is invalid, so no speaker announces its addresses", ar.Pool, a)
-			if ar.PoolValid != nil && ar.PoolValid.Message != "" {
-				msg += ": " + ar.PoolValid.Message
-			}
-			e.Next = append(e.Next, msg)
-			e.Addresses = append(e.Addresses, ar)
-			continue
-		}
-		l2Advs := l2AdvertisementsOf(cfg, pool.Name)
-		bgpAdvs := bgpAdvertisementsOf(cfg, pool.Name)
-		if len(l2Advs) == 0 && len(bgpAdvs) == 0 {
-			e.Next = append(e.Next, fmt.Sprintf("no L2Advertisement or BGPAdvertisement covers IPPool %s, so nothing announces %s: create one with spec.ipPools: [%s]", pool.Name, a, pool.Name))
-		}
-		if len(l2Advs) > 0 {
-			ar.Layer2Eligible = []string{}
-			if plan := l2.L2[a]; plan != nil {
-				ar.Layer2Eligible = plan.Eligible.Names()
-			}
-			e.Next = append(e.Next, s.layer2Hints(a, ar, l2Advs, local)...)
-		}
-		if len(bgpAdvs) > 0 {
-			ar.BGPExpected = []string{}
-			for node, pfxs := range bgp {
-				if slices.ContainsFunc(pfxs, func(p netip.Prefix) bool { return p.Contains(a) }) {
-					ar.BGPExpected = append(ar.BGPExpected, node)
-				}
-			}
-			slices.Sort(ar.BGPExpected)
-			e.Next = append(e.Next, s.bgpHints(a, ar, bgpAdvs, local)...)
-		}
+		ar, next := s.explainAddress(w, a)
 		e.Addresses = append(e.Addresses, ar)
+		e.Next = append(e.Next, next...)
 	}
 	e.Next = append(e.Next, s.endpointHints(svc, e)...)
 	return e, nil
+}
+
+// plans is what the resolver and the planner expect for the Snapshot,
+// which explainAddress compares with what the speakers report.
+type plans struct {
+	cfg   *config.Config
+	l2    planner.Plan
+	bgp   map[string][]netip.Prefix
+	local planner.Service
+}
+
+// explainAddress reports one of the Service's addresses: its pool, who
+// announces it and who should, and what to check when they differ.
+func (s *Snapshot) explainAddress(w plans, a netip.Addr) (AddressReport, []string) {
+	ar := AddressReport{Address: a.String(), Pool: s.poolOf(w.cfg, a), Announcers: s.announcers(a)}
+	if ar.Pool == "" {
+		return ar, []string{fmt.Sprintf("%s is in no IPPool: no speaker announces it. Add it to an IPPool's spec.addresses, or have the Service ask for another address (annotation ironlb.io/loadBalancerIPs)", a)}
+	}
+	if p := s.pool(ar.Pool); p != nil {
+		ar.PoolValid = conditionOf(p.Status.Conditions, ConditionValid)
+	}
+	pool := w.cfg.Pool(ar.Pool)
+	if pool == nil {
+		msg := fmt.Sprintf("IPPool %s, which holds %s, is invalid, so no speaker announces its addresses", ar.Pool, a)
+		if ar.PoolValid != nil && ar.PoolValid.Message != "" {
+			msg += ": " + ar.PoolValid.Message
+		}
+		return ar, []string{msg}
+	}
+	var next []string
+	l2Advs := l2AdvertisementsOf(w.cfg, pool.Name)
+	bgpAdvs := bgpAdvertisementsOf(w.cfg, pool.Name)
+	if len(l2Advs) == 0 && len(bgpAdvs) == 0 {
+		next = append(next, fmt.Sprintf("no L2Advertisement or BGPAdvertisement covers IPPool %s, so nothing announces %s: create one with spec.ipPools: [%s]", pool.Name, a, pool.Name))
+	}
+	if len(l2Advs) > 0 {
+		ar.Layer2Eligible = []string{}
+		if plan := w.l2.L2[a]; plan != nil {
+			ar.Layer2Eligible = plan.Eligible.Names()
+		}
+		next = append(next, s.layer2Hints(a, ar, l2Advs, w.local)...)
+	}
+	if len(bgpAdvs) > 0 {
+		ar.BGPExpected = []string{}
+		for node, pfxs := range w.bgp {
+			if slices.ContainsFunc(pfxs, func(p netip.Prefix) bool { return p.Contains(a) }) {
+				ar.BGPExpected = append(ar.BGPExpected, node)
+			}
+		}
+		slices.Sort(ar.BGPExpected)
+		next = append(next, s.bgpHints(a, ar, bgpAdvs, w.local)...)
+	}
+	return ar, next
 }
 
 // allocationHints explains the controller's condition.
