@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
+	"time"
 )
 
 // RouterPaths returns the next hops of the BGP paths the lab's router
@@ -105,6 +107,83 @@ func RouterPrefixes(p Plan, ipv6 bool) (map[string]int, error) {
 	for addr, peer := range sum.Peers {
 		if peer.State == "Established" {
 			m[addr] = peer.PfxRcd
+		}
+	}
+	return m, nil
+}
+
+// WaitPaths waits until the router holds exactly the next hops want for
+// pfx, in BGP and in its kernel's forwarding table.
+func (l *Lab) WaitPaths(pfx netip.Prefix, want ...netip.Addr) error {
+	want = slices.SortedFunc(slices.Values(want), netip.Addr.Compare)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		bgp, err1 := RouterPaths(l.Plan, pfx)
+		fib, err2 := RouterFIB(l.Plan, pfx)
+		if err1 == nil && err2 == nil && slices.Equal(bgp, want) && slices.Equal(fib, want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the router's paths for %s: BGP %v (%v), forwarding %v (%v), want %v", pfx, bgp, err1, fib, err2, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RouterPassword sets the TCP MD5 password of the router's sessions with
+// every node, of both families ("" removes it). FRR resets a session
+// whose password changes.
+func RouterPassword(p Plan, password string) error {
+	args := []string{"-N", p.Router.NetNS, "-c", "configure terminal", "-c", fmt.Sprintf("router bgp %d", RouterASN)}
+	for _, n := range p.Nodes {
+		for _, a := range []netip.Addr{n.Addr.Addr(), n.Addr6.Addr()} {
+			if password == "" {
+				args = append(args, "-c", fmt.Sprintf("no neighbor %s password", a))
+			} else {
+				args = append(args, "-c", fmt.Sprintf("neighbor %s password %s", a, password))
+			}
+		}
+	}
+	out, err := exec.Command("vtysh", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("vtysh -N %s, setting the neighbours' password: %w: %s", p.Router.NetNS, err, out)
+	}
+	// vtysh reports a rejected line on its output, not in its status.
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "%") && !strings.HasPrefix(line, "% Can't open configuration file") {
+			return fmt.Errorf("vtysh -N %s, setting the neighbours' password: %s", p.Router.NetNS, out)
+		}
+	}
+	return nil
+}
+
+// RouterSession is what the router tells of its session with one node.
+type RouterSession struct {
+	State string
+	// Established and Dropped count how often the session came up and
+	// went down since the router started: a session that flapped between
+	// two readings shows in them, however short the flap.
+	Established, Dropped int
+}
+
+// RouterSessions returns the router's sessions by neighbour address.
+func RouterSessions(p Plan) (map[netip.Addr]RouterSession, error) {
+	out, err := Vtysh(p, "show bgp neighbors json")
+	if err != nil {
+		return nil, err
+	}
+	var raw map[string]struct {
+		State       string `json:"bgpState"`
+		Established int    `json:"connectionsEstablished"`
+		Dropped     int    `json:"connectionsDropped"`
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		return nil, fmt.Errorf("FRR's neighbours: %w: %s", err, out)
+	}
+	m := map[netip.Addr]RouterSession{}
+	for k, v := range raw {
+		if a, err := netip.ParseAddr(k); err == nil {
+			m[a] = RouterSession{State: v.State, Established: v.Established, Dropped: v.Dropped}
 		}
 	}
 	return m, nil

@@ -191,27 +191,9 @@ func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault)
 		}
 		return false
 	}
-	var restore func() error
-	switch fault {
-	case FaultKill:
-		if err := l.KillSpeaker(old); err != nil {
-			return tr, err
-		}
-		restore = func() error { return l.StartSpeaker(old) }
-	case FaultLink:
-		if err := LinkDown(l.Plan, old); err != nil {
-			return tr, err
-		}
-		restore = func() error { return LinkUp(l.Plan, old) }
-	case FaultRestart:
-		if err := l.StopSpeaker(old); err != nil {
-			return tr, err
-		}
-		if err := l.StartSpeaker(old); err != nil {
-			return tr, err
-		}
-	default:
-		return tr, fmt.Errorf("unknown fault %q", fault)
+	restore, err := l.inflict(fault, old)
+	if err != nil {
+		return tr, err
 	}
 	if err := l.waitProbes(pr, "an answer from another node", other); err != nil {
 		if restore != nil {
@@ -233,27 +215,60 @@ func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault)
 	if err := l.waitReady(old); err != nil {
 		return tr, err
 	}
-	probes := pr.Stop()
+	return l.judgeTrial(tr, pr.Stop(), start, oldMAC)
+}
+
+// inflict inflicts fault on node and returns what restores the node, nil
+// for FaultRestart, which restores it at once.
+func (l *Lab) inflict(fault Fault, node string) (restore func() error, err error) {
+	switch fault {
+	case FaultKill:
+		if err := l.KillSpeaker(node); err != nil {
+			return nil, err
+		}
+		return func() error { return l.StartSpeaker(node) }, nil
+	case FaultLink:
+		if err := LinkDown(l.Plan, node); err != nil {
+			return nil, err
+		}
+		return func() error { return LinkUp(l.Plan, node) }, nil
+	case FaultRestart:
+		if err := l.StopSpeaker(node); err != nil {
+			return nil, err
+		}
+		if err := l.StartSpeaker(node); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unknown fault %q", fault)
+}
+
+// judgeTrial completes tr from the probes, the fault having struck after
+// the start-th: how many were sent since, which went unanswered, who
+// answered when, and the failover to the first other node that answered.
+func (l *Lab) judgeTrial(tr Trial, probes []Probe, start int, oldMAC net.HardwareAddr) (Trial, error) {
 	window := probes[start:]
 	tr.Probes = len(window)
 	tr.Unanswered = silent(window, AnswerWithin)
 	tr.Timeline = l.timeline(window)
 	for _, p := range window {
 		for _, r := range p.Replies {
-			if n := l.NodeOfMAC(r.MAC); n != old && n != "" {
+			if n := l.NodeOfMAC(r.MAC); n != tr.Old && n != "" {
 				mac := r.MAC
 				tr.New = n
-				if fault == FaultRestart {
+				if tr.Fault == FaultRestart {
 					// Both answer for a moment while the owner leaves;
 					// what counts is that no probe goes unanswered.
 					return tr, nil
 				}
+				var err error
 				tr.Failover, err = AnalyzeFailover(probes[:start+indexOfFirst(window, mac)+1], oldMAC, mac)
 				return tr, err
 			}
 		}
 	}
-	return tr, fmt.Errorf("no other node answered for %s", target)
+	return tr, fmt.Errorf("no other node answered for %s", tr.Target)
 }
 
 func indexOfFirst(ps []Probe, mac net.HardwareAddr) int {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,13 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -236,6 +239,14 @@ func (l *Lab) StopSpeaker(node string) error {
 	return nil
 }
 
+// RestartSpeaker stops a node's speaker gracefully and starts it again.
+func (l *Lab) RestartSpeaker(node string) error {
+	if err := l.StopSpeaker(node); err != nil {
+		return err
+	}
+	return l.StartSpeaker(node)
+}
+
 // SpeakerReady tells whether a node's speaker answers /readyz (it has
 // synced its caches and joined the memberlist cluster), asked where the
 // kubelet would ask it (speakerProbe).
@@ -252,6 +263,16 @@ func (l *Lab) SpeakerReady(node string) error {
 		return fmt.Errorf("readyz: %s", body)
 	}
 	return nil
+}
+
+// WaitSpeakerReady waits until a node's speaker answers /readyz and
+// returns when it first did; its error ends with the end of the
+// speaker's log.
+func (l *Lab) WaitSpeakerReady(node string) (time.Time, error) {
+	if err := l.waitReady(node); err != nil {
+		return time.Time{}, fmt.Errorf("%w; its log ends:\n%s", err, l.LogTail("speaker-"+node, 15))
+	}
+	return time.Now(), nil
 }
 
 // speakerState waits until every speaker is ready or has ended, at most
@@ -364,6 +385,78 @@ var ExampleConfig []byte
 // ExampleObjects decodes ExampleConfig into objects to create.
 func ExampleObjects() ([]*unstructured.Unstructured, error) {
 	return DecodeObjects("example.yaml", ExampleConfig)
+}
+
+// ApplyExample creates the lab's example configuration. With a
+// password, the router's sessions with every node ask for it first, a
+// Secret holds it and every BGPPeer refers to that Secret; it then waits
+// until every session is established.
+func (l *Lab) ApplyExample(ctx context.Context, password string) error {
+	objs, err := ExampleObjects()
+	if err != nil {
+		return err
+	}
+	if password != "" {
+		if err := l.passwordPeers(ctx, objs, password); err != nil {
+			return err
+		}
+	}
+	dyn, err := l.dynamic()
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		gvr := schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: strings.ToLower(o.GetKind()) + "s"}
+		if _, err := dyn.Resource(gvr).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	if password == "" {
+		return nil
+	}
+	var addrs []netip.Addr
+	for _, n := range l.Plan.Nodes {
+		addrs = append(addrs, n.Addr.Addr(), n.Addr6.Addr())
+	}
+	return waitFor(ctx, "every session with the router established, with its password", func() (bool, error) {
+		ss, err := RouterSessions(l.Plan)
+		if err != nil {
+			return false, err
+		}
+		for _, a := range addrs {
+			if ss[a].State != "Established" {
+				return false, fmt.Errorf("sessions %v", ss)
+			}
+		}
+		return true, nil
+	})
+}
+
+// passwordPeers sets the router's password, creates its Secret and
+// points every BGPPeer of objs at it.
+func (l *Lab) passwordPeers(ctx context.Context, objs []*unstructured.Unstructured, password string) error {
+	if err := RouterPassword(l.Plan, password); err != nil {
+		return err
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ChartNamespace, Name: "lab-bgp-password"}, Data: map[string][]byte{"password": []byte(password)}}
+	if _, err := l.Clientset.CoreV1().Secrets(secret.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	peers := 0
+	for _, o := range objs {
+		if o.GetKind() != "BGPPeer" {
+			continue
+		}
+		ref := map[string]any{"name": secret.Name, "namespace": secret.Namespace, "key": "password"}
+		if err := unstructured.SetNestedMap(o.Object, ref, "spec", "passwordSecretRef"); err != nil {
+			return err
+		}
+		peers++
+	}
+	if peers == 0 {
+		return errors.New("the example configuration has no BGPPeer to give a password")
+	}
+	return nil
 }
 
 // SpeakerPID is the process ID of a node's running speaker, 0 if none.

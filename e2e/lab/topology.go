@@ -40,6 +40,23 @@ func Up(p Plan) (err error) {
 			return fmt.Errorf("creating namespace %s: %w", ns, err)
 		}
 	}
+	if err := p.lanUp(); err != nil {
+		return err
+	}
+	if err := p.routesUp(); err != nil {
+		return err
+	}
+	for _, n := range p.Nodes {
+		if err := p.nodeNetwork(n); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// lanUp builds the LAN bridge with a leg for every participant and the
+// host, and the router's second segment.
+func (p Plan) lanUp() error {
 	lan, err := handle(p.LAN)
 	if err != nil {
 		return err
@@ -64,10 +81,12 @@ func Up(p Plan) (err error) {
 		return err
 	}
 	// The router's second segment: a direct veth to the remote client.
-	if err := veth(p.Router.NetNS, "eth1", p.RouterRemote.Addrs(), p.Remote.NetNS, ifaceInside, p.Remote.Addrs()); err != nil {
-		return err
-	}
+	return veth(p.Router.NetNS, "eth1", p.RouterRemote.Addrs(), p.Remote.NetNS, ifaceInside, p.Remote.Addrs())
+}
 
+// routesUp gives the control plane, the client and the remote client
+// their routes, and the router forwarding.
+func (p Plan) routesUp() error {
 	lanGW, lanGW6 := p.Router.Addr.Addr(), p.Router.Addr6.Addr()
 	for _, h := range []Host{p.ControlPlane, p.Client} {
 		if err := routes(h.NetNS, route{dst: RemoteNet, via: lanGW}, route{dst: RemoteNet6, via: lanGW6}, route{dst: BGPPoolNet, via: lanGW}, route{dst: BGPPoolNet6, via: lanGW6}); err != nil {
@@ -99,17 +118,9 @@ func Up(p Plan) (err error) {
 	// The router spreads connections over its ECMP paths by their ports
 	// too (as routers usually hash), not by addresses alone, which would
 	// send every connection of the remote client to one node.
-	if err := errors.Join(forwarding(p.Router.NetNS),
+	return errors.Join(forwarding(p.Router.NetNS),
 		sysctl(p.Router.NetNS, "net/ipv4/fib_multipath_hash_policy", "1"),
-		sysctl(p.Router.NetNS, "net/ipv6/fib_multipath_hash_policy", "1")); err != nil {
-		return err
-	}
-	for _, n := range p.Nodes {
-		if err := p.nodeNetwork(n); err != nil {
-			return fmt.Errorf("node %s: %w", n.Name, err)
-		}
-	}
-	return nil
+		sysctl(p.Router.NetNS, "net/ipv6/fib_multipath_hash_policy", "1"))
 }
 
 // legOnLAN connects a namespace (or the host, ns "") to the LAN bridge.

@@ -7,7 +7,8 @@ package suite
 // each (a new connection every 10 ms) and a few long-lived connections
 // to each, and asserts only what the issue bounds; the rest it reports.
 // The trials themselves, and the judging of what the client saw, are
-// e2e/lab's (faulttrial.go), which `make lab-faults` runs too.
+// e2e/lab's (faulttrial.go and the fault*.go beside it), which `make
+// lab-faults` runs too.
 
 import (
 	"context"

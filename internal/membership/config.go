@@ -10,8 +10,25 @@ import (
 // options. memberlist changes the value it is given (it fills in the keyring
 // and the bound port), so every Run builds a fresh one.
 func (c *Cluster) memberlistConfig() *memberlist.Config {
-	o := c.opts
 	conf := memberlist.DefaultLANConfig()
+	c.setIdentity(conf)
+	c.setEncryption(conf)
+	c.setDelegates(conf)
+	setFailureDetection(conf, c.opts)
+	setStateExchange(conf)
+
+	// Kept at memberlist's defaults on purpose: GossipNodes 3 and
+	// RetransmitMult 4 (every message reaches all members in a few gossip
+	// rounds), and AwarenessMaxMultiplier 8, which stretches only this
+	// member's own probing when it is itself unhealthy (it misses acks that
+	// others answer), so a CPU-starved speaker does not accuse healthy ones;
+	// the others still probe it at full speed.
+	return conf
+}
+
+// setIdentity sets this member's name and where it listens and is reached.
+func (c *Cluster) setIdentity(conf *memberlist.Config) {
+	o := c.opts
 	conf.Name = o.Name
 	if o.Transport != nil {
 		conf.Transport = o.Transport
@@ -21,6 +38,11 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 	}
 	conf.BindPort = o.Port
 	conf.AdvertisePort = o.Port
+}
+
+// setEncryption sets the keyring, when there is a key.
+func (c *Cluster) setEncryption(conf *memberlist.Config) {
+	o := c.opts
 	if o.Key != nil {
 		// New checked every key, so the keyring cannot be refused.
 		ring, err := memberlist.NewKeyring(o.SecondaryKeys, o.Key)
@@ -34,6 +56,12 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 		conf.GossipVerifyIncoming = true
 		conf.GossipVerifyOutgoing = true
 	}
+}
+
+// setDelegates connects memberlist's events, metadata and log to the
+// cluster.
+func (c *Cluster) setDelegates(conf *memberlist.Config) {
+	o := c.opts
 	conf.Events = events{c}
 	if len(o.Meta) > 0 {
 		// Only with metadata: without it this member must look exactly like
@@ -41,7 +69,11 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 		conf.Delegate = metaDelegate{o.Meta}
 	}
 	conf.Logger = newStdLogger(c.log)
+}
 
+// setFailureDetection sets how members are probed and how long a member
+// that fails a probe is suspected before it is declared dead.
+func setFailureDetection(conf *memberlist.Config, o Options) {
 	// The four timings the speaker exposes as flags. Each member probes one
 	// other member every ProbeInterval; a probe that gets no direct answer
 	// within ProbeTimeout asks IndirectChecks other members to try, and
@@ -68,7 +100,11 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 	// so they cost no detection time; they keep one bad link between two
 	// nodes from evicting a healthy speaker. memberlist's default.
 	conf.IndirectChecks = 3
+}
 
+// setStateExchange sets how members exchange their whole state, and how
+// long the dead are remembered.
+func setStateExchange(conf *memberlist.Config) {
 	// The default of 10s bounds dialling a peer for a join, a push/pull
 	// state exchange and reading from a stream. On a LAN these take
 	// milliseconds; a peer whose node is powered off never answers, and
@@ -102,12 +138,4 @@ func (c *Cluster) memberlistConfig() *memberlist.Config {
 	// needs no reclaim: the new process refutes its old death with a higher
 	// incarnation.
 	conf.DeadNodeReclaimTime = time.Nanosecond
-
-	// Kept at memberlist's defaults on purpose: GossipNodes 3 and
-	// RetransmitMult 4 (every message reaches all members in a few gossip
-	// rounds), and AwarenessMaxMultiplier 8, which stretches only this
-	// member's own probing when it is itself unhealthy (it misses acks that
-	// others answer), so a CPU-starved speaker does not accuse healthy ones;
-	// the others still probe it at full speed.
-	return conf
 }

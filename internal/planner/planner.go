@@ -105,13 +105,36 @@ type poolPlan struct {
 // Layer2 plans every address of the Services that belongs to a pool
 // announced in layer 2 mode.
 func Layer2(in Input) Plan {
-	plan := Plan{L2: map[netip.Addr]*L2{}}
-	usable := make([]Node, 0, len(in.Nodes))
-	for _, n := range in.Nodes {
+	pools, warnings := poolPlans(in, usableNodes(in.Nodes))
+	// local marks the addresses that a Local Service uses: only their
+	// eligible nodes depend on the Services (localNodes).
+	l2, local := addressPlans(in, pools)
+	if len(local) > 0 {
+		narrowLocal(l2, in.Services, local)
+	}
+	for _, l := range l2 {
+		slices.Sort(l.Services)
+	}
+	return Plan{L2: l2, Warnings: warnings}
+}
+
+// usableNodes are the nodes that may announce: not excluded, network
+// available.
+func usableNodes(nodes []Node) []Node {
+	usable := make([]Node, 0, len(nodes))
+	for _, n := range nodes {
 		if _, excluded := n.Labels[ExcludeLabel]; !excluded && !n.NetworkUnavailable {
 			usable = append(usable, n)
 		}
 	}
+	return usable
+}
+
+// poolPlans works out, per pool announced in layer 2 mode, what its
+// addresses share, and warns of every L2Advertisement that selects none of
+// the usable nodes.
+func poolPlans(in Input, usable []Node) (map[string]*poolPlan, []Warning) {
+	var warnings []Warning
 	pools := map[string]*poolPlan{}
 	names := map[string][]string{}
 	for _, adv := range in.Config.L2Advertisements {
@@ -122,7 +145,7 @@ func Layer2(in Input) Plan {
 			}
 		}
 		if len(selected) == 0 {
-			plan.Warnings = append(plan.Warnings, Warning{"L2Advertisement", adv.Name,
+			warnings = append(warnings, Warning{"L2Advertisement", adv.Name,
 				fmt.Sprintf("spec.nodeSelector selects none of the %d nodes that may announce (not excluded, network available), so it announces nothing", len(usable))})
 		}
 		for _, p := range adv.Pools {
@@ -151,9 +174,13 @@ func Layer2(in Input) Plan {
 		}
 		slices.Sort(pp.advs)
 	}
+	return pools, warnings
+}
 
-	// local marks the addresses that a Local Service uses: only their
-	// eligible nodes depend on the Services (localNodes).
+// addressPlans plans every address of the Services that belongs to one of
+// pools, and marks those that a Local Service uses.
+func addressPlans(in Input, pools map[string]*poolPlan) (map[netip.Addr]*L2, map[netip.Addr]bool) {
+	plans := map[netip.Addr]*L2{}
 	local := map[netip.Addr]bool{}
 	for _, svc := range in.Services {
 		for _, a := range svc.Addrs {
@@ -162,10 +189,10 @@ func Layer2(in Input) Plan {
 				continue
 			}
 			pp := pools[pool.Name]
-			l := plan.L2[a]
+			l := plans[a]
 			if l == nil {
 				l = &L2{Pool: pool.Name, Eligible: pp.eligible, Interfaces: pp.interfaces, Advertisements: pp.advs}
-				plan.L2[a] = l
+				plans[a] = l
 			}
 			l.Services = append(l.Services, svc.Key)
 			if svc.Local {
@@ -173,25 +200,25 @@ func Layer2(in Input) Plan {
 			}
 		}
 	}
-	if len(local) > 0 {
-		users := map[netip.Addr][]*Service{}
-		for i := range in.Services {
-			for _, a := range in.Services[i].Addrs {
-				if local[a] {
-					users[a] = append(users[a], &in.Services[i])
-				}
-			}
-		}
-		for a, svcs := range users {
-			if nodes, narrowed := localNodes(plan.L2[a].Eligible, svcs); narrowed {
-				plan.L2[a].Eligible = election.NewNodes(nodes...)
+	return plans, local
+}
+
+// narrowLocal narrows the eligible nodes of the addresses that a Local
+// Service uses (localNodes).
+func narrowLocal(plans map[netip.Addr]*L2, services []Service, local map[netip.Addr]bool) {
+	users := map[netip.Addr][]*Service{}
+	for i := range services {
+		for _, a := range services[i].Addrs {
+			if local[a] {
+				users[a] = append(users[a], &services[i])
 			}
 		}
 	}
-	for _, l := range plan.L2 {
-		slices.Sort(l.Services)
+	for a, svcs := range users {
+		if nodes, narrowed := localNodes(plans[a].Eligible, svcs); narrowed {
+			plans[a].Eligible = election.NewNodes(nodes...)
+		}
 	}
-	return plan
 }
 
 // localNodes works out where an address used by svcs may be announced,

@@ -39,152 +39,201 @@ func measureBGP(name, dir string, b lab.Binaries, trials int, scale []int, out s
 		return err
 	}
 	defer l.Close()
-	cs := l.Clientset
-	if err := deployment(ctx, cs, "m", 3); err != nil {
+	if err := deployment(ctx, l.Clientset, "m", 3); err != nil {
 		return err
 	}
-	var rows []string
-	row := func(what string, ds []time.Duration, note string) {
-		p50, p99, hi := lab.Percentiles(ds)
-		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", what, len(ds), ms(p50), ms(p99), ms(hi), note))
-		fmt.Fprintln(os.Stderr, rows[len(rows)-1])
-	}
-	var all []netip.Addr
+	r := &bgpRun{ctx: ctx, l: l, trials: trials}
 	for _, n := range l.Plan.Nodes {
-		all = append(all, n.Addr.Addr())
+		r.all = append(r.all, n.Addr.Addr())
 	}
-	slices.SortFunc(all, netip.Addr.Compare)
-	// pathsAre polls the router until pfx's next hops satisfy ok.
-	pathsAre := func(pfx netip.Prefix, ok func([]netip.Addr) bool) (time.Time, error) {
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			hops, err := lab.RouterPaths(l.Plan, pfx)
-			if err == nil && ok(hops) {
-				return time.Now(), nil
-			}
-			if time.Now().After(deadline) {
-				return time.Time{}, fmt.Errorf("%s: the router holds %v (%v)", pfx, hops, err)
-			}
-			time.Sleep(pollEvery)
-		}
-	}
-	allPaths := func(h []netip.Addr) bool { return slices.Equal(h, all) }
-	none := func(h []netip.Addr) bool { return len(h) == 0 }
-	without := func(a netip.Addr) func([]netip.Addr) bool {
-		return func(h []netip.Addr) bool { return len(h) > 0 && !slices.Contains(h, a) }
-	}
-	create := func(name string, addr netip.Addr) error {
-		return lbService(ctx, cs, name, addr, map[string]string{"app": "m"})
-	}
+	slices.SortFunc(r.all, netip.Addr.Compare)
 
 	// Service created → a path per node at the router. The first Service
 	// also waits for the pods.
 	keep := netip.MustParseAddr("203.0.113.100")
-	if err := create("keep", keep); err != nil {
+	if err := r.create("keep", keep); err != nil {
 		return err
 	}
 	keepPfx := netip.PrefixFrom(keep, 32)
-	if _, err := pathsAre(keepPfx, allPaths); err != nil {
+	if _, err := r.pathsAre(keepPfx, r.allPaths); err != nil {
 		return err
 	}
+	if err := r.firstPaths(); err != nil {
+		return err
+	}
+	if err := r.faults(keepPfx); err != nil {
+		return err
+	}
+	scaleRows, err := r.scale(scale)
+	if err != nil {
+		return err
+	}
+	return writeBGPReport(out, trials, r.rows, scaleRows)
+}
+
+// bgpRun is one run of measureBGP: the lab, the paths the router should
+// hold, and the report's rows as they are measured.
+type bgpRun struct {
+	ctx    context.Context
+	l      *lab.Lab
+	trials int
+	// all are the nodes' addresses, sorted: the next hops of a prefix
+	// every node advertises.
+	all  []netip.Addr
+	rows []string
+}
+
+// row adds a row of durations to the report.
+func (r *bgpRun) row(what string, ds []time.Duration, note string) {
+	p50, p99, hi := lab.Percentiles(ds)
+	r.rows = append(r.rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", what, len(ds), ms(p50), ms(p99), ms(hi), note))
+	fmt.Fprintln(os.Stderr, r.rows[len(r.rows)-1])
+}
+
+// pathsAre polls the router until pfx's next hops satisfy ok.
+func (r *bgpRun) pathsAre(pfx netip.Prefix, ok func([]netip.Addr) bool) (time.Time, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		hops, err := lab.RouterPaths(r.l.Plan, pfx)
+		if err == nil && ok(hops) {
+			return time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s: the router holds %v (%v)", pfx, hops, err)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// allPaths, noPaths and without are conditions on a prefix's next hops
+// for pathsAre.
+func (r *bgpRun) allPaths(h []netip.Addr) bool { return slices.Equal(h, r.all) }
+
+func noPaths(h []netip.Addr) bool { return len(h) == 0 }
+
+func without(a netip.Addr) func([]netip.Addr) bool {
+	return func(h []netip.Addr) bool { return len(h) > 0 && !slices.Contains(h, a) }
+}
+
+// create creates a Service of the measurement's pods asking for addr.
+func (r *bgpRun) create(name string, addr netip.Addr) error {
+	return lbService(r.ctx, r.l.Clientset, name, addr, map[string]string{"app": "m"})
+}
+
+// firstPaths measures, Service by Service, how soon after it is created
+// the router holds a path from every node.
+func (r *bgpRun) firstPaths() error {
 	var first []time.Duration
-	for i := range min(trials, 20) {
+	for i := range min(r.trials, 20) {
 		addr := netip.AddrFrom4([4]byte{203, 0, 113, byte(102 + i)})
 		t0 := time.Now()
-		if err := create(fmt.Sprintf("first-%d", i), addr); err != nil {
+		if err := r.create(fmt.Sprintf("first-%d", i), addr); err != nil {
 			return err
 		}
-		t1, err := pathsAre(netip.PrefixFrom(addr, 32), allPaths)
+		t1, err := r.pathsAre(netip.PrefixFrom(addr, 32), r.allPaths)
 		if err != nil {
 			return err
 		}
 		first = append(first, t1.Sub(t0))
-		if err := cs.CoreV1().Services("default").Delete(ctx, fmt.Sprintf("first-%d", i), metav1.DeleteOptions{}); err != nil {
+		if err := r.l.Clientset.CoreV1().Services("default").Delete(r.ctx, fmt.Sprintf("first-%d", i), metav1.DeleteOptions{}); err != nil {
 			return err
 		}
-		if _, err := pathsAre(netip.PrefixFrom(addr, 32), none); err != nil {
+		if _, err := r.pathsAre(netip.PrefixFrom(addr, 32), noPaths); err != nil {
 			return err
 		}
 	}
-	row("Service created → a path from each of 3 nodes at the router", first, "controller assigns, speakers advertise, FRR selects")
+	r.row("Service created → a path from each of 3 nodes at the router", first, "controller assigns, speakers advertise, FRR selects")
+	return nil
+}
 
-	// SIGTERM, SIGKILL and a pulled cable: the node's path leaves the
-	// router.
-	fault := func(f string) ([]time.Duration, error) {
-		var ds []time.Duration
-		for i := range trials {
-			n := l.Plan.Nodes[i%len(l.Plan.Nodes)]
-			t0 := time.Now()
-			var stopped sync.WaitGroup
-			stopped.Go(func() {
-				switch f {
-				case "kill":
-					_ = l.KillSpeaker(n.Name)
-				case "term":
-					_ = l.StopSpeaker(n.Name)
-				case "link":
-					_ = lab.LinkDown(l.Plan, n.Name)
-				}
-			})
-			t1, err := pathsAre(keepPfx, without(n.Addr.Addr()))
-			stopped.Wait()
-			if err != nil {
-				return nil, err
-			}
-			ds = append(ds, t1.Sub(t0))
-			if f == "link" {
-				err = lab.LinkUp(l.Plan, n.Name)
-			} else {
-				err = l.StartSpeaker(n.Name)
-			}
-			if err != nil {
-				return nil, err
-			}
-			if _, err := pathsAre(keepPfx, allPaths); err != nil {
-				return nil, err
-			}
-		}
-		return ds, nil
-	}
-	term, err := fault("term")
+// faults measures SIGTERM, SIGKILL and a pulled cable: the node's path
+// leaves the router. The last two with a hold time of 3 s.
+func (r *bgpRun) faults(keepPfx netip.Prefix) error {
+	term, err := r.fault(keepPfx, "term")
 	if err != nil {
 		return fmt.Errorf("SIGTERM: %w", err)
 	}
-	row("speaker SIGTERM → its path withdrawn at the router", term, "the speaker withdraws before it closes the session")
+	r.row("speaker SIGTERM → its path withdrawn at the router", term, "the speaker withdraws before it closes the session")
 
 	patch := []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`)
-	dyn, err := dynamicFor(l)
+	dyn, err := dynamicFor(r.l)
 	if err != nil {
 		return err
 	}
-	if _, err := dyn.Resource(bgpPeers).Patch(ctx, "lab-router", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := dyn.Resource(bgpPeers).Patch(r.ctx, "lab-router", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return err
 	}
 	// The sessions restart with the new timers; wait until they all carry
 	// the route again.
 	time.Sleep(time.Second)
-	if _, err := pathsAre(keepPfx, allPaths); err != nil {
+	if _, err := r.pathsAre(keepPfx, r.allPaths); err != nil {
 		return err
 	}
-	killed, err := fault("kill")
+	killed, err := r.fault(keepPfx, "kill")
 	if err != nil {
 		return fmt.Errorf("SIGKILL: %w", err)
 	}
-	row("speaker SIGKILL → its path dropped at the router, hold time 3 s", killed, "the node's kernel closes the dead speaker's TCP connection, so the router drops the session at once")
-	cut, err := fault("link")
+	r.row("speaker SIGKILL → its path dropped at the router, hold time 3 s", killed, "the node's kernel closes the dead speaker's TCP connection, so the router drops the session at once")
+	cut, err := r.fault(keepPfx, "link")
 	if err != nil {
 		return fmt.Errorf("link down: %w", err)
 	}
-	row("node's link down → its path dropped at the router, hold time 3 s", cut, "nothing tells the router: it waits for the hold time to run out")
+	r.row("node's link down → its path dropped at the router, hold time 3 s", cut, "nothing tells the router: it waits for the hold time to run out")
+	return nil
+}
 
-	// Scale: IPv6 Services, each with an endpoint written by hand (the
-	// lab's pods have no IPv6), until the router holds them all.
+// fault inflicts f ("kill", "term" or "link") on the nodes in turn and
+// returns, per trial, how soon the node's path for keepPfx left the
+// router; it restores the node after each.
+func (r *bgpRun) fault(keepPfx netip.Prefix, f string) ([]time.Duration, error) {
+	l := r.l
+	var ds []time.Duration
+	for i := range r.trials {
+		n := l.Plan.Nodes[i%len(l.Plan.Nodes)]
+		t0 := time.Now()
+		var stopped sync.WaitGroup
+		stopped.Go(func() {
+			switch f {
+			case "kill":
+				_ = l.KillSpeaker(n.Name)
+			case "term":
+				_ = l.StopSpeaker(n.Name)
+			case "link":
+				_ = lab.LinkDown(l.Plan, n.Name)
+			}
+		})
+		t1, err := r.pathsAre(keepPfx, without(n.Addr.Addr()))
+		stopped.Wait()
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, t1.Sub(t0))
+		if f == "link" {
+			err = lab.LinkUp(l.Plan, n.Name)
+		} else {
+			err = l.StartSpeaker(n.Name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := r.pathsAre(keepPfx, r.allPaths); err != nil {
+			return nil, err
+		}
+	}
+	return ds, nil
+}
+
+// scale creates IPv6 Services, each with an endpoint written by hand (the
+// lab's pods have no IPv6), up to each count of scale in turn, until the
+// router holds them all, and returns a row per count.
+func (r *bgpRun) scale(scale []int) ([]string, error) {
+	l := r.l
 	var scaleRows []string
 	have := 0
 	for _, n := range scale {
 		t0 := time.Now()
-		if err := scaleServices(ctx, cs, l.Plan.Nodes[0].Name, have, n); err != nil {
-			return err
+		if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, have, n); err != nil {
+			return nil, err
 		}
 		created := time.Now()
 		deadline := created.Add(15 * time.Minute)
@@ -198,7 +247,7 @@ func measureBGP(name, dir string, b lab.Binaries, trials int, scale []int, out s
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%d Services: the router holds %v (%v)", n, counts, err)
+				return nil, fmt.Errorf("%d Services: the router holds %v (%v)", n, counts, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -211,7 +260,7 @@ func measureBGP(name, dir string, b lab.Binaries, trials int, scale []int, out s
 		scaleRows = append(scaleRows, fmt.Sprintf("| %d | %.1f s | %.1f s | %.1f s | %s MiB |", n, created.Sub(t0).Seconds(), held.Sub(created).Seconds(), held.Sub(t0).Seconds(), strings.Join(rss, " / ")))
 		fmt.Fprintln(os.Stderr, scaleRows[len(scaleRows)-1])
 	}
-	return writeBGPReport(out, trials, rows, scaleRows)
+	return scaleRows, nil
 }
 
 // deployment creates a Deployment of n lab HTTP servers labelled app=name.

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -45,11 +44,43 @@ func measureForwarding(name, dir string, b lab.Binaries, trials int, out string)
 		return err
 	}
 	defer l.Close()
-	cs := l.Clientset
-	p := l.Plan
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Since(began).Round(time.Second)}, args...)...)
+	r := &forwardingRun{
+		ctx: ctx, l: l, trials: trials,
+		logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Since(began).Round(time.Second)}, args...)...)
+		},
+		l2:    []netip.Addr{netip.MustParseAddr("203.0.113.70"), netip.MustParseAddr("2001:db8:ff64::70")},
+		bgp:   []netip.Addr{netip.MustParseAddr("203.0.113.100"), netip.MustParseAddr("2001:db8:ff66::100")},
+		local: []netip.Addr{netip.MustParseAddr("203.0.113.71"), netip.MustParseAddr("2001:db8:ff64::71")},
+		owner: map[netip.Addr]string{},
+		stale: map[string]int{},
 	}
+	if err := r.createServices(); err != nil {
+		return err
+	}
+	if err := r.placePods(); err != nil {
+		return err
+	}
+	if err := r.measureThroughput(); err != nil {
+		return err
+	}
+	if err := r.layer2Failover(); err != nil {
+		return err
+	}
+	if err := r.bgpFailover(); err != nil {
+		return err
+	}
+	return writeForwardingReport(out, trials, time.Since(began), r.owner, r.l2, r.bgpNode, r.tpRows, r.foRows, r.stale)
+}
+
+// forwardingRun is one run of measureForwarding: the lab, its Services'
+// addresses (both families of each) and their nodes, and the report's
+// rows as they are measured.
+type forwardingRun struct {
+	ctx    context.Context
+	l      *lab.Lab
+	trials int
+	logf   func(format string, args ...any)
 
 	// The Services: each fault hits the node that announces (layer 2)
 	// the Service's address, or one node advertising it (BGP). The
@@ -58,87 +89,113 @@ func measureForwarding(name, dir string, b lab.Binaries, trials int, out string)
 	// the connections for as long as the cable is out; each Service's
 	// pods are on the other nodes, so that what is measured is ironlb's
 	// part. Local is for the throughput comparison.
-	l2 := []netip.Addr{netip.MustParseAddr("203.0.113.70"), netip.MustParseAddr("2001:db8:ff64::70")}
-	bgp := []netip.Addr{netip.MustParseAddr("203.0.113.100"), netip.MustParseAddr("2001:db8:ff66::100")}
-	local := []netip.Addr{netip.MustParseAddr("203.0.113.71"), netip.MustParseAddr("2001:db8:ff64::71")}
-	svcName := func(kind string, a netip.Addr) string { return kind + family(a)[3:] } // fo4, fo6, …
+	l2, bgp, local []netip.Addr
+	// owner is the node announcing each layer 2 address; the BGP faults
+	// hit bgpNode; the Local Service's pod is on localNode.
+	owner              map[netip.Addr]string
+	bgpNode, localNode string
+
+	tpRows, foRows []string
+	// stale counts, by fault and family, the trials whose client still
+	// sent to another node.
+	stale map[string]int
+}
+
+// svcName names a Service of a kind and family: fo4, fo6, …
+func svcName(kind string, a netip.Addr) string { return kind + family(a)[3:] }
+
+// createServices creates the Services and finds the layer 2 owners.
+func (r *forwardingRun) createServices() error {
+	cs := r.l.Clientset
 	for i := range 2 {
 		if err := errors.Join(
-			lbService(ctx, cs, svcName("fo", l2[i]), l2[i], map[string]string{"fo" + family(l2[i])[3:]: "yes"}),
-			lbService(ctx, cs, svcName("bgp", bgp[i]), bgp[i], map[string]string{"bgp": "yes"}),
-			lbServiceWith(ctx, cs, svcName("local", local[i]), local[i], map[string]string{"app": "local"}, func(s *corev1.Service) {
+			lbService(r.ctx, cs, svcName("fo", r.l2[i]), r.l2[i], map[string]string{"fo" + family(r.l2[i])[3:]: "yes"}),
+			lbService(r.ctx, cs, svcName("bgp", r.bgp[i]), r.bgp[i], map[string]string{"bgp": "yes"}),
+			lbServiceWith(r.ctx, cs, svcName("local", r.local[i]), r.local[i], map[string]string{"app": "local"}, func(s *corev1.Service) {
 				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 			})); err != nil {
 			return err
 		}
 	}
-	owner := map[netip.Addr]string{}
-	for _, a := range l2 {
-		if owner[a], err = l.Owner(ctx, a); err != nil {
+	for _, a := range r.l2 {
+		var err error
+		if r.owner[a], err = r.l.Owner(r.ctx, a); err != nil {
 			return err
 		}
 	}
-	bgpNode := owner[l2[0]]
-	logf("layer 2 owners: %s %s, %s %s; BGP faults on %s", l2[0], owner[l2[0]], l2[1], owner[l2[1]], bgpNode)
-	localNode := p.Nodes[0].Name
+	r.bgpNode = r.owner[r.l2[0]]
+	r.logf("layer 2 owners: %s %s, %s %s; BGP faults on %s", r.l2[0], r.owner[r.l2[0]], r.l2[1], r.owner[r.l2[1]], r.bgpNode)
+	return nil
+}
+
+// placePods creates the Services' pods, each on the nodes its Service's
+// faults do not hit, and waits until every Service has its endpoints.
+func (r *forwardingRun) placePods() error {
+	cs := r.l.Clientset
+	r.localNode = r.l.Plan.Nodes[0].Name
 	pods := map[string]map[string]string{} // by node: labels
-	for _, n := range p.Nodes {
+	for _, n := range r.l.Plan.Nodes {
 		labels := map[string]string{}
-		for _, a := range l2 {
-			if n.Name != owner[a] {
+		for _, a := range r.l2 {
+			if n.Name != r.owner[a] {
 				labels["fo"+family(a)[3:]] = "yes"
 			}
 		}
-		if n.Name != bgpNode {
+		if n.Name != r.bgpNode {
 			labels["bgp"] = "yes"
 		}
 		pods[n.Name] = labels
 	}
-	if err := createPod(ctx, cs, "local", localNode, map[string]string{"app": "local"}); err != nil {
+	if err := createPod(r.ctx, cs, "local", r.localNode, map[string]string{"app": "local"}); err != nil {
 		return err
 	}
 	for node, labels := range pods {
-		if err := createPod(ctx, cs, "fo-"+node, node, labels); err != nil {
+		if err := createPod(r.ctx, cs, "fo-"+node, node, labels); err != nil {
 			return err
 		}
 	}
 	for i := range 2 {
-		for svc, n := range map[string]int{svcName("fo", l2[i]): 2, svcName("bgp", bgp[i]): 2, svcName("local", local[i]): 1} {
-			if err := readyEndpoints(ctx, cs, svc, n); err != nil {
+		for svc, n := range map[string]int{svcName("fo", r.l2[i]): 2, svcName("bgp", r.bgp[i]): 2, svcName("local", r.local[i]): 1} {
+			if err := readyEndpoints(r.ctx, cs, svc, n); err != nil {
 				return err
 			}
 		}
 	}
-	podIP := func(pod string, fam netip.Addr) (netip.Addr, error) {
-		po, err := cs.CoreV1().Pods("default").Get(ctx, pod, metav1.GetOptions{})
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		for _, ip := range po.Status.PodIPs {
-			if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is4() == fam.Is4() {
-				return a, nil
-			}
-		}
-		return netip.Addr{}, fmt.Errorf("pod %s has no %s address: %v", pod, family(fam), po.Status.PodIPs)
-	}
+	return nil
+}
 
-	// Throughput and connection rate: through the address and straight
-	// to the pod.
-	var tpRows []string
+// podIP is a pod's address of fam's family.
+func (r *forwardingRun) podIP(pod string, fam netip.Addr) (netip.Addr, error) {
+	po, err := r.l.Clientset.CoreV1().Pods("default").Get(r.ctx, pod, metav1.GetOptions{})
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, ip := range po.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is4() == fam.Is4() {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("pod %s has no %s address: %v", pod, family(fam), po.Status.PodIPs)
+}
+
+// measureThroughput measures throughput and connection rate: through the
+// address and straight to the pod.
+func (r *forwardingRun) measureThroughput() error {
+	p := r.l.Plan
 	for i := range 2 {
-		fam := family(l2[i])
-		localIP, err := podIP("local", l2[i])
+		fam := family(r.l2[i])
+		localIP, err := r.podIP("local", r.l2[i])
 		if err != nil {
 			return err
 		}
 		var remotePod string
 		for _, n := range p.Nodes {
-			if n.Name != owner[l2[i]] {
+			if n.Name != r.owner[r.l2[i]] {
 				remotePod = "fo-" + n.Name
 				break
 			}
 		}
-		remoteIP, err := podIP(remotePod, l2[i])
+		remoteIP, err := r.podIP(remotePod, r.l2[i])
 		if err != nil {
 			return err
 		}
@@ -146,103 +203,88 @@ func measureForwarding(name, dir string, b lab.Binaries, trials int, out string)
 			direct, lb       netip.AddrPort
 			directWhat, what string
 		}{
-			{netip.AddrPortFrom(localIP, lab.PodPort), netip.AddrPortFrom(local[i], 80),
-				fmt.Sprintf("client → pod on %s", localNode),
-				fmt.Sprintf("client → %s (Local) → %s → pod on it", local[i], localNode)},
-			{netip.AddrPortFrom(remoteIP, lab.PodPort), netip.AddrPortFrom(l2[i], 80),
+			{netip.AddrPortFrom(localIP, lab.PodPort), netip.AddrPortFrom(r.local[i], 80),
+				fmt.Sprintf("client → pod on %s", r.localNode),
+				fmt.Sprintf("client → %s (Local) → %s → pod on it", r.local[i], r.localNode)},
+			{netip.AddrPortFrom(remoteIP, lab.PodPort), netip.AddrPortFrom(r.l2[i], 80),
 				fmt.Sprintf("client → pod on %s", remotePod[3:]),
-				fmt.Sprintf("client → %s (Cluster) → %s → pod on another node, masqueraded", l2[i], owner[l2[i]])},
+				fmt.Sprintf("client → %s (Cluster) → %s → pod on another node, masqueraded", r.l2[i], r.owner[r.l2[i]])},
 		} {
 			d, lb, err := throughput(p.Client.NetNS, c.direct, c.lb)
 			if err != nil {
 				return err
 			}
-			tpRows = append(tpRows,
+			r.tpRows = append(r.tpRows,
 				fmt.Sprintf("| %s | %s | %.0f | | %.0f | | %d |", fam, c.directWhat, d.mbps, d.rate, d.failed),
 				fmt.Sprintf("| %s | %s | %.0f | %.2f | %.0f | %.2f | %d |", fam, c.what, lb.mbps, lb.mbps/d.mbps, lb.rate, lb.rate/d.rate, lb.failed))
-			logf("%s\n%s", tpRows[len(tpRows)-2], tpRows[len(tpRows)-1])
+			r.logf("%s\n%s", r.tpRows[len(r.tpRows)-2], r.tpRows[len(r.tpRows)-1])
 		}
 	}
+	return nil
+}
 
-	// Failover: layer 2, one family at a time, from the LAN client.
-	var foRows []string
-	stale := map[string]int{} // by fault and family: trials whose client still sent to another node
-	row := func(path string, fault lab.Fault, fam string, ts []lab.StreamTrial, node string) {
-		foRows = append(foRows, streamRow(path, fault, fam, ts, node))
-		logf("%s", foRows[len(foRows)-1])
-	}
-	for _, a := range l2 {
+// row adds the failover row of one fault's trials.
+func (r *forwardingRun) row(path string, fault lab.Fault, fam string, ts []lab.StreamTrial, node string) {
+	r.foRows = append(r.foRows, streamRow(path, fault, fam, ts, node))
+	r.logf("%s", r.foRows[len(r.foRows)-1])
+}
+
+// layer2Failover measures failover in layer 2, one family at a time, from
+// the LAN client.
+func (r *forwardingRun) layer2Failover() error {
+	p := r.l.Plan
+	for _, a := range r.l2 {
 		target := []lab.StreamTarget{{From: p.Client.NetNS, Target: netip.AddrPortFrom(a, 80)}}
-		back := func() error { return l.OwnerIs(ctx, a, owner[a]) }
+		back := func() error { return r.l.OwnerIs(r.ctx, a, r.owner[a]) }
 		for _, fault := range []lab.Fault{lab.FaultKill, lab.FaultStop, lab.FaultLink} {
 			var ts []lab.StreamTrial
-			for range trials {
+			for range r.trials {
 				// Each trial starts with the client resolving the
 				// address anew: a restore can leave its entry on the
 				// node that stood in (see the report).
-				if via, err := l.NeighborNode(p.Client.NetNS, a); err == nil && via != "" && via != owner[a] {
-					stale[fmt.Sprintf("%s %s", fault, family(a))]++
+				if via, err := r.l.NeighborNode(p.Client.NetNS, a); err == nil && via != "" && via != r.owner[a] {
+					r.stale[fmt.Sprintf("%s %s", fault, family(a))]++
 				}
 				if err := lab.FlushNeighbor(p.Client.NetNS, a); err != nil {
 					return err
 				}
-				tr, err := l.StreamFaultTrial(ctx, target, owner[a], fault, faultHold, back)
+				tr, err := r.l.StreamFaultTrial(r.ctx, target, r.owner[a], fault, faultHold, back)
 				if err != nil {
 					return fmt.Errorf("layer 2 %s %s: %w", family(a), fault, err)
 				}
 				ts = append(ts, tr...)
 			}
-			row("layer 2, LAN client", fault, family(a), ts, owner[a])
+			r.row("layer 2, LAN client", fault, family(a), ts, r.owner[a])
 		}
 	}
+	return nil
+}
 
-	// Failover: BGP, both families at once, from the remote client. Hold
-	// time 3 s, so that a pulled cable costs seconds, not nine.
-	dyn, err := dynamicFor(l)
+// bgpFailover measures failover in BGP, both families at once, from the
+// remote client. Hold time 3 s, so that a pulled cable costs seconds, not
+// nine.
+func (r *forwardingRun) bgpFailover() error {
+	dyn, err := dynamicFor(r.l)
 	if err != nil {
 		return err
 	}
 	for _, peer := range []string{"lab-router", "lab-router-v6"} {
-		if _, err := dyn.Resource(bgpPeers).Patch(ctx, peer, types.MergePatchType, []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`), metav1.PatchOptions{}); err != nil {
+		if _, err := dyn.Resource(bgpPeers).Patch(r.ctx, peer, types.MergePatchType, []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`), metav1.PatchOptions{}); err != nil {
 			return err
 		}
 	}
-	allPaths := func() error {
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
-			var missing []string
-			for _, a := range bgp {
-				var want []netip.Addr
-				for _, n := range p.Nodes {
-					want = append(want, hostAddr(n.Host, a))
-				}
-				slices.SortFunc(want, netip.Addr.Compare)
-				hops, err := lab.RouterFIB(p, netip.PrefixFrom(a, a.BitLen()))
-				if err != nil || !slices.Equal(hops, want) {
-					missing = append(missing, fmt.Sprintf("%s via %v (%v)", a, hops, err))
-				}
-			}
-			if len(missing) == 0 {
-				return nil
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("the router forwards %s", strings.Join(missing, ", "))
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	time.Sleep(time.Second) // the sessions restart with the new timers
-	if err := allPaths(); err != nil {
+	if err := r.allPaths(); err != nil {
 		return err
 	}
 	var targets []lab.StreamTarget
-	for _, a := range bgp {
-		targets = append(targets, lab.StreamTarget{From: p.Remote.NetNS, Target: netip.AddrPortFrom(a, 80)})
+	for _, a := range r.bgp {
+		targets = append(targets, lab.StreamTarget{From: r.l.Plan.Remote.NetNS, Target: netip.AddrPortFrom(a, 80)})
 	}
 	for _, fault := range []lab.Fault{lab.FaultKill, lab.FaultStop, lab.FaultLink} {
 		byFam := map[string][]lab.StreamTrial{}
-		for range trials {
-			tr, err := l.StreamFaultTrial(ctx, targets, bgpNode, fault, faultHold, allPaths)
+		for range r.trials {
+			tr, err := r.l.StreamFaultTrial(r.ctx, targets, r.bgpNode, fault, faultHold, r.allPaths)
 			if err != nil {
 				return fmt.Errorf("BGP %s: %w", fault, err)
 			}
@@ -251,10 +293,38 @@ func measureForwarding(name, dir string, b lab.Binaries, trials int, out string)
 			}
 		}
 		for _, fam := range slices.Sorted(maps.Keys(byFam)) {
-			row("BGP, remote client through FRR (ECMP over 3 nodes)", fault, fam, byFam[fam], "")
+			r.row("BGP, remote client through FRR (ECMP over 3 nodes)", fault, fam, byFam[fam], "")
 		}
 	}
-	return writeForwardingReport(out, trials, time.Since(began), owner, l2, bgpNode, tpRows, foRows, stale)
+	return nil
+}
+
+// allPaths waits until the router forwards every BGP address to every
+// node.
+func (r *forwardingRun) allPaths() error {
+	p := r.l.Plan
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var missing []string
+		for _, a := range r.bgp {
+			var want []netip.Addr
+			for _, n := range p.Nodes {
+				want = append(want, hostAddr(n.Host, a))
+			}
+			slices.SortFunc(want, netip.Addr.Compare)
+			hops, err := lab.RouterFIB(p, netip.PrefixFrom(a, a.BitLen()))
+			if err != nil || !slices.Equal(hops, want) {
+				missing = append(missing, fmt.Sprintf("%s via %v (%v)", a, hops, err))
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the router forwards %s", strings.Join(missing, ", "))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func family(a netip.Addr) string {
@@ -356,157 +426,4 @@ func throughput(ns string, a, b netip.AddrPort) (tp, tp, error) {
 		return xs[len(xs)/2]
 	}
 	return tp{median(bulk[0]), median(rate[0]), failures[0]}, tp{median(bulk[1]), median(rate[1]), failures[1]}, nil
-}
-
-// streamRow sums up the trials of one fault as a table row. node, when
-// not empty, is the node the client's traffic should go to before the
-// fault; trials where it went elsewhere are noted.
-func streamRow(path string, fault lab.Fault, fam string, ts []lab.StreamTrial, node string) string {
-	var sent, lost, gaps, last, rlost, rgaps []time.Duration // counts as Durations, for lab.Percentiles
-	errs := map[string]int{}
-	for _, t := range ts {
-		sent = append(sent, time.Duration(t.Fault.Sent))
-		lost = append(lost, time.Duration(t.Fault.Lost))
-		gaps = append(gaps, t.Fault.LongestGap)
-		last = append(last, t.Fault.LastLost)
-		rlost = append(rlost, time.Duration(t.Restore.Lost))
-		rgaps = append(rgaps, t.Restore.LongestGap)
-		for k, n := range t.Fault.Errors {
-			errs[k] += n
-		}
-		for k, n := range t.Restore.Errors {
-			errs[k] += n
-		}
-	}
-	count := func(ds []time.Duration) string {
-		p50, _, hi := lab.Percentiles(ds)
-		return fmt.Sprintf("%d / %d", p50, hi)
-	}
-	gap := func(ds []time.Duration) string {
-		p50, _, hi := lab.Percentiles(ds)
-		return fmt.Sprintf("%s / %s", ms(p50), ms(hi))
-	}
-	var kinds []string
-	for _, k := range slices.Sorted(maps.Keys(errs)) {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, errs[k]))
-	}
-	elsewhere := 0
-	for _, t := range ts {
-		if node != "" && t.Via != node {
-			elsewhere++
-		}
-	}
-	if elsewhere > 0 {
-		kinds = append(kinds, fmt.Sprintf("(in %d trials the client sent to another node than %s at the fault)", elsewhere, node))
-	}
-	p50sent, _, _ := lab.Percentiles(sent)
-	return fmt.Sprintf("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s |", path, fault, fam, len(ts), p50sent,
-		count(lost), gap(gaps), gap(last), count(rlost), gap(rgaps), strings.Join(kinds, ", "))
-}
-
-func writeForwardingReport(out string, trials int, took time.Duration, owner map[netip.Addr]string, l2 []netip.Addr, bgpNode string, tpRows, foRows []string, stale map[string]int) error {
-	w, closeOut, err := openReport(out)
-	if err != nil {
-		return err
-	}
-	defer closeOut()
-	host, _ := os.Hostname()
-	fmt.Fprintf(w, `# Forwarding, measured on the lab
-
-Regenerate with `+"`make lab-forwarding`"+` (root; this run took %s). Written %s on %s (%s/%s, %d CPUs).
-
-Three nodes, each speaker with the default forwarding mode (endpoints:
-nftables DNAT to the Service's ready endpoints). The lab's pods are
-goroutines of the lab's own process, each serving HTTP in a network
-namespace of its own on its node's pod bridge; the client on the LAN, the
-remote client behind the FRR router and the pods' servers all share the
-machine's CPUs with the nodes' kernels.
-
-## Throughput and connection rate
-
-From the client on the LAN: straight to a pod's address (routed by the
-pod's node), and through a LoadBalancer address to the same pod (Local: the
-announcing node is the pod's and DNATs to it; Cluster: the announcing node
-DNATs to a pod on another node and masquerades, so the traffic crosses the
-LAN twice). Bulk: a download of %d MiB on a new connection. Connections:
-HTTP requests, each on a new connection, %d under way at once for %s; the
-client closes each connection with a reset once answered, as load
-generators do, so that neither end keeps TIME_WAIT state (otherwise the
-client's ports come round again while the server still holds them in
-TIME_WAIT, and the rate falls the longer the measurement runs). Direct
-and through the address take turns, each going first in every other
-round, %d rounds; each figure is the median of its rounds. Ratios are to the direct row above. A request that
-failed in the connection rounds is counted, not retried (the first
-failure's error is printed while the measurement runs).
-
-| family | path | bulk MB/s | ratio | requests (new connections) / s | ratio | requests failed |
-|---|---|---|---|---|---|---|
-%s
-
-## Failover with real traffic
-
-A stream of HTTP requests, each on a new connection, one every %s, each
-given up after %s (a lost SYN is retried only after a second), while the
-node serving the address suffers a fault; after the fault has lasted at
-least %s and the stream has been answered again for %d requests in a
-row, the node is restored, and the stream runs until the node is back in
-its place (layer 2: it announces the address again; BGP: the router has
-its path again) and at least %s more, again until %d requests in a row
-are answered. "Lost after the fault" counts the requests sent from the
-fault until the restore that got no answer; "after the restore" those
-sent from the restore on. The longest gap is the longest time between
-two answered requests with only lost ones between them (%s when none
-was lost); where only some connections are lost (one ECMP path of
-three), "last loss" says better how long the fault cost requests: the
-time from the fault to the sending of the last lost request (0 when none
-was lost). p50 / max over the trials; %d trials per row.
-
-Errors: "timeout" is a request sent where nothing answered (a node
-unreachable, a path the router still uses); "reset" is a connection reset
-after it had begun, which is what a client sees when its neighbour entry
-for a layer 2 address moves to another node while a connection is under
-way: the connection's conntrack state lives on the node that saw its SYN,
-so the other node DNATs the rest of it afresh, to a pod that knows
-nothing of it. Every node holds the rules for every address, so the
-node a client wrongly sends to still forwards its new connections.
-
-Faults: speaker SIGKILL (then started again), speaker SIGTERM (it leaves
-the memberlist cluster, withdraws its BGP routes, then exits; started
-again after the hold), node link down (the node's port on the LAN bridge
-goes down; then up again). The speaker's forwarding rules stay in the
-node's kernel when it stops, so a node whose speaker is gone still
-forwards what reaches it.
-
-Layer 2: the LAN client asks for %s (owned by %s) and %s (owned by %s).
-The Service's pods run on the two other nodes: the lab has no node
-lifecycle controller, so a pod on a node whose cable is pulled would stay
-a ready endpoint and lose its share of the connections for as long as the
-cable is out, which is not ironlb's part. BGP: the remote client asks for
-203.0.113.100 and 2001:db8:ff66::100 through the FRR router, which spreads
-connections over the three nodes by ECMP (hashing ports too); faults hit
-%s, the pods run on the two others; hold time 3 s, keepalive 1 s.
-
-| path | fault | family | trials | requests sent after the fault (p50) | lost after the fault | longest gap | last loss | lost after the restore | longest gap after the restore | lost requests by error |
-|---|---|---|---|---|---|---|---|---|---|---|
-%s
-`, took.Round(time.Second), time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
-		bulkBytes>>20, rateConns, rateFor, tpRounds, strings.Join(tpRows, "\n"),
-		ms(lab.StreamInterval), ms(lab.StreamTimeout), faultHold, lab.AnsweredRun, faultHold, lab.AnsweredRun, ms(lab.StreamInterval), trials,
-		l2[0], owner[l2[0]], l2[1], owner[l2[1]], bgpNode, strings.Join(foRows, "\n"))
-	var st []string
-	for _, k := range slices.Sorted(maps.Keys(stale)) {
-		st = append(st, fmt.Sprintf("%s: %d of %d", k, stale[k], trials))
-	}
-	if len(st) == 0 {
-		st = append(st, "none")
-	}
-	fmt.Fprintf(w, `
-Before every layer 2 trial the client's neighbour entry for the address
-is flushed, so that the trial starts with the client sending to the
-owner. Before the flush, the entry still pointed at another node than the
-owner (left so by the previous trial's restore, although the owner had
-answered the prober alone since) in: %s. Traffic still flowed then,
-through that node's rules.
-`, strings.Join(st, "; "))
-	return nil
 }
