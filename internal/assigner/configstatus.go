@@ -22,6 +22,7 @@ import (
 	"github.com/ironlb/ironlb/internal/allocator"
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/iprange"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // ConditionValid is the condition on every configuration object telling
@@ -60,28 +61,28 @@ func (c *Controller) reconcileConfigStatus(ctx context.Context, _ reconcile.Requ
 }
 
 func (c *Controller) writeConfigStatus(ctx context.Context, problems config.Problems) error {
-	var l2 v1alpha1.L2AdvertisementList
-	var peers v1alpha1.BGPPeerList
-	var bgp v1alpha1.BGPAdvertisementList
-	var nodes v1alpha1.NodeAnnouncementList
-	for _, l := range []client.ObjectList{&l2, &peers, &bgp, &nodes} {
-		if err := c.client.List(ctx, l); err != nil {
-			return err
-		}
+	snap, err := kube.ReadSnapshot(ctx, c.client)
+	if err != nil {
+		return err
 	}
+	var nodes v1alpha1.NodeAnnouncementList
+	if err := c.client.List(ctx, &nodes); err != nil {
+		return err
+	}
+	l2, peers, bgp := snap.L2Advertisements, snap.BGPPeers, snap.BGPAdvertisements
 	sessions := countSessions(nodes.Items)
 	var objs []statusObject
 	var errs []error
-	for i := range l2.Items {
-		objs = append(objs, statusObject{obj: &l2.Items[i], conds: &l2.Items[i].Status.Conditions, kind: v1alpha1.KindL2Advertisement})
+	for i := range l2 {
+		objs = append(objs, statusObject{obj: &l2[i], conds: &l2[i].Status.Conditions, kind: v1alpha1.KindL2Advertisement})
 	}
-	for i := range peers.Items {
-		st := &peers.Items[i].Status
-		objs = append(objs, statusObject{obj: &peers.Items[i], conds: &st.Conditions, kind: v1alpha1.KindBGPPeer,
-			set: func() bool { return setSessions(st, sessions[peers.Items[i].Name]) }})
+	for i := range peers {
+		st := &peers[i].Status
+		objs = append(objs, statusObject{obj: &peers[i], conds: &st.Conditions, kind: v1alpha1.KindBGPPeer,
+			set: func() bool { return setSessions(st, sessions[peers[i].Name]) }})
 	}
-	for i := range bgp.Items {
-		objs = append(objs, statusObject{obj: &bgp.Items[i], conds: &bgp.Items[i].Status.Conditions, kind: v1alpha1.KindBGPAdvertisement})
+	for i := range bgp {
+		objs = append(objs, statusObject{obj: &bgp[i], conds: &bgp[i].Status.Conditions, kind: v1alpha1.KindBGPAdvertisement})
 	}
 	for _, o := range objs {
 		orig := o.obj.DeepCopyObject().(client.Object)

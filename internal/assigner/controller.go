@@ -36,12 +36,8 @@ import (
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/allocator"
 	"github.com/ironlb/ironlb/internal/config"
+	"github.com/ironlb/ironlb/internal/kube"
 )
-
-// EventSink records Kubernetes events (events.k8s.io).
-type EventSink interface {
-	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
-}
 
 // Options configure the controller.
 type Options struct {
@@ -50,7 +46,7 @@ type Options struct {
 	// cluster's ironlb objects are then not watched.
 	Static *config.Config
 	Log    *slog.Logger
-	Events EventSink
+	Events kube.EventSink
 	// SeveralPerProcess lets tests run more than one controller in one
 	// process (controller-runtime otherwise refuses a second controller of
 	// the same name).
@@ -221,7 +217,7 @@ func (c *Controller) syncConfigLocked(ctx context.Context) error {
 	cfg, problems := c.opts.Static, config.Problems(nil)
 	var poolNames []string // every IPPool object, valid or not
 	if cfg == nil {
-		snap, err := c.snapshot(ctx)
+		snap, err := kube.ReadSnapshot(ctx, c.client)
 		if err != nil {
 			return fmt.Errorf("reading the configuration: %w", err)
 		}
@@ -254,21 +250,6 @@ func (c *Controller) syncConfigLocked(ctx context.Context) error {
 		c.poolChangedLocked(name) // invalid ones too: their Valid condition changed
 	}
 	return c.syncForbiddenLocked(ctx)
-}
-
-func (c *Controller) snapshot(ctx context.Context) (config.Snapshot, error) {
-	var s config.Snapshot
-	var pools v1alpha1.IPPoolList
-	var l2 v1alpha1.L2AdvertisementList
-	var peers v1alpha1.BGPPeerList
-	var bgp v1alpha1.BGPAdvertisementList
-	for _, l := range []client.ObjectList{&pools, &l2, &peers, &bgp} {
-		if err := c.client.List(ctx, l); err != nil {
-			return s, err
-		}
-	}
-	s.IPPools, s.L2Advertisements, s.BGPPeers, s.BGPAdvertisements = pools.Items, l2.Items, peers.Items, bgp.Items
-	return s, nil
 }
 
 // warmUpLocked claims, oldest Service first, the addresses every handled

@@ -16,6 +16,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/ironlb/ironlb/internal/cmdutil"
+	"github.com/ironlb/ironlb/internal/kube"
 )
 
 // RunOptions are everything Run needs besides the API server.
@@ -69,6 +70,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		LeaderElectionID:              o.LeaseName,
 		LeaderElectionNamespace:       o.LeaseNamespace,
 		LeaderElectionReleaseOnCancel: !o.crash,
+		Cache:                         kube.CacheOptions(),
 	}
 	if o.LeaseDuration > 0 {
 		mgrOpts.LeaseDuration, mgrOpts.RenewDeadline, mgrOpts.RetryPeriod = &o.LeaseDuration, &o.RenewDeadline, &o.RetryPeriod

@@ -14,17 +14,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
@@ -32,6 +28,7 @@ import (
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/dataplane"
 	"github.com/ironlb/ironlb/internal/election"
+	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/planner"
 )
@@ -52,11 +49,6 @@ type Members interface {
 	// metadata each advertises (ClaimMeta); nil until this speaker has
 	// joined.
 	Members() []membership.Member
-}
-
-// EventSink records Kubernetes events (events.k8s.io).
-type EventSink interface {
-	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
 }
 
 // Event reasons on Services.
@@ -80,7 +72,7 @@ type Options struct {
 	// cluster's ironlb objects are then not read.
 	Static    *config.Config
 	Log       *slog.Logger
-	Events    EventSink
+	Events    kube.EventSink
 	Announcer Announcer
 	Members   Members
 	// BGP, when set, is given this node's BGP share.
@@ -345,17 +337,10 @@ func (s *Speaker) loadConfig(ctx context.Context) error {
 		s.secrets.want(s.cfg)
 		return nil
 	}
-	var snap config.Snapshot
-	var pools v1alpha1.IPPoolList
-	var l2 v1alpha1.L2AdvertisementList
-	var peers v1alpha1.BGPPeerList
-	var bgp v1alpha1.BGPAdvertisementList
-	for _, l := range []client.ObjectList{&pools, &l2, &peers, &bgp} {
-		if err := s.reader.List(ctx, l); err != nil {
-			return fmt.Errorf("listing the configuration: %w", err)
-		}
+	snap, err := kube.ReadSnapshot(ctx, s.reader)
+	if err != nil {
+		return fmt.Errorf("listing the configuration: %w", err)
 	}
-	snap.IPPools, snap.L2Advertisements, snap.BGPPeers, snap.BGPAdvertisements = pools.Items, l2.Items, peers.Items, bgp.Items
 	// The controller reports invalid objects in their status; the speaker
 	// uses the valid rest, exactly as the controller does.
 	s.cfg, _ = config.Resolve(snap)
@@ -428,296 +413,6 @@ func (s *Speaker) replan(ctx context.Context) error {
 	return nil
 }
 
-// updateMembers tells the ranking who joined and who left, and which
-// claim version they agree on.
-func (s *Speaker) updateMembers(now time.Time) {
-	members := s.opts.Members.Members()
-	alive := make([]string, 0, len(members))
-	for _, m := range members {
-		alive = append(alive, m.Name)
-	}
-	slices.Sort(alive)
-	lost := false
-	if !slices.Equal(alive, s.lastAlive) {
-		for _, n := range s.lastAlive {
-			if _, ok := slices.BinarySearch(alive, n); !ok {
-				s.ranking.NodeDown(n)
-				lost = true
-			}
-		}
-		for _, n := range alive {
-			s.ranking.NodeUp(n)
-		}
-		s.log.Info("speakers alive", "count", len(alive), "members", strings.Join(alive, ","))
-		s.lastAlive = alive
-	}
-	s.agreeClaim(members, now)
-	s.fence(alive, lost, now)
-}
-
-// Reacher is implemented by Members that can tell at once which members
-// answer (membership.Cluster.Reachable).
-type Reacher interface {
-	// Reachable returns this speaker and the members, alive or gone, that
-	// answered a ping just now; it may stop waiting once enough have.
-	Reachable(enough int) []string
-}
-
-// Fencing's timings (variables for tests): how often a speaker that could
-// not reach some alive members tries them again, and how long a fenced
-// speaker's quorum must last before it answers again when it does not see
-// every known speaker.
-var (
-	fenceRecheck = 100 * time.Millisecond
-	fenceSettle  = 2 * time.Second
-)
-
-// fence decides whether this speaker may answer: only while the alive
-// members are a quorum of the known speakers (see Options.Known).
-//
-// memberlist's view lags: it declares the others dead one at a time, so a
-// speaker cut off from all of them first sees itself with a majority (all
-// but the first declared dead) and would take over addresses that the
-// others still answer for; and a speaker coming back from a partition
-// spreads its stale news of the others' deaths, which they take for true
-// until they refute it. So when the alive set has just lost a member, and
-// as long as some alive member did not answer, the members are pinged
-// (Reacher), and the quorum counts those that answer, alive in memberlist
-// or not.
-//
-// A speaker coming back from a partition learns of the others one at a
-// time too, so it may see a majority before it sees the owners of the
-// addresses it would then take. A fenced speaker therefore answers again
-// when it sees every known speaker, or once its quorum has lasted as long
-// as it was fenced, at most fenceSettle: a speaker fenced for a moment (a
-// false death refuted at once) answers again at once.
-func (s *Speaker) fence(alive []string, lost bool, now time.Time) {
-	if s.opts.Known == nil || len(alive) == 0 {
-		// Not joined yet (or memberlist restarting): nothing is owned,
-		// so there is nothing to fence.
-		return
-	}
-	known := s.opts.Known()
-	slices.Sort(known)
-	known = slices.Compact(known)
-	counted, pinged := alive, false
-	if r, ok := s.opts.Members.(Reacher); ok && (lost || s.unreachable) {
-		// A strict majority settles it; short of one, every answer
-		// counts (an even split's tie-break).
-		counted, pinged = r.Reachable(len(mergeNames(alive, known))/2+1), true
-	}
-	ok, why := election.Quorum(counted, known)
-	// Some alive members did not answer, and that is what fences this
-	// speaker: ask them again shortly (memberlist may never declare them
-	// dead, if they are only cut off from this speaker).
-	s.unreachable = pinged && !ok && slices.ContainsFunc(alive, func(n string) bool { return !slices.Contains(counted, n) })
-	if pinged && !ok {
-		why += " (counting the speakers that answered a ping)"
-		s.log.Info("pinged the speakers after a loss: no quorum among those that answered", "alive", strings.Join(alive, ","), "answered", strings.Join(counted, ","))
-	}
-	if s.unreachable {
-		time.AfterFunc(fenceRecheck, s.Trigger)
-	}
-	switch {
-	case !ok:
-		s.quorumSince = time.Time{}
-		if s.fenced == "" {
-			s.fencedSince = now
-		}
-	case s.fenced == "" || len(mergeNames(alive, known)) == len(alive):
-		// Answering already, or every known speaker is back.
-		s.quorumSince = time.Time{}
-	default:
-		if s.quorumSince.IsZero() {
-			s.quorumSince = now
-		}
-		settle := min(fenceSettle, s.quorumSince.Sub(s.fencedSince))
-		if now.Sub(s.quorumSince) < settle {
-			time.AfterFunc(settle-now.Sub(s.quorumSince), s.Trigger)
-			ok, why = false, fmt.Sprintf("%s, but some known speakers are not back yet; answering once every known speaker is back or at %s", why, s.quorumSince.Add(settle).Format(time.RFC3339Nano))
-		}
-	}
-	fenced := ""
-	if !ok {
-		fenced = why
-	}
-	if !slices.Equal(known, s.known) {
-		s.log.Info("speakers known", "count", len(known), "speakers", strings.Join(known, ","))
-		s.known = known
-	}
-	if (fenced == "") == (s.fenced == "") {
-		s.fenced = fenced
-		return
-	}
-	s.fenced = fenced
-	if fenced != "" {
-		s.log.Warn("fenced: answering nothing in layer 2 until this speaker sees a quorum of the known speakers again", "why", why)
-		s.nodeEvent(corev1.EventTypeWarning, "Fenced", "node %s answers nothing in layer 2: %s (it may be cut off from the others)", s.opts.Node, why)
-	} else {
-		s.log.Info("quorum regained: answering in layer 2 again", "why", why)
-		s.nodeEvent(corev1.EventTypeNormal, "Unfenced", "node %s answers in layer 2 again: %s", s.opts.Node, why)
-	}
-}
-
-// apply gives the responders this node's share and reports changes.
-func (s *Speaker) apply() {
-	now := time.Now()
-	desired := map[netip.Addr][]string{}
-	if s.fenced == "" {
-		for _, a := range s.ranking.Owned(s.opts.Node) {
-			if l := s.plan.L2[a]; l != nil {
-				desired[a] = l.Interfaces
-				delete(s.handoff, a)
-			}
-		}
-		s.keepHandingOff(desired, now)
-	} else {
-		clear(s.handoff)
-	}
-	if !maps.EqualFunc(desired, s.desired, slices.Equal) {
-		err := s.opts.Announcer.Set(desired)
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-		}
-		if msg != s.setErr {
-			if err != nil {
-				s.log.Error("some interfaces named by L2Advertisements are missing on this node; answering on the others, and on these once they appear", "error", err)
-				s.nodeEvent(corev1.EventTypeWarning, "InterfaceMissing", "interfaces named by L2Advertisements are missing on this node (answering on the others, and on these once they appear): %v", err)
-			}
-			s.setErr = msg
-		}
-		for a := range desired {
-			if _, had := s.desired[a]; !had {
-				s.since[a] = now
-				s.serviceEvents(a, corev1.EventTypeNormal, ReasonAnnounced, "announcing %s from node %s (layer 2, %s)", a, s.opts.Node, interfacesText(desired[a]))
-				s.log.Info("announcing", "address", a, "interfaces", interfacesText(desired[a]))
-			}
-		}
-		for a := range s.desired {
-			if _, keep := desired[a]; !keep {
-				delete(s.since, a)
-				why := s.withdrawReason(a)
-				s.serviceEvents(a, corev1.EventTypeNormal, ReasonWithdrawn, "node %s stopped announcing %s: %s", s.opts.Node, a, why)
-				s.log.Info("withdrawn", "address", a, "reason", why)
-			}
-		}
-		s.desired = desired
-	}
-}
-
-// claimLead is how long before a handoff begins the successor may be
-// heard announcing the address for the handoff to end at once: the
-// successor may see the new membership a moment before this speaker does.
-const claimLead = time.Second
-
-// Claimed is told (by the layer 2 responders, layer2.Options.Claimed) that
-// another host announced an address this speaker answers for. While the
-// address is handed off, that is the successor taking over: the handoff
-// ends at once, so that the two do not both answer for the rest of it.
-func (s *Speaker) Claimed(a netip.Addr, _ net.HardwareAddr) (expected bool) {
-	s.claimMu.Lock()
-	s.heard[a] = time.Now()
-	expected = s.handingOff[a]
-	s.claimMu.Unlock()
-	if expected {
-		s.Trigger()
-	}
-	return expected
-}
-
-// keepHandingOff keeps answering, for Options.Handoff, for the addresses
-// this node lost to another alive speaker while still eligible itself:
-// make before break. The other speaker (one that just joined, typically)
-// may take a moment to answer; as soon as it is heard announcing the
-// address (Claimed), or at the end of Handoff, this one stops. An address
-// lost for any other reason (this node no longer eligible, the Service
-// gone) is withdrawn at once.
-//
-// While the claim version changes nothing is handed off: the point of the
-// switch is that no address is answered from two nodes.
-func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time) {
-	_, switching := s.ranking.Switching()
-	s.claimMu.Lock()
-	defer s.claimMu.Unlock()
-	defer func() {
-		clear(s.handingOff)
-		for a := range s.handoff {
-			s.handingOff[a] = true
-		}
-		// Claims older than that can no longer end a handoff.
-		maps.DeleteFunc(s.heard, func(_ netip.Addr, t time.Time) bool { return now.Sub(t) > s.opts.Handoff+claimLead })
-	}()
-	for a, ifs := range s.desired {
-		if _, own := desired[a]; own || s.opts.Handoff <= 0 {
-			continue
-		}
-		l := s.plan.L2[a]
-		owner, _ := s.ranking.Owner(a)
-		if l == nil || !l.Eligible.Contains(s.opts.Node) || owner == "" || owner == s.opts.Node || switching {
-			delete(s.handoff, a)
-			continue
-		}
-		until, handing := s.handoff[a]
-		if !handing {
-			until = now.Add(s.opts.Handoff)
-			s.handoff[a] = until
-			time.AfterFunc(s.opts.Handoff, s.Trigger)
-		}
-		if heard, ok := s.heard[a]; ok && !heard.Before(until.Add(-s.opts.Handoff-claimLead)) {
-			// The successor announced it, during the handoff or just
-			// before it began: it answers now. One claim ends one
-			// handoff.
-			delete(s.handoff, a)
-			delete(s.heard, a)
-			continue
-		}
-		if now.Before(until) {
-			desired[a] = ifs
-		} else {
-			delete(s.handoff, a)
-		}
-	}
-}
-
-// withdrawReason says why this node no longer announces a.
-func (s *Speaker) withdrawReason(a netip.Addr) string {
-	l := s.plan.L2[a]
-	if l == nil {
-		return "no Service uses it in a pool announced in layer 2"
-	}
-	if s.fenced != "" {
-		return "this speaker is fenced, answering nothing until it sees a quorum of the known speakers again: " + s.fenced
-	}
-	if !l.Eligible.Contains(s.opts.Node) {
-		return "this node is no longer eligible (node selectors, exclusion label, network availability or, for externalTrafficPolicy Local, no ready local endpoint)"
-	}
-	owner, announces := s.ranking.Owner(a)
-	if owner != "" && !announces {
-		from, _ := s.ranking.Switching()
-		return fmt.Sprintf("the speakers are changing the layer 2 claim version from %d to %d, and the addresses whose first-ranked node changes are answered by no node until %s", from, s.ranking.Version(), s.switchUntil.Format(time.RFC3339Nano))
-	}
-	if owner != "" {
-		return "node " + owner + " ranks first among the eligible speakers"
-	}
-	return "no eligible speaker is alive"
-}
-
-func (s *Speaker) serviceEvents(a netip.Addr, eventType, reason, format string, args ...any) {
-	if s.opts.Events == nil {
-		return
-	}
-	var keys []string
-	if l := s.plan.L2[a]; l != nil {
-		keys = l.Services
-	}
-	for _, k := range keys {
-		if svc := s.svcObjects[k]; svc != nil {
-			s.opts.Events.Eventf(svc, nil, eventType, reason, "Announce", format, args...)
-		}
-	}
-}
-
 // report builds this node's NodeAnnouncement status.
 func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 	var st v1alpha1.NodeAnnouncementStatus
@@ -744,13 +439,6 @@ func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 	})
 	s.reportBGP(&st)
 	return st
-}
-
-func interfacesText(ifs []string) string {
-	if len(ifs) == 0 {
-		return "every interface"
-	}
-	return "interfaces " + strings.Join(ifs, ",")
 }
 
 func (s *Speaker) l2Advertisement(ctx context.Context, name string) *v1alpha1.L2Advertisement {

@@ -210,6 +210,9 @@ func cluster(t *testing.T, m *members, static *config.Config, nodes ...string) m
 			Scheme:                 env.Client.Scheme(),
 			Metrics:                metricsserver.Options{BindAddress: "0"},
 			HealthProbeBindAddress: "0",
+			// The binary's cache options, so that these tests fail if a
+			// transform drops what the speaker reads.
+			Cache: cacheOptions(RunOptions{}),
 		})
 		if err != nil {
 			t.Fatal(err)
