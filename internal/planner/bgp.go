@@ -55,70 +55,117 @@ func BGP(in Input) BGPPlan {
 			self = &in.Nodes[i]
 		}
 	}
-	if self == nil {
-		return plan
-	}
-	plan.Peers = in.Config.PeersFor(self.Labels)
-	if _, excluded := self.Labels[ExcludeLabel]; excluded || self.NetworkUnavailable || len(plan.Peers) == 0 {
-		return plan
-	}
-	mine := map[string]bool{}
-	for _, p := range plan.Peers {
-		mine[p.Name] = true
-	}
-	// advs holds, per pool, the advertisements covering it that select Self.
-	advs := map[string][]*config.BGPAdvertisement{}
-	for _, adv := range in.Config.BGPAdvertisements {
-		if !adv.NodeSelector.Matches(self.Labels) {
-			continue
-		}
-		for _, p := range adv.Pools {
-			advs[p.Name] = append(advs[p.Name], adv)
-		}
-	}
-	for _, svc := range in.Services {
-		if svc.Local && !slices.Contains(svc.ReadyNodes, in.Self) || !svc.Ready {
-			continue
-		}
-		for _, a := range svc.Addrs {
-			pool := in.Config.PoolFor(a)
-			if pool == nil {
-				continue
-			}
-			for _, adv := range advs[pool.Name] {
-				bits := adv.AggregationLength
-				if a.Is6() {
-					bits = adv.AggregationLengthV6
-				}
-				pfx, err := a.Prefix(bits)
-				if err != nil {
-					continue
-				}
-				for _, peer := range adv.Peers {
-					if !mine[peer.Name] || peer.Address.Is4() != a.Is4() {
-						continue
-					}
-					plan.add(pfx, peer, adv, svc.Key)
-				}
+	c := newBGPContext(in.Config, self)
+	plan.Peers = c.peers
+	for i := range in.Services {
+		for _, a := range in.Services[i].Addrs {
+			for _, sh := range c.shares(in.Self, a, &in.Services[i], nil) {
+				plan.add(sh)
 			}
 		}
 	}
-	for _, p := range plan.Prefixes {
-		p.Services = sortedSet(p.Services)
-		p.Peers = sortedSet(p.Peers)
-		p.Advertisements = sortedSet(p.Advertisements)
-	}
-	for _, routes := range plan.Routes {
-		for pfx, r := range routes {
-			slices.SortFunc(r.Communities, compareCommunity)
-			r.Communities = slices.Compact(r.Communities)
-			routes[pfx] = r
-		}
+	for pfx := range plan.Prefixes {
+		plan.tidy(pfx)
 	}
 	return plan
 }
 
-func (plan *BGPPlan) add(pfx netip.Prefix, peer *config.BGPPeer, adv *config.BGPAdvertisement, svc string) {
+// bgpContext is what the BGP plan of every address shares: the peers
+// selecting Self and, per pool, the advertisements covering it that
+// select Self. It depends on the configuration and Self's Node only.
+type bgpContext struct {
+	peers []*config.BGPPeer
+	// off: Self advertises nothing (no Node, excluded, network
+	// unavailable or no peer).
+	off  bool
+	mine map[string]bool
+	advs map[string][]*config.BGPAdvertisement
+	cfg  *config.Config
+}
+
+// newBGPContext works out the context for Self's Node (nil: no Node).
+func newBGPContext(cfg *config.Config, self *Node) bgpContext {
+	c := bgpContext{off: true, cfg: cfg}
+	if self == nil || cfg == nil {
+		return c
+	}
+	c.peers = cfg.PeersFor(self.Labels)
+	if _, excluded := self.Labels[ExcludeLabel]; excluded || self.NetworkUnavailable || len(c.peers) == 0 {
+		return c
+	}
+	c.off = false
+	c.mine = map[string]bool{}
+	for _, p := range c.peers {
+		c.mine[p.Name] = true
+	}
+	c.advs = map[string][]*config.BGPAdvertisement{}
+	for _, adv := range cfg.BGPAdvertisements {
+		if !adv.NodeSelector.Matches(self.Labels) {
+			continue
+		}
+		for _, p := range adv.Pools {
+			c.advs[p.Name] = append(c.advs[p.Name], adv)
+		}
+	}
+	return c
+}
+
+// bgpShare is one Service's address advertised as pfx to peer because of
+// adv.
+type bgpShare struct {
+	pfx  netip.Prefix
+	peer *config.BGPPeer
+	adv  *config.BGPAdvertisement
+	svc  string
+}
+
+// shares appends to out what svc's address a adds to the plan: nothing
+// unless the Service has a ready endpoint (on Self, for Local).
+func (c *bgpContext) shares(self string, a netip.Addr, svc *Service, out []bgpShare) []bgpShare {
+	if c.off || svc.Local && !slices.Contains(svc.ReadyNodes, self) || !svc.Ready {
+		return out
+	}
+	pool := c.cfg.PoolFor(a)
+	if pool == nil {
+		return out
+	}
+	for _, adv := range c.advs[pool.Name] {
+		bits := adv.AggregationLength
+		if a.Is6() {
+			bits = adv.AggregationLengthV6
+		}
+		pfx, err := a.Prefix(bits)
+		if err != nil {
+			continue
+		}
+		for _, peer := range adv.Peers {
+			if c.mine[peer.Name] && peer.Address.Is4() == a.Is4() {
+				out = append(out, bgpShare{pfx: pfx, peer: peer, adv: adv, svc: svc.Key})
+			}
+		}
+	}
+	return out
+}
+
+// tidy sorts and de-duplicates what add appended for pfx.
+func (plan *BGPPlan) tidy(pfx netip.Prefix) {
+	p := plan.Prefixes[pfx]
+	if p == nil {
+		return
+	}
+	p.Services = sortedSet(p.Services)
+	p.Peers = sortedSet(p.Peers)
+	p.Advertisements = sortedSet(p.Advertisements)
+	for _, peer := range p.Peers {
+		r := plan.Routes[peer][pfx]
+		slices.SortFunc(r.Communities, compareCommunity)
+		r.Communities = slices.Compact(r.Communities)
+		plan.Routes[peer][pfx] = r
+	}
+}
+
+func (plan *BGPPlan) add(sh bgpShare) {
+	pfx, peer, adv := sh.pfx, sh.peer, sh.adv
 	routes := plan.Routes[peer.Name]
 	if routes == nil {
 		routes = map[netip.Prefix]BGPRoute{}
@@ -135,7 +182,7 @@ func (plan *BGPPlan) add(pfx netip.Prefix, peer *config.BGPPeer, adv *config.BGP
 		p = &BGPPrefix{}
 		plan.Prefixes[pfx] = p
 	}
-	p.Services = append(p.Services, svc)
+	p.Services = append(p.Services, sh.svc)
 	p.Peers = append(p.Peers, peer.Name)
 	p.Advertisements = append(p.Advertisements, adv.Name)
 }

@@ -96,23 +96,29 @@ func Forwarding(in Input, mode ForwardingMode, selfAddrs []netip.Addr) []datapla
 					continue
 				}
 				seen[k] = true
-				fe := dataplane.Frontend{Addr: a, Protocol: p.Protocol, Port: p.Port, Affinity: svc.Affinity, SourceRanges: svc.SourceRanges}
-				switch mode {
-				case ForwardEndpoints:
-					fe.Backends = backends(svc, p, a.Is4(), in.Self)
-				case ForwardNodePort:
-					for _, self := range selfAddrs {
-						if self.Is4() == a.Is4() && p.NodePort != 0 {
-							fe.Backends = []dataplane.Backend{{AddrPort: netip.AddrPortFrom(self, p.NodePort)}}
-							break
-						}
-					}
-				}
+				fe := frontend(svc, a, p, mode, in.Self, selfAddrs)
 				out = append(out, fe)
 			}
 		}
 	}
 	return out
+}
+
+// frontend is the frontend of svc's port p on address a.
+func frontend(svc *Service, a netip.Addr, p Port, mode ForwardingMode, self string, selfAddrs []netip.Addr) dataplane.Frontend {
+	fe := dataplane.Frontend{Addr: a, Protocol: p.Protocol, Port: p.Port, Affinity: svc.Affinity, SourceRanges: svc.SourceRanges}
+	switch mode {
+	case ForwardEndpoints:
+		fe.Backends = backends(svc, p, a.Is4(), self)
+	case ForwardNodePort:
+		for _, sa := range selfAddrs {
+			if sa.Is4() == a.Is4() && p.NodePort != 0 {
+				fe.Backends = []dataplane.Backend{{AddrPort: netip.AddrPortFrom(sa, p.NodePort)}}
+				break
+			}
+		}
+	}
+	return fe
 }
 
 // backends are the endpoints of svc that serve port p in one family, in

@@ -18,7 +18,7 @@ func (s *Speaker) apply() {
 	desired := map[netip.Addr][]string{}
 	if s.fenced == "" {
 		for _, a := range s.ranking.Owned(s.opts.Node) {
-			if l := s.plan.L2[a]; l != nil {
+			if l := s.l2(a); l != nil {
 				desired[a] = l.Interfaces
 				delete(s.handoff, a)
 			}
@@ -105,7 +105,7 @@ func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time)
 		if _, own := desired[a]; own || s.opts.Handoff <= 0 {
 			continue
 		}
-		l := s.plan.L2[a]
+		l := s.l2(a)
 		owner, _ := s.ranking.Owner(a)
 		if l == nil || !l.Eligible.Contains(s.opts.Node) || owner == "" || owner == s.opts.Node || switching {
 			delete(s.handoff, a)
@@ -135,7 +135,7 @@ func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time)
 
 // withdrawReason says why this node no longer announces a.
 func (s *Speaker) withdrawReason(a netip.Addr) string {
-	l := s.plan.L2[a]
+	l := s.l2(a)
 	if l == nil {
 		return "no Service uses it in a pool announced in layer 2"
 	}
@@ -161,12 +161,12 @@ func (s *Speaker) serviceEvents(a netip.Addr, eventType, reason, format string, 
 		return
 	}
 	var keys []string
-	if l := s.plan.L2[a]; l != nil {
+	if l := s.l2(a); l != nil {
 		keys = l.Services
 	}
 	for _, k := range keys {
-		if svc := s.svcObjects[k]; svc != nil {
-			s.opts.Events.Eventf(svc, nil, eventType, reason, "Announce", format, args...)
+		if ref := s.services[k]; ref != nil {
+			s.opts.Events.Eventf(ref, nil, eventType, reason, "Announce", format, args...)
 		}
 	}
 }

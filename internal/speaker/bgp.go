@@ -35,32 +35,35 @@ const (
 	maxBGPStatusPrefixes = 100
 )
 
-// applyBGP hands the BGP side its desired state after a re-plan.
+// applyBGP hands the BGP side its desired state after a change of the
+// plan, the router ID or a password.
 func (s *Speaker) applyBGP() {
 	if s.opts.BGP == nil {
 		return
 	}
+	plan := s.state.BGP()
 	d := bgp.Desired{RouterID: s.selfIPv4}
-	for _, p := range s.bgpPlan.Peers {
+	for _, p := range plan.Peers {
 		if p.RouterID.IsValid() {
 			d.RouterID = p.RouterID
 			break
 		}
 	}
 	now := time.Now()
-	for pfx := range s.bgpPlan.Prefixes {
+	for pfx := range plan.Prefixes {
 		if _, ok := s.bgpSince[pfx]; !ok {
 			s.bgpSince[pfx] = now
 		}
 	}
 	for pfx := range s.bgpSince {
-		if s.bgpPlan.Prefixes[pfx] == nil {
+		if plan.Prefixes[pfx] == nil {
 			delete(s.bgpSince, pfx)
 		}
 	}
-	for _, p := range s.bgpPlan.Peers {
-		bp := bgp.Peer{Name: p.Name, Session: session(p), Routes: map[netip.Prefix]bgp.Route{}}
-		for pfx, r := range s.bgpPlan.Routes[p.Name] {
+	s.bgpReported = s.bgpAnnouncements(plan)
+	for _, p := range plan.Peers {
+		bp := bgp.Peer{Name: p.Name, Session: session(p), Routes: make(map[netip.Prefix]bgp.Route, len(plan.Routes[p.Name]))}
+		for pfx, r := range plan.Routes[p.Name] {
 			bp.Routes[pfx] = route(r)
 		}
 		if r := p.Password; r != nil {
@@ -144,16 +147,24 @@ func (s *Speaker) peerEvent(ctx context.Context, name, eventType, reason, format
 	s.opts.Events.Eventf(&p, nil, eventType, reason, "Peer", format, args...)
 }
 
-// reportBGP adds the BGP side to this node's NodeAnnouncement status.
-func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
-	st.BGPPrefixes = int32(len(s.bgpPlan.Prefixes))
-	pfxs := slices.SortedFunc(maps.Keys(s.bgpPlan.Prefixes), iprange.ComparePrefixes)
+// bgpAnnouncements are the first prefixes of plan as the
+// NodeAnnouncement reports them.
+func (s *Speaker) bgpAnnouncements(plan planner.BGPPlan) []v1alpha1.BGPAnnouncement {
+	pfxs := slices.SortedFunc(maps.Keys(plan.Prefixes), iprange.ComparePrefixes)
+	out := make([]v1alpha1.BGPAnnouncement, 0, min(len(pfxs), maxBGPStatusPrefixes))
 	for _, pfx := range pfxs[:min(len(pfxs), maxBGPStatusPrefixes)] {
-		p := s.bgpPlan.Prefixes[pfx]
-		st.BGP = append(st.BGP, v1alpha1.BGPAnnouncement{
+		p := plan.Prefixes[pfx]
+		out = append(out, v1alpha1.BGPAnnouncement{
 			Prefix: pfx.String(), Services: p.Services, Peers: p.Peers, Since: metaTime(s.bgpSince[pfx]),
 		})
 	}
+	return out
+}
+
+// reportBGP adds the BGP side to this node's NodeAnnouncement status.
+func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
+	st.BGPPrefixes = int32(len(s.state.BGP().Prefixes))
+	st.BGP = s.bgpReported
 	for _, p := range s.bgpStatus {
 		st.BGPSessions = append(st.BGPSessions, v1alpha1.BGPSession{
 			Peer: p.Name, Address: p.Address.String(), State: string(p.State),

@@ -49,18 +49,11 @@ func internalIPs(n *corev1.Node) []netip.Addr {
 	return out
 }
 
-// sameFrontend tells whether two frontends forward the same way.
-func sameFrontend(a, b dataplane.Frontend) bool {
-	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.Port == b.Port && a.Affinity == b.Affinity && slices.Equal(a.Backends, b.Backends) &&
-		a.SourceRanges.Equal(b.SourceRanges)
-}
-
 // serviceFor reads what the planner needs of a Service: the addresses in
-// its status, its ports, affinity and source ranges, and its endpoints
-// (from endpoints, by namespace/name). badRanges says why the source
+// its status, its ports, affinity and source ranges, and its endpoints. badRanges says why the source
 // ranges cannot be read; the Service then accepts no client at all
 // (fail closed), and the caller logs it.
-func serviceFor(svc *corev1.Service, endpoints map[string][]planner.Endpoint) (ps planner.Service, badRanges error) {
+func serviceFor(svc *corev1.Service, endpoints []planner.Endpoint) (ps planner.Service, badRanges error) {
 	key := svc.Namespace + "/" + svc.Name
 	ps = planner.Service{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 	ps.SourceRanges, badRanges = sourceRangesOf(svc)
@@ -78,7 +71,7 @@ func serviceFor(svc *corev1.Service, endpoints map[string][]planner.Endpoint) (p
 			ps.Affinity = time.Duration(*c.ClientIP.TimeoutSeconds) * time.Second
 		}
 	}
-	ps.Endpoints = endpoints[key]
+	ps.Endpoints = endpoints
 	for _, ep := range ps.Endpoints {
 		if !ep.Ready {
 			continue

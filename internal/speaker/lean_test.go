@@ -37,7 +37,7 @@ func TestLeanObjectsReadAlike(t *testing.T) {
 		if !class.Handles(svc) {
 			continue // serviceFor reads only the Services the speaker handles
 		}
-		eps := endpointsOf(leanSlices())
+		eps := endpointsOf(leanSlices())[svc.Namespace+"/"+svc.Name]
 		want, wantErr := serviceFor(svc, eps)
 		got, gotErr := serviceFor(lean, eps)
 		if diff := cmp.Diff(want, got, cmpOpts); diff != "" || (gotErr == nil) != (wantErr == nil) {

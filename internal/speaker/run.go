@@ -328,6 +328,9 @@ func clearStatus(c client.Client, node string) {
 // SetupWithManager makes the manager run the speaker: once the caches
 // are synced, the sync loop runs until the manager stops.
 func (s *Speaker) SetupWithManager(mgr manager.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, sliceServiceField, sliceService); err != nil {
+		return fmt.Errorf("indexing EndpointSlices by Service: %w", err)
+	}
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		if err := s.watch(ctx, mgr.GetCache()); err != nil {
 			return err
@@ -341,26 +344,40 @@ func (s *Speaker) SetupWithManager(mgr manager.Manager) error {
 	}))
 }
 
-// watch asks for a sync on every change of what the plan reads.
+// watch asks for a sync on every change of what the plan reads, saying
+// what changed: a Service (by key), a Node, the configuration.
 func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
 	type watched struct {
-		obj    client.Object
-		config bool // an ironlb configuration kind
+		obj client.Object
+		// changed records a change of obj; nil: a Node.
+		changed func(obj any)
 	}
-	objs := []watched{{&corev1.Service{}, false}, {&discoveryv1.EndpointSlice{}, false}, {&corev1.Node{}, false}}
+	config := func(any) { s.changed(dirtySet{config: true}) }
+	objs := []watched{
+		{&corev1.Service{}, func(obj any) { s.serviceChanged(serviceKey(obj)) }},
+		{&discoveryv1.EndpointSlice{}, func(obj any) {
+			if key := sliceServiceKey(obj); key != "" {
+				s.serviceChanged(key)
+			}
+		}},
+		{&corev1.Node{}, nil},
+	}
 	if s.opts.Static == nil {
-		objs = append(objs, watched{&v1alpha1.IPPool{}, true}, watched{&v1alpha1.L2Advertisement{}, true},
-			watched{&v1alpha1.BGPPeer{}, true}, watched{&v1alpha1.BGPAdvertisement{}, true})
+		objs = append(objs, watched{&v1alpha1.IPPool{}, config}, watched{&v1alpha1.L2Advertisement{}, config},
+			watched{&v1alpha1.BGPPeer{}, config}, watched{&v1alpha1.BGPAdvertisement{}, config})
 	}
 	for _, o := range objs {
 		inf, err := c.GetInformer(ctx, o.obj)
 		if err != nil {
 			return fmt.Errorf("watching %T: %w", o.obj, err)
 		}
-		isConfig := o.config
-		_, isNode := o.obj.(*corev1.Node)
+		changed := o.changed
+		if changed == nil {
+			changed = func(any) { s.changed(dirtySet{nodes: true}) }
+		}
+		isNode := o.changed == nil
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { s.Changed(isConfig) },
+			AddFunc: changed,
 			UpdateFunc: func(old, new any) {
 				if isNode && !nodeChanged(old, new) {
 					if readyChanged(old, new) {
@@ -368,14 +385,34 @@ func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
 					}
 					return // heartbeats
 				}
-				s.Changed(isConfig)
+				changed(new)
 			},
-			DeleteFunc: func(any) { s.Changed(isConfig) },
+			DeleteFunc: changed,
 		}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// serviceKey is the namespace/name of a Service, or of the Service a
+// deletion tombstone stands for.
+func serviceKey(obj any) string {
+	key, _ := toolscache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	return key
+}
+
+// sliceServiceKey is the namespace/name of the Service an EndpointSlice
+// (or its deletion tombstone) belongs to; "" for a slice of none.
+func sliceServiceKey(obj any) string {
+	if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	es, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok || es.Labels[discoveryv1.LabelServiceName] == "" {
+		return ""
+	}
+	return es.Namespace + "/" + es.Labels[discoveryv1.LabelServiceName]
 }
 
 // nodeChanged tells whether a Node update matters to the plan: its labels

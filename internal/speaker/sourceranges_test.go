@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,31 +60,14 @@ func TestServiceForSourceRanges(t *testing.T) {
 	}
 }
 
-// TestSameFrontendRanges: a change of ranges alone is a change the
-// dataplane must be given; no restriction and no client differ.
-func TestSameFrontendRanges(t *testing.T) {
-	fe := dataplane.Frontend{Addr: netip.MustParseAddr("203.0.113.65"), Protocol: dataplane.TCP, Port: 80}
-	ranges := []*dataplane.SourceRanges{nil, dataplane.AllowOnly(), dataplane.AllowOnly(netip.MustParsePrefix("198.51.100.0/24")),
-		dataplane.AllowOnly(netip.MustParsePrefix("198.51.100.0/25"))}
-	for i, a := range ranges {
-		for j, b := range ranges {
-			x, y := fe, fe
-			x.SourceRanges, y.SourceRanges = a, b
-			if got := sameFrontend(x, y); got != (i == j) {
-				t.Errorf("sameFrontend with ranges %v and %v = %v", a, b, got)
-			}
-		}
-	}
-}
-
 // TestRangeLog: a Service's unreadable ranges are logged when they
-// appear and when their problem changes, not on every re-plan, and once
-// more when they are fixed.
+// appear and when their problem changes, not every time the Service is
+// read, and once more when they are fixed; a Service that is gone is
+// forgotten without a word.
 func TestRangeLog(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	var r rangeLog
-	present := func(string) bool { return true }
 	bad := errors.New("metadata.annotations[x]: \"everyone\" is not a CIDR range")
 	worse := errors.New("metadata.annotations[x]: \"nobody\" is not a CIDR range")
 	steps := []struct {
@@ -96,13 +81,13 @@ func TestRangeLog(t *testing.T) {
 		{map[string]error{"ns/a": worse, "ns/b": bad}, []string{"ns/a nobody"}},
 		{map[string]error{"ns/a": nil, "ns/b": bad}, []string{"ns/a readable again"}},
 		{map[string]error{"ns/a": nil, "ns/b": bad}, nil},
+		{map[string]error{"ns/b": nil}, []string{"ns/b readable again"}},
 	}
 	for i, st := range steps {
 		buf.Reset()
-		for key, err := range st.problems {
-			r.note(key, err)
+		for _, key := range slices.Sorted(maps.Keys(st.problems)) {
+			r.note(log, key, st.problems[key])
 		}
-		r.flush(log, present)
 		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 		if buf.Len() == 0 {
 			lines = nil

@@ -1,18 +1,19 @@
 // Package speaker is the speaker's sync loop: it reads the cluster from
-// controller-runtime's caches, plans with the planner, elects with the
-// election table and hands this node's share to the ARP/NDP responders. It
-// is the only package of the speaker that talks to the API server.
+// controller-runtime's caches, keeps this node's plan with the planner's
+// State, elects with the election table and hands this node's share to
+// the ARP/NDP responders, the BGP side and the dataplane. It is the only
+// package of the speaker that talks to the API server.
 //
 // Event handlers only mark what changed and ask for a sync; one goroutine
-// syncs, coalescing however many changes arrived meanwhile. A membership
-// change alone costs only the election table's incremental update; a
-// change of Services, endpoints, Nodes or configuration re-plans (see
-// BenchmarkSync).
+// syncs, coalescing however many changes arrived meanwhile. A change of
+// one Service or of its EndpointSlices reads that Service alone and
+// re-plans only its addresses; a membership change costs only the
+// election table's incremental update; a change of the configuration or
+// of a Node's labels or network availability re-plans every address.
 package speaker
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -20,7 +21,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
@@ -127,11 +127,9 @@ type Speaker struct {
 	heard      map[netip.Addr]time.Time
 	handingOff map[netip.Addr]bool
 
-	// mu guards the dirty flags, which event handlers set.
-	mu          sync.Mutex
-	dirtyConfig bool
-	dirtyPlan   bool
-	dirtyBGP    bool
+	// mu guards dirty, which event handlers set.
+	mu    sync.Mutex
+	dirty dirtySet
 
 	// Everything below belongs to the sync goroutine.
 	ranking *election.Ranking
@@ -141,7 +139,7 @@ type Speaker struct {
 	// speaker joined; false until it has joined.
 	claimJoined bool
 	cfg         *config.Config
-	plan        planner.Plan
+	state       *planner.State
 	warnings    []planner.Warning
 	// warnedFirst: this speaker was first among the alive at the last
 	// sync, so it has recorded the warnings' events.
@@ -165,41 +163,75 @@ type Speaker struct {
 	unreachable bool
 	quorumSince time.Time
 	fencedSince time.Time
-	svcObjects  map[string]*corev1.Service
+	// services refers to the Services in the plan, by key, for their
+	// events.
+	services map[string]*corev1.ObjectReference
 
-	// BGP, also the sync goroutine's: the plan, when each prefix was
-	// first advertised, the sessions as last reported, the peers'
-	// passwords, this node's IPv4 address (the default router ID), and
-	// whether the plan changed since the BGP side was last given it.
-	bgpPlan   planner.BGPPlan
-	bgpSince  map[netip.Prefix]time.Time
-	bgpStatus []bgp.PeerStatus
-	secrets   *passwords
-	selfIPv4  netip.Addr
-	bgpDirty  bool
-	// frontends are what Forwarding was last given, if forwarded.
-	frontends []dataplane.Frontend
+	// BGP, also the sync goroutine's: when each prefix was first
+	// advertised, the first prefixes as reported, the sessions as last
+	// reported, the peers' passwords, this node's IPv4 address (the
+	// default router ID), and whether the plan changed since the BGP side
+	// was last given it.
+	bgpSince    map[netip.Prefix]time.Time
+	bgpReported []v1alpha1.BGPAnnouncement
+	bgpStatus   []bgp.PeerStatus
+	secrets     *passwords
+	selfIPv4    netip.Addr
+	bgpDirty    bool
+	// forwarded: Forwarding was given a list.
 	forwarded bool
 	// ranges logs unreadable source ranges once per change.
 	ranges rangeLog
 }
 
+// dirtySet is what changed since the last sync.
+type dirtySet struct {
+	// config: the ironlb objects; nodes: some Node's labels or network
+	// availability; all: every Service (at the start, and after a sync
+	// that failed reading them); bgp: a BGP password Secret.
+	config, nodes, all, bgp bool
+	// services are the keys (namespace/name) of the Services whose
+	// Service or EndpointSlices changed.
+	services map[string]bool
+}
+
+// merge adds o to d.
+func (d *dirtySet) merge(o dirtySet) {
+	d.config, d.nodes, d.all, d.bgp = d.config || o.config, d.nodes || o.nodes, d.all || o.all, d.bgp || o.bgp
+	for k := range o.services {
+		d.markService(k)
+	}
+}
+
+func (d *dirtySet) markService(key string) {
+	if d.services == nil {
+		d.services = map[string]bool{}
+	}
+	d.services[key] = true
+}
+
 // New returns a speaker; nothing runs until Run.
 func New(o Options) *Speaker {
+	mode := o.ForwardingMode
+	if o.Forwarding == nil {
+		mode = planner.ForwardNone
+	}
 	return &Speaker{
-		opts:        o,
-		log:         o.Log,
-		kick:        make(chan struct{}, 1),
-		synced:      make(chan struct{}),
-		dirtyConfig: true,
-		dirtyPlan:   true,
-		ranking:     election.NewRanking(o.ClaimVersion.OrLatest()),
-		desired:     map[netip.Addr][]string{},
-		since:       map[netip.Addr]time.Time{},
-		handoff:     map[netip.Addr]time.Time{},
-		heard:       map[netip.Addr]time.Time{},
-		handingOff:  map[netip.Addr]bool{},
-		bgpSince:    map[netip.Prefix]time.Time{},
+		opts:       o,
+		log:        o.Log,
+		kick:       make(chan struct{}, 1),
+		synced:     make(chan struct{}),
+		dirty:      dirtySet{config: true, nodes: true, all: true},
+		state:      planner.NewState(o.Node, mode),
+		services:   map[string]*corev1.ObjectReference{},
+		bgpDirty:   true,
+		ranking:    election.NewRanking(o.ClaimVersion.OrLatest()),
+		desired:    map[netip.Addr][]string{},
+		since:      map[netip.Addr]time.Time{},
+		handoff:    map[netip.Addr]time.Time{},
+		heard:      map[netip.Addr]time.Time{},
+		handingOff: map[netip.Addr]bool{},
+		bgpSince:   map[netip.Prefix]time.Time{},
 	}
 }
 
@@ -218,12 +250,19 @@ func (s *Speaker) Trigger() {
 	}
 }
 
-// Changed records that the cluster changed (config: ironlb objects) and
-// asks for a sync.
-func (s *Speaker) Changed(config bool) {
+// changed records what changed and asks for a sync.
+func (s *Speaker) changed(d dirtySet) {
 	s.mu.Lock()
-	s.dirtyPlan = true
-	s.dirtyConfig = s.dirtyConfig || config
+	s.dirty.merge(d)
+	s.mu.Unlock()
+	s.Trigger()
+}
+
+// serviceChanged records that the Service key, or its EndpointSlices,
+// changed, and asks for a sync.
+func (s *Speaker) serviceChanged(key string) {
+	s.mu.Lock()
+	s.dirty.markService(key)
 	s.mu.Unlock()
 	s.Trigger()
 }
@@ -238,12 +277,7 @@ func (s *Speaker) Loop(ctx context.Context, reader client.Reader, w client.Clien
 	if secrets == nil {
 		secrets = reader
 	}
-	s.secrets = newPasswords(secrets, s.log, func() {
-		s.mu.Lock()
-		s.dirtyBGP = true
-		s.mu.Unlock()
-		s.Trigger()
-	})
+	s.secrets = newPasswords(secrets, s.log, func() { s.changed(dirtySet{bgp: true}) })
 	go s.secrets.run(ctx)
 	for {
 		select {
@@ -261,7 +295,7 @@ func (s *Speaker) Loop(ctx context.Context, reader client.Reader, w client.Clien
 				return
 			}
 			s.log.Error("sync failed; retrying", "error", err)
-			s.Changed(false)
+			s.Trigger()
 			select {
 			case <-ctx.Done():
 				return
@@ -271,30 +305,21 @@ func (s *Speaker) Loop(ctx context.Context, reader client.Reader, w client.Clien
 	}
 }
 
-// sync brings the table, the responders and the status up to date.
+// sync brings the plan, the table, the edges and the status up to date.
 func (s *Speaker) sync(ctx context.Context) error {
 	s.mu.Lock()
-	dirtyConfig, dirtyPlan := s.dirtyConfig, s.dirtyPlan
-	s.dirtyConfig, s.dirtyPlan = false, false
-	s.bgpDirty = s.bgpDirty || s.dirtyBGP
-	s.dirtyBGP = false
+	d := s.dirty
+	s.dirty = dirtySet{}
 	s.mu.Unlock()
-	if dirtyConfig {
-		if err := s.loadConfig(ctx); err != nil {
-			s.mu.Lock()
-			s.dirtyConfig = true
-			s.mu.Unlock()
-			return err
-		}
+	s.bgpDirty = s.bgpDirty || d.bgp
+	if err := s.read(ctx, d); err != nil {
+		// Read again what could not be read; what was read stays planned.
+		s.mu.Lock()
+		s.dirty.merge(d)
+		s.mu.Unlock()
+		return err
 	}
-	if dirtyPlan {
-		if err := s.replan(ctx); err != nil {
-			s.mu.Lock()
-			s.dirtyPlan = true
-			s.mu.Unlock()
-			return err
-		}
-	}
+	s.handOn(s.state.TakeChanges())
 	s.updateMembers(s.now())
 	s.apply()
 	if s.opts.BGP != nil {
@@ -309,108 +334,51 @@ func (s *Speaker) sync(ctx context.Context) error {
 	return nil
 }
 
+// handOn gives the election table the layer 2 addresses that changed, the
+// dataplane the frontends when they changed, and marks the BGP side for
+// an update.
+func (s *Speaker) handOn(c planner.Changes) {
+	l2 := s.state.Layer2().L2
+	for a := range c.L2 {
+		if l := l2[a]; l != nil {
+			s.ranking.SetEligible(a, l.Eligible)
+		} else {
+			s.ranking.Remove(a)
+		}
+	}
+	s.bgpDirty = s.bgpDirty || c.BGP
+	// The first list always goes out, even an empty one: the dataplane
+	// waits for it before replacing what an earlier run left.
+	if s.opts.Forwarding != nil && (c.Forwarding || !s.forwarded) {
+		s.opts.Forwarding.Set(s.state.Frontends())
+		s.forwarded = true
+	}
+}
+
+// l2 is the layer 2 plan of a; nil when it is not announced in layer 2.
+func (s *Speaker) l2(a netip.Addr) *planner.L2 { return s.state.Layer2().L2[a] }
+
 // warn logs configuration that has no effect when it changes. Every
 // speaker sees the same; the first by name among the alive ones also
 // records an event, so there is one.
 func (s *Speaker) warn(ctx context.Context) {
 	first := len(s.lastAlive) > 0 && s.lastAlive[0] == s.opts.Node
-	changed := !slices.Equal(s.warnings, s.plan.Warnings)
+	warnings := s.state.Layer2().Warnings
+	changed := !slices.Equal(s.warnings, warnings)
 	if changed {
-		for _, w := range s.plan.Warnings {
+		for _, w := range warnings {
 			s.log.Warn("configuration has no effect", "kind", w.Kind, "name", w.Name, "problem", w.Message)
 		}
-		s.warnings = s.plan.Warnings
+		s.warnings = warnings
 	}
 	if first && (changed || !s.warnedFirst) && s.opts.Events != nil {
-		for _, w := range s.plan.Warnings {
+		for _, w := range warnings {
 			if adv := s.l2Advertisement(ctx, w.Name); w.Kind == v1alpha1.KindL2Advertisement && adv != nil {
 				s.opts.Events.Eventf(adv, nil, corev1.EventTypeWarning, "SelectsNoNode", "Announce", "%s", w.Message)
 			}
 		}
 	}
 	s.warnedFirst = first
-}
-
-func (s *Speaker) loadConfig(ctx context.Context) error {
-	if s.opts.Static != nil {
-		s.cfg = s.opts.Static
-		s.secrets.want(s.cfg)
-		return nil
-	}
-	snap, err := kube.ReadSnapshot(ctx, s.reader)
-	if err != nil {
-		return fmt.Errorf("listing the configuration: %w", err)
-	}
-	// The controller reports invalid objects in their status; the speaker
-	// uses the valid rest, exactly as the controller does.
-	s.cfg, _ = config.Resolve(snap)
-	s.secrets.want(s.cfg)
-	return nil
-}
-
-// replan reads Services, EndpointSlices and Nodes and gives every
-// address its eligible nodes.
-func (s *Speaker) replan(ctx context.Context) error {
-	var nodes corev1.NodeList
-	var svcs corev1.ServiceList
-	var eps discoveryv1.EndpointSliceList
-	// The objects are only read, never changed or kept past the next
-	// re-plan: the cache's own copies will do, which saves copying
-	// thousands of objects on every re-plan.
-	for _, l := range []client.ObjectList{&nodes, &svcs, &eps} {
-		if err := s.reader.List(ctx, l, client.UnsafeDisableDeepCopy); err != nil {
-			return fmt.Errorf("listing %T: %w", l, err)
-		}
-	}
-	in := planner.Input{Config: s.cfg, Self: s.opts.Node}
-	s.selfIPv4 = netip.Addr{}
-	var selfAddrs []netip.Addr
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		in.Nodes = append(in.Nodes, nodeFor(n))
-		if n.Name == s.opts.Node {
-			selfAddrs = internalIPs(n)
-			s.selfIPv4 = internalIPv4(n)
-		}
-	}
-	endpoints := endpointsOf(eps.Items)
-	s.svcObjects = map[string]*corev1.Service{}
-	for i := range svcs.Items {
-		svc := &svcs.Items[i]
-		if !s.opts.Class.Handles(svc) {
-			continue
-		}
-		ps, badRanges := serviceFor(svc, endpoints)
-		if len(ps.Addrs) == 0 {
-			continue
-		}
-		s.ranges.note(ps.Key, badRanges)
-		s.svcObjects[ps.Key] = svc
-		in.Services = append(in.Services, ps)
-	}
-	s.ranges.flush(s.log, func(key string) bool { return s.svcObjects[key] != nil })
-	s.bgpPlan = planner.BGP(in)
-	s.bgpDirty = true
-	if s.opts.Forwarding != nil {
-		fes := planner.Forwarding(in, s.opts.ForwardingMode, selfAddrs)
-		// The first plan always goes out, even an empty one: the dataplane
-		// waits for it before replacing what an earlier run left.
-		if !s.forwarded || !slices.EqualFunc(fes, s.frontends, sameFrontend) {
-			s.opts.Forwarding.Set(fes)
-			s.frontends, s.forwarded = fes, true
-		}
-	}
-	old := s.plan.L2
-	s.plan = planner.Layer2(in)
-	for a, l := range s.plan.L2 {
-		s.ranking.SetEligible(a, l.Eligible)
-	}
-	for a := range old {
-		if s.plan.L2[a] == nil {
-			s.ranking.Remove(a)
-		}
-	}
-	return nil
 }
 
 // report builds this node's NodeAnnouncement status.
@@ -423,7 +391,7 @@ func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 	}
 	announced := s.opts.Announcer.Announced()
 	for a := range s.desired {
-		l := s.plan.L2[a]
+		l := s.l2(a)
 		if l == nil {
 			continue
 		}
