@@ -1,7 +1,6 @@
 package speaker
 
 import (
-	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -15,54 +14,64 @@ import (
 // apply gives the responders this node's share and reports changes.
 func (s *Speaker) apply() {
 	now := time.Now()
-	desired := map[netip.Addr][]string{}
-	if s.fenced == "" {
-		for _, a := range s.ranking.Owned(s.opts.Node) {
-			if l := s.l2(a); l != nil {
-				desired[a] = l.Interfaces
-				delete(s.handoff, a)
-			}
-		}
-		s.keepHandingOff(desired, now)
-	} else {
-		clear(s.handoff)
+	s.claimMu.Lock()
+	heard := maps.Clone(s.heard)
+	s.claimMu.Unlock()
+	from, switching := s.ranking.Switching()
+	m := l2Moment{
+		node: s.opts.Node, now: now, plan: s.state.Layer2().L2, owned: s.ranking.Owned(s.opts.Node), owner: s.ranking.Owner,
+		fenced: s.fenced, handoff: s.opts.Handoff, switching: switching, switchFrom: from, switchTo: s.ranking.Version(),
+		switchUntil: s.switchUntil, heard: heard,
 	}
-	if !maps.EqualFunc(desired, s.desired, slices.Equal) {
-		err := s.opts.Announcer.Set(desired)
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-		}
-		if msg != s.setErr {
-			if err != nil {
-				s.log.Error("some interfaces named by L2Advertisements are missing on this node; answering on the others, and on these once they appear", "error", err)
-				s.nodeEvent(corev1.EventTypeWarning, "InterfaceMissing", "interfaces named by L2Advertisements are missing on this node (answering on the others, and on these once they appear): %v", err)
-			}
-			s.setErr = msg
-		}
-		for a := range desired {
-			if _, had := s.desired[a]; !had {
-				s.since[a] = now
-				s.serviceEvents(a, corev1.EventTypeNormal, ReasonAnnounced, "announcing %s from node %s (layer 2, %s)", a, s.opts.Node, interfacesText(desired[a]))
-				s.log.Info("announcing", "address", a, "interfaces", interfacesText(desired[a]))
-			}
-		}
-		for a := range s.desired {
-			if _, keep := desired[a]; !keep {
-				delete(s.since, a)
-				why := s.withdrawReason(a)
-				s.serviceEvents(a, corev1.EventTypeNormal, ReasonWithdrawn, "node %s stopped announcing %s: %s", s.opts.Node, a, why)
-				s.log.Info("withdrawn", "address", a, "reason", why)
-			}
-		}
-		s.desired = desired
+	next, d := decideL2(s.share, m)
+	s.noteHandoffs(next, d, now)
+	if !maps.EqualFunc(next.desired, s.share.desired, slices.Equal) {
+		s.setAnnouncer(next.desired)
+	}
+	for _, a := range d.gained {
+		s.serviceEvents(a, corev1.EventTypeNormal, ReasonAnnounced, "announcing %s from node %s (layer 2, %s)", a, s.opts.Node, interfacesText(next.desired[a]))
+		s.log.Info("announcing", "address", a, "interfaces", interfacesText(next.desired[a]))
+	}
+	for _, a := range d.lost {
+		s.serviceEvents(a, corev1.EventTypeNormal, ReasonWithdrawn, "node %s stopped announcing %s: %s", s.opts.Node, a, d.why[a])
+		s.log.Info("withdrawn", "address", a, "reason", d.why[a])
+	}
+	s.share = next
+}
+
+// noteHandoffs tells Claimed which addresses are being handed off,
+// forgets the claims that ended a handoff and those too old to end one,
+// and asks for a sync when a handoff that began ends.
+func (s *Speaker) noteHandoffs(next l2Share, d l2Decision, now time.Time) {
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	clear(s.handingOff)
+	for a := range next.handoff {
+		s.handingOff[a] = true
+	}
+	for _, a := range d.claimsUsed {
+		delete(s.heard, a)
+	}
+	maps.DeleteFunc(s.heard, func(_ netip.Addr, t time.Time) bool { return now.Sub(t) > s.opts.Handoff+claimLead })
+	if d.handoffsBegun {
+		time.AfterFunc(s.opts.Handoff, s.Trigger)
 	}
 }
 
-// claimLead is how long before a handoff begins the successor may be
-// heard announcing the address for the handoff to end at once: the
-// successor may see the new membership a moment before this speaker does.
-const claimLead = time.Second
+// setAnnouncer gives the responders desired, and reports the interfaces
+// that are missing once per change of the problem.
+func (s *Speaker) setAnnouncer(desired map[netip.Addr][]string) {
+	err := s.opts.Announcer.Set(desired)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg != s.setErr && err != nil {
+		s.log.Error("some interfaces named by L2Advertisements are missing on this node; answering on the others, and on these once they appear", "error", err)
+		s.nodeEvent(corev1.EventTypeWarning, "InterfaceMissing", "interfaces named by L2Advertisements are missing on this node (answering on the others, and on these once they appear): %v", err)
+	}
+	s.setErr = msg
+}
 
 // Claimed is told (by the layer 2 responders, layer2.Options.Claimed) that
 // another host announced an address this speaker answers for. While the
@@ -77,83 +86,6 @@ func (s *Speaker) Claimed(a netip.Addr, _ net.HardwareAddr) (expected bool) {
 		s.Trigger()
 	}
 	return expected
-}
-
-// keepHandingOff keeps answering, for Options.Handoff, for the addresses
-// this node lost to another alive speaker while still eligible itself:
-// make before break. The other speaker (one that just joined, typically)
-// may take a moment to answer; as soon as it is heard announcing the
-// address (Claimed), or at the end of Handoff, this one stops. An address
-// lost for any other reason (this node no longer eligible, the Service
-// gone) is withdrawn at once.
-//
-// While the claim version changes nothing is handed off: the point of the
-// switch is that no address is answered from two nodes.
-func (s *Speaker) keepHandingOff(desired map[netip.Addr][]string, now time.Time) {
-	_, switching := s.ranking.Switching()
-	s.claimMu.Lock()
-	defer s.claimMu.Unlock()
-	defer func() {
-		clear(s.handingOff)
-		for a := range s.handoff {
-			s.handingOff[a] = true
-		}
-		// Claims older than that can no longer end a handoff.
-		maps.DeleteFunc(s.heard, func(_ netip.Addr, t time.Time) bool { return now.Sub(t) > s.opts.Handoff+claimLead })
-	}()
-	for a, ifs := range s.desired {
-		if _, own := desired[a]; own || s.opts.Handoff <= 0 {
-			continue
-		}
-		l := s.l2(a)
-		owner, _ := s.ranking.Owner(a)
-		if l == nil || !l.Eligible.Contains(s.opts.Node) || owner == "" || owner == s.opts.Node || switching {
-			delete(s.handoff, a)
-			continue
-		}
-		until, handing := s.handoff[a]
-		if !handing {
-			until = now.Add(s.opts.Handoff)
-			s.handoff[a] = until
-			time.AfterFunc(s.opts.Handoff, s.Trigger)
-		}
-		if heard, ok := s.heard[a]; ok && !heard.Before(until.Add(-s.opts.Handoff-claimLead)) {
-			// The successor announced it, during the handoff or just
-			// before it began: it answers now. One claim ends one
-			// handoff.
-			delete(s.handoff, a)
-			delete(s.heard, a)
-			continue
-		}
-		if now.Before(until) {
-			desired[a] = ifs
-		} else {
-			delete(s.handoff, a)
-		}
-	}
-}
-
-// withdrawReason says why this node no longer announces a.
-func (s *Speaker) withdrawReason(a netip.Addr) string {
-	l := s.l2(a)
-	if l == nil {
-		return "no Service uses it in a pool announced in layer 2"
-	}
-	if s.fenced != "" {
-		return "this speaker is fenced, answering nothing until it sees a quorum of the known speakers again: " + s.fenced
-	}
-	if !l.Eligible.Contains(s.opts.Node) {
-		return "this node is no longer eligible (node selectors, exclusion label, network availability or, for externalTrafficPolicy Local, no ready local endpoint)"
-	}
-	owner, announces := s.ranking.Owner(a)
-	if owner != "" && !announces {
-		from, _ := s.ranking.Switching()
-		return fmt.Sprintf("the speakers are changing the layer 2 claim version from %d to %d, and the addresses whose first-ranked node changes are answered by no node until %s", from, s.ranking.Version(), s.switchUntil.Format(time.RFC3339Nano))
-	}
-	if owner != "" {
-		return "node " + owner + " ranks first among the eligible speakers"
-	}
-	return "no eligible speaker is alive"
 }
 
 func (s *Speaker) serviceEvents(a netip.Addr, eventType, reason, format string, args ...any) {

@@ -42,13 +42,6 @@ func (s *Speaker) applyBGP() {
 		return
 	}
 	plan := s.state.BGP()
-	d := bgp.Desired{RouterID: s.selfIPv4}
-	for _, p := range plan.Peers {
-		if p.RouterID.IsValid() {
-			d.RouterID = p.RouterID
-			break
-		}
-	}
 	now := time.Now()
 	for pfx := range plan.Prefixes {
 		if _, ok := s.bgpSince[pfx]; !ok {
@@ -61,24 +54,41 @@ func (s *Speaker) applyBGP() {
 		}
 	}
 	s.bgpReported = s.bgpAnnouncements(plan)
+	s.opts.BGP.Set(bgpDesired(s.opts.Node, plan, s.selfIPv4, s.secrets.get))
+}
+
+// bgpDesired is what the BGP side is given for plan: the router ID (the
+// first peer's routerID, else this node's IPv4 address), and per peer
+// its session, routes and password. A peer is disabled, with the reason,
+// while its password Secret has not been read or is unusable, and when
+// the node has no IPv4 router ID. It is pure: passwords are looked up in
+// what was last read.
+func bgpDesired(node string, plan planner.BGPPlan, selfIPv4 netip.Addr, passwords func(secretRef) (password, bool)) bgp.Desired {
+	d := bgp.Desired{RouterID: selfIPv4}
+	for _, p := range plan.Peers {
+		if p.RouterID.IsValid() {
+			d.RouterID = p.RouterID
+			break
+		}
+	}
 	for _, p := range plan.Peers {
 		bp := bgp.Peer{Name: p.Name, Session: session(p), Routes: make(map[netip.Prefix]bgp.Route, len(plan.Routes[p.Name]))}
 		for pfx, r := range plan.Routes[p.Name] {
 			bp.Routes[pfx] = route(r)
 		}
 		if r := p.Password; r != nil {
-			if pw, ok := s.secrets.get(secretRef{r.Namespace, r.Name, r.Key}); ok {
+			if pw, ok := passwords(secretRef{r.Namespace, r.Name, r.Key}); ok {
 				bp.Password, bp.Disabled = pw.value, pw.problem
 			} else {
 				bp.Disabled = fmt.Sprintf("spec.passwordSecretRef: Secret %s/%s has not been read yet", r.Namespace, r.Name)
 			}
 		}
 		if !d.RouterID.Is4() && bp.Disabled == "" {
-			bp.Disabled = fmt.Sprintf("node %s has no IPv4 InternalIP to use as the BGP router ID; set spec.routerID on the BGPPeers selecting it", s.opts.Node)
+			bp.Disabled = fmt.Sprintf("node %s has no IPv4 InternalIP to use as the BGP router ID; set spec.routerID on the BGPPeers selecting it", node)
 		}
 		d.Peers = append(d.Peers, bp)
 	}
-	s.opts.BGP.Set(d)
+	return d
 }
 
 func session(p *config.BGPPeer) bgp.Session {

@@ -144,13 +144,8 @@ type Speaker struct {
 	// warnedFirst: this speaker was first among the alive at the last
 	// sync, so it has recorded the warnings' events.
 	warnedFirst bool
-	// desired is what Announcer was last given; since is when each of
-	// those addresses was gained.
-	desired map[netip.Addr][]string
-	since   map[netip.Addr]time.Time
-	// handoff holds, for addresses being handed to another speaker, when
-	// this one stops answering.
-	handoff   map[netip.Addr]time.Time
+	// share is this node's layer 2 share, as Announcer was last given it.
+	share     l2Share
 	setErr    string
 	lastAlive []string
 	// known is what Options.Known last returned; fenced, when not empty,
@@ -226,9 +221,6 @@ func New(o Options) *Speaker {
 		services:   map[string]*corev1.ObjectReference{},
 		bgpDirty:   true,
 		ranking:    election.NewRanking(o.ClaimVersion.OrLatest()),
-		desired:    map[netip.Addr][]string{},
-		since:      map[netip.Addr]time.Time{},
-		handoff:    map[netip.Addr]time.Time{},
 		heard:      map[netip.Addr]time.Time{},
 		handingOff: map[netip.Addr]bool{},
 		bgpSince:   map[netip.Prefix]time.Time{},
@@ -390,7 +382,7 @@ func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 		st.Fenced = s.fenced
 	}
 	announced := s.opts.Announcer.Announced()
-	for a := range s.desired {
+	for a := range s.share.desired {
 		l := s.l2(a)
 		if l == nil {
 			continue
@@ -399,7 +391,7 @@ func (s *Speaker) report() v1alpha1.NodeAnnouncementStatus {
 			Address:    a.String(),
 			Services:   l.Services,
 			Interfaces: announced[a],
-			Since:      metaTime(s.since[a]),
+			Since:      metaTime(s.share.since[a]),
 		})
 	}
 	slices.SortFunc(st.Layer2, func(x, y v1alpha1.L2Announcement) int {
