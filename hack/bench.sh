@@ -6,12 +6,14 @@ out=${1:?usage: hack/bench.sh FILE}
 cd "$(dirname "$0")/.."
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
-# Pure benchmarks three times each; the controller's, which runs a real API
-# server and thousands of Services, once.
-pure=$(go list ./internal/... | grep -v /internal/assigner)
-cmd="go test -run '^\$' -bench . -benchmem -count 3 <pure packages>; go test -run '^\$' -bench . -benchtime 1x -timeout 30m ./internal/assigner"
+# Pure benchmarks three times each; the controller's and the speaker's,
+# which run a real API server and thousands of Services, once (the
+# speaker's for 100 endpoint changes).
+pure=$(go list ./internal/... | grep -v -e /internal/assigner -e /internal/speaker)
+cmd="go test -run '^\$' -bench . -benchmem -count 3 <pure packages>; go test -run '^\$' -bench . -benchtime 1x -timeout 30m ./internal/assigner; go test -run '^\$' -bench . -benchtime 100x -timeout 30m ./internal/speaker"
 go test -run '^$' -bench . -benchmem -count 3 $pure | tee "$raw"
 go test -run '^$' -bench . -benchtime 1x -timeout 30m ./internal/assigner | grep -v '^time=' | tee -a "$raw"
+go test -run '^$' -bench . -benchtime 100x -timeout 30m ./internal/speaker | grep -v '^time=' | tee -a "$raw"
 
 {
 	echo "# ironlb performance"
