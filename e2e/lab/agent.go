@@ -215,7 +215,7 @@ func (a *Agent) start(key string, pod *corev1.Pod) (*labPod, error) {
 		return nil, err
 	}
 	var ln net.Listener
-	if err := inNetNS(lp.netns, func() (err error) {
+	if err := InNetNS(lp.netns, func() (err error) {
 		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", PodPort))
 		return err
 	}); err != nil {
@@ -246,7 +246,7 @@ func (a *Agent) podNetwork(node Node, lp *labPod, outer string) error {
 		return err
 	}
 	defer podNS.Close()
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: outer, Namespace: netlink.NsFd(nodeNS)}, PeerName: ifaceInside, PeerNamespace: netlink.NsFd(podNS)}
+	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: outer, Namespace: netlink.NsFd(nodeNS)}, PeerName: InsideIface, PeerNamespace: netlink.NsFd(podNS)}
 	if err := netlink.LinkAdd(v); err != nil {
 		return fmt.Errorf("pod veth: %w", err)
 	}
@@ -266,7 +266,7 @@ func (a *Agent) podNetwork(node Node, lp *labPod, outer string) error {
 	if err := errors.Join(h.LinkSetMaster(link, br), h.LinkSetUp(link)); err != nil {
 		return err
 	}
-	if err := configure(lp.netns, ifaceInside, netip.PrefixFrom(lp.ip, node.PodCIDR.Bits()), netip.PrefixFrom(PodAddr6(lp.ip), node.PodCIDR6.Bits())); err != nil {
+	if err := configure(lp.netns, InsideIface, netip.PrefixFrom(lp.ip, node.PodCIDR.Bits()), netip.PrefixFrom(PodAddr6(lp.ip), node.PodCIDR6.Bits())); err != nil {
 		return err
 	}
 	return routes(lp.netns, route{dst: netip.MustParsePrefix("0.0.0.0/0"), via: node.PodGateway().Addr()},

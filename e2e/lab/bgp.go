@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -116,18 +117,13 @@ func RouterPrefixes(p Plan, ipv6 bool) (map[string]int, error) {
 // pfx, in BGP and in its kernel's forwarding table.
 func (l *Lab) WaitPaths(pfx netip.Prefix, want ...netip.Addr) error {
 	want = slices.SortedFunc(slices.Values(want), netip.Addr.Compare)
-	deadline := time.Now().Add(waitLimit)
-	for {
+	what := fmt.Sprintf("the router's paths for %s to be %v", pfx, want)
+	return Poll{Every: 50 * time.Millisecond}.Until(context.Background(), what, func() (bool, string) {
 		bgp, err1 := RouterPaths(l.Plan, pfx)
 		fib, err2 := RouterFIB(l.Plan, pfx)
-		if err1 == nil && err2 == nil && slices.Equal(bgp, want) && slices.Equal(fib, want) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the router's paths for %s: BGP %v (%v), forwarding %v (%v), want %v", pfx, bgp, err1, fib, err2, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		ok := err1 == nil && err2 == nil && slices.Equal(bgp, want) && slices.Equal(fib, want)
+		return ok, fmt.Sprintf("BGP %v (%v), forwarding %v (%v)", bgp, err1, fib, err2)
+	})
 }
 
 // RouterPassword sets the TCP MD5 password of the router's sessions with

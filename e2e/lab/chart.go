@@ -260,11 +260,10 @@ func (l *Lab) installChart(ctx context.Context, cfg *rest.Config, b Binaries) (c
 	if controller.name == "" || speaker.name == "" {
 		return controller, speaker, errors.New("the chart rendered no controller Deployment or no speaker DaemonSet")
 	}
-	applier, err := NewApplier(cfg)
-	if err != nil {
+	if l.applier, err = NewApplier(cfg); err != nil {
 		return controller, speaker, err
 	}
-	if err := applier.Apply(ctx, rest, false); err != nil {
+	if err := l.applier.Apply(ctx, rest, false); err != nil {
 		return controller, speaker, fmt.Errorf("installing the chart: %w", err)
 	}
 	for _, w := range []*workload{&controller, &speaker} {
@@ -321,9 +320,12 @@ func (l *Lab) createSpeakerPods(ctx context.Context, ds workload) error {
 		}
 	}
 	for _, n := range l.Plan.Nodes {
-		if err := waitFor(ctx, "the speaker Pod of "+n.Name+" to get its node's address", func() (bool, error) {
+		if err := (Poll{Every: 100 * time.Millisecond, Within: 30 * time.Second}).Until(ctx, "the speaker Pod of "+n.Name+" to get its node's address", func() (bool, string) {
 			p, err := pods.Get(ctx, ds.name+"-"+n.Name, metav1.GetOptions{})
-			return err == nil && p.Status.PodIP == n.Addr.Addr().String(), err
+			if err != nil {
+				return false, err.Error()
+			}
+			return p.Status.PodIP == n.Addr.Addr().String(), "pod IP " + p.Status.PodIP
 		}); err != nil {
 			return err
 		}
@@ -366,23 +368,4 @@ func (l *Lab) Forbidden() []string {
 		}
 	}
 	return out
-}
-
-// waitFor polls cond every 100 ms until it holds, at most 30 s.
-func waitFor(ctx context.Context, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for %s: %v", what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

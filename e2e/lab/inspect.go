@@ -6,6 +6,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -85,7 +86,7 @@ func FlushNeighbor(ns string, addr netip.Addr) error {
 		return err
 	}
 	defer h.Close()
-	link, err := h.LinkByName(ifaceInside)
+	link, err := h.LinkByName(InsideIface)
 	if err != nil {
 		return err
 	}
@@ -94,4 +95,18 @@ func FlushNeighbor(ns string, addr netip.Addr) error {
 		return fmt.Errorf("removing the neighbour entry for %s in %s: %w", addr, ns, err)
 	}
 	return nil
+}
+
+// NodeOfMAC names the node whose LAN interface has mac, or "". The MACs
+// are read once: a lab's interfaces keep theirs.
+func (l *Lab) NodeOfMAC(mac net.HardwareAddr) string {
+	l.macsOnce.Do(func() {
+		l.macs = map[string]string{}
+		for _, n := range l.Plan.Nodes {
+			if m, err := NodeMAC(l.Plan, n.Name); err == nil {
+				l.macs[m.String()] = n.Name
+			}
+		}
+	})
+	return l.macs[mac.String()]
 }

@@ -22,7 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -71,7 +71,10 @@ type Lab struct {
 	// PATH that holds nft, which they run to program forwarding.
 	speakerEnv []string
 	// macs maps each node's LAN MAC to its name, filled once by NodeOfMAC.
-	macsOnce    sync.Once
+	macsOnce sync.Once
+	// applier applies objects as the cluster's administrator: the chart,
+	// the example configuration.
+	applier     *Applier
 	macs        map[string]string
 	agentCancel context.CancelFunc
 	agentDone   chan error
@@ -249,9 +252,9 @@ func (l *Lab) RestartSpeaker(node string) error {
 
 // SpeakerReady tells whether a node's speaker answers /readyz (it has
 // synced its caches and joined the memberlist cluster), asked where the
-// kubelet would ask it (speakerProbe).
+// kubelet would ask it (SpeakerProbe).
 func (l *Lab) SpeakerReady(node string) error {
-	ns, url, err := l.speakerProbe(node, "/readyz")
+	ns, url, err := l.SpeakerProbe(node, "/readyz")
 	if err != nil {
 		return err
 	}
@@ -358,9 +361,9 @@ func installCRDs(ctx context.Context, c apiextensionsclient.Interface) error {
 		names = append(names, obj.Name)
 	}
 	for _, name := range names {
-		if err := waitFor(ctx, "CRD "+name+" to be established", func() (bool, error) {
+		if err := (Poll{Every: 100 * time.Millisecond, Within: 30 * time.Second}).Until(ctx, "CRD "+name+" to be established", func() (bool, string) {
 			obj, err := c.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
-			return err == nil && established(obj), err
+			return err == nil && established(obj), Why(err, "not established")
 		}); err != nil {
 			return err
 		}
@@ -387,7 +390,8 @@ func ExampleObjects() ([]*unstructured.Unstructured, error) {
 	return DecodeObjects("example.yaml", ExampleConfig)
 }
 
-// ApplyExample creates the lab's example configuration. With a
+// ApplyExample applies the lab's example configuration (ExampleConfig),
+// the one way the suite and the measurements set it up. With a
 // password, the router's sessions with every node ask for it first, a
 // Secret holds it and every BGPPeer refers to that Secret; it then waits
 // until every session is established.
@@ -401,15 +405,8 @@ func (l *Lab) ApplyExample(ctx context.Context, password string) error {
 			return err
 		}
 	}
-	dyn, err := l.dynamic()
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		gvr := schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: strings.ToLower(o.GetKind()) + "s"}
-		if _, err := dyn.Resource(gvr).Create(ctx, o, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating %s %s: %w", o.GetKind(), o.GetName(), err)
-		}
+	if err := l.applier.Apply(ctx, objs, false); err != nil {
+		return fmt.Errorf("applying the example configuration: %w", err)
 	}
 	if password == "" {
 		return nil
@@ -418,17 +415,17 @@ func (l *Lab) ApplyExample(ctx context.Context, password string) error {
 	for _, n := range l.Plan.Nodes {
 		addrs = append(addrs, n.Addr.Addr(), n.Addr6.Addr())
 	}
-	return waitFor(ctx, "every session with the router established, with its password", func() (bool, error) {
+	return Poll{Every: 100 * time.Millisecond, Within: 30 * time.Second}.Until(ctx, "every session with the router established, with its password", func() (bool, string) {
 		ss, err := RouterSessions(l.Plan)
 		if err != nil {
-			return false, err
+			return false, err.Error()
 		}
 		for _, a := range addrs {
 			if ss[a].State != "Established" {
-				return false, fmt.Errorf("sessions %v", ss)
+				return false, fmt.Sprintf("sessions %v", ss)
 			}
 		}
-		return true, nil
+		return true, ""
 	})
 }
 
@@ -470,4 +467,14 @@ func (l *Lab) SpeakerPID(node string) int {
 	}
 	// ip netns exec replaces itself with the speaker: same process.
 	return pr.cmd.Process.Pid
+}
+
+// Dynamic is a dynamic client of the lab's API server, unthrottled.
+func (l *Lab) Dynamic() (dynamic.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 1000, 1000
+	return dynamic.NewForConfig(cfg)
 }

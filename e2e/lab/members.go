@@ -1,12 +1,15 @@
 package lab
 
 // This file reads the speakers' own count of memberlist members
-// (SpeakerMembers, WatchMembers), the pure analysis of those readings
-// (MembersBelow, LatestMembers), and where the speakers' memberlist key
-// is kept (MemberlistSecret).
+// (SpeakerMembers, WatchMembers; e2e/measure analyses the readings), and
+// the speakers' memberlist key: where it is kept (MemberlistSecret), a
+// new one (NewMemberlistKey), reading and writing it (MemberlistKey,
+// SetMemberlistKeys).
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // membersMetric is the speaker's gauge of the memberlist members it sees
@@ -140,32 +145,6 @@ func (w *MemberWatch) Stop() []MemberSample {
 	return w.Samples()
 }
 
-// MembersBelow returns the readings of joined speakers that counted fewer
-// than least members. Readings without an answer (a stopped or cut off
-// speaker) and of 0 (a speaker that has not joined yet, or is leaving)
-// tell nothing of what a running member sees and are skipped.
-func MembersBelow(samples []MemberSample, least int) []MemberSample {
-	var out []MemberSample
-	for _, s := range samples {
-		if s.Err == nil && s.Members > 0 && s.Members < least {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// LatestMembers returns each node's latest reading that got an answer,
-// by node.
-func LatestMembers(samples []MemberSample) map[string]MemberSample {
-	out := map[string]MemberSample{}
-	for _, s := range samples {
-		if s.Err == nil && !s.At.Before(out[s.Node].At) {
-			out[s.Node] = s
-		}
-	}
-	return out
-}
-
 // MemberlistSecret names the Secret the speakers read their memberlist
 // key from, as the chart's DaemonSet passes it (--memberlist-secret).
 func (l *Lab) MemberlistSecret() (namespace, name string, err error) {
@@ -179,4 +158,49 @@ func (l *Lab) MemberlistSecret() (namespace, name string, err error) {
 		}
 	}
 	return "", "", errors.New("the chart's speaker has no --memberlist-secret")
+}
+
+// NewMemberlistKey returns a fresh memberlist key, as the Secret holds
+// it (32 random bytes, base64).
+func NewMemberlistKey() (string, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(raw), nil
+}
+
+// MemberlistKey reads the memberlist key the speakers send with from
+// their Secret (see MemberlistSecret).
+func (l *Lab) MemberlistKey(ctx context.Context) (string, error) {
+	ns, name, err := l.MemberlistSecret()
+	if err != nil {
+		return "", err
+	}
+	s, err := l.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(s.Data["key"])), nil
+}
+
+// SetMemberlistKeys writes key, and the secondary keys, into the
+// speakers' Secret. A speaker reads it only when it starts.
+func (l *Lab) SetMemberlistKeys(ctx context.Context, key string, secondary ...string) error {
+	ns, name, err := l.MemberlistSecret()
+	if err != nil {
+		return err
+	}
+	s, err := l.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	s.Data = map[string][]byte{"key": []byte(key)}
+	if len(secondary) > 0 {
+		s.Data["secondaryKeys"] = []byte(strings.Join(secondary, "\n"))
+	}
+	if _, err := l.Clientset.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("updating Secret %s/%s: %w", ns, name, err)
+	}
+	return nil
 }

@@ -35,6 +35,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // MaxNodes is how many nodes the pod range holds (one /28 each).
@@ -52,10 +53,37 @@ var (
 	RemoteNet6  = netip.MustParsePrefix("2001:db8:5101::/64")
 	L2PoolNet6  = netip.MustParsePrefix("2001:db8:ff64::/120")
 	BGPPoolNet6 = netip.MustParsePrefix("2001:db8:ff66::/112")
-	lanBridge   = "br0"
-	podBridge   = "cbr0"
-	ifaceInside = "eth0"
+	// HandEndpointNet6 holds the addresses of endpoints written by hand,
+	// which no pod has: a Service with one is announced all the same.
+	HandEndpointNet6 = netip.MustParsePrefix("2001:db8:ff65::/64")
+	lanBridge        = "br0"
+	podBridge        = "cbr0"
+	// InsideIface names every lab namespace's own interface: its leg on
+	// the LAN or on the router's second segment.
+	InsideIface = "eth0"
 )
+
+// PoolAddr is the address of pool whose last 8 bits (IPv4) or 16 bits
+// (IPv6) are last: PoolAddr(L2PoolNet, 70) is 203.0.113.70 and
+// PoolAddr(L2PoolNet6, 0x70) is 2001:db8:ff64::70, the twin the plan
+// gives it. It panics when the address is outside pool: the callers'
+// addresses are fixed, and one outside the plan's ranges is a bug.
+func PoolAddr(pool netip.Prefix, last int) netip.Addr {
+	b := pool.Masked().Addr().As16()
+	if pool.Addr().Is4() {
+		b[15] = byte(last)
+	} else {
+		b[14], b[15] = byte(last>>8), byte(last)
+	}
+	a := netip.AddrFrom16(b)
+	if pool.Addr().Is4() {
+		a = a.Unmap()
+	}
+	if !pool.Contains(a) || last < 0 || last > 0xffff || (pool.Addr().Is4() && last > 0xff) {
+		panic(fmt.Sprintf("lab.PoolAddr: %d is outside %s", last, pool))
+	}
+	return a
+}
 
 // Host is one participant: a network namespace with an address of each
 // family on a segment.
@@ -198,6 +226,11 @@ func (p Plan) lanMembers() []Host {
 		out = append(out, n.Host)
 	}
 	return out
+}
+
+// OnLAN reports whether the namespace ns has a leg on the LAN bridge.
+func (p Plan) OnLAN(ns string) bool {
+	return slices.ContainsFunc(p.lanMembers(), func(h Host) bool { return h.NetNS == ns })
 }
 
 // lanPort names the LAN bridge's end of the i-th LAN member's veth.

@@ -171,10 +171,42 @@ func TestExampleConfig(t *testing.T) {
 		}
 		announced := false
 		for _, adv := range cfg.L2Advertisements {
-			announced = announced || slices.Contains(adv.Pools, p) && slices.Equal(adv.Interfaces, []string{ifaceInside})
+			announced = announced || slices.Contains(adv.Pools, p) && slices.Equal(adv.Interfaces, []string{InsideIface})
 		}
 		if !announced {
-			t.Errorf("example.yaml: pool %s (holding %s) is not announced in layer 2 on %s", p.Name, pool, ifaceInside)
+			t.Errorf("example.yaml: pool %s (holding %s) is not announced in layer 2 on %s", p.Name, pool, InsideIface)
 		}
+	}
+}
+
+func TestPoolAddr(t *testing.T) {
+	for _, tt := range []struct {
+		pool netip.Prefix
+		last int
+		want string
+	}{
+		{L2PoolNet, 70, "203.0.113.70"},
+		{L2PoolNet6, 0x70, "2001:db8:ff64::70"},
+		{BGPPoolNet, 100, "203.0.113.100"},
+		{BGPPoolNet6, 0x100, "2001:db8:ff66::100"},
+		{BGPPoolNet6, 0xfde8, "2001:db8:ff66::fde8"},
+		{HandEndpointNet6, 1, "2001:db8:ff65::1"},
+	} {
+		if got := PoolAddr(tt.pool, tt.last); got.String() != tt.want {
+			t.Errorf("PoolAddr(%s, %d) = %s, want %s", tt.pool, tt.last, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		pool netip.Prefix
+		last int
+	}{{L2PoolNet, 10}, {L2PoolNet, 300}, {L2PoolNet6, 0x170}, {BGPPoolNet, -1}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("PoolAddr(%s, %d) did not panic", tt.pool, tt.last)
+				}
+			}()
+			PoolAddr(tt.pool, tt.last)
+		}()
 	}
 }

@@ -149,12 +149,12 @@ func (l *Lab) SpeakerMetricsURL(node string) (string, error) {
 	return fmt.Sprintf("https://%s/metrics", netip.AddrPortFrom(n.Addr.Addr(), port)), nil
 }
 
-// speakerProbe returns where the kubelet would probe a node's speaker at
+// SpeakerProbe returns where the kubelet would probe a node's speaker at
 // path: from the node's namespace (the kubelet runs on the node, and the
 // speaker shares its network), at the host and port of the chart's
 // readiness probe; a probe without a host goes to the pod's address,
 // which is the node's.
-func (l *Lab) speakerProbe(node, path string) (ns, url string, err error) {
+func (l *Lab) SpeakerProbe(node, path string) (ns, url string, err error) {
 	n, err := l.node(node)
 	if err != nil {
 		return "", "", err

@@ -73,7 +73,7 @@ func (p Plan) lanUp() error {
 		return err
 	}
 	for i, h := range p.lanMembers() {
-		if err := p.legOnLAN(lan, br, lanPort(i), h.NetNS, ifaceInside, h.Addrs()...); err != nil {
+		if err := p.legOnLAN(lan, br, lanPort(i), h.NetNS, InsideIface, h.Addrs()...); err != nil {
 			return err
 		}
 	}
@@ -81,7 +81,7 @@ func (p Plan) lanUp() error {
 		return err
 	}
 	// The router's second segment: a direct veth to the remote client.
-	return veth(p.Router.NetNS, "eth1", p.RouterRemote.Addrs(), p.Remote.NetNS, ifaceInside, p.Remote.Addrs())
+	return veth(p.Router.NetNS, "eth1", p.RouterRemote.Addrs(), p.Remote.NetNS, InsideIface, p.Remote.Addrs())
 }
 
 // routesUp gives the control plane, the client and the remote client
@@ -96,7 +96,7 @@ func (p Plan) routesUp() error {
 	// The client and the router reach the layer 2 pools on the LAN
 	// itself: they ask by ARP and NDP.
 	for _, h := range []Host{p.Client, p.Router} {
-		if err := routes(h.NetNS, route{dst: L2PoolNet, dev: ifaceInside}, route{dst: L2PoolNet6, dev: ifaceInside}); err != nil {
+		if err := routes(h.NetNS, route{dst: L2PoolNet, dev: InsideIface}, route{dst: L2PoolNet6, dev: InsideIface}); err != nil {
 			return err
 		}
 	}
@@ -298,7 +298,7 @@ func sysctl(ns, key, value string) error {
 	if ns == "" {
 		return write()
 	}
-	return inNetNS(ns, write)
+	return InNetNS(ns, write)
 }
 
 // Down removes every namespace and host interface of the lab called name,
@@ -399,8 +399,8 @@ func newNetNS(name string) error {
 	})
 }
 
-// inNetNS runs f on a thread inside the named namespace.
-func inNetNS(name string, f func() error) error {
+// InNetNS runs f on a thread inside the named namespace.
+func InNetNS(name string, f func() error) error {
 	target, err := netns.GetFromName(name)
 	if err != nil {
 		return err
@@ -458,7 +458,7 @@ func ipNet(p netip.Prefix) *net.IPNet {
 // DialFrom opens a connection from inside a namespace of the lab.
 func DialFrom(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 	var conn net.Conn
-	err := inNetNS(ns, func() (err error) {
+	err := InNetNS(ns, func() (err error) {
 		conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 		return err
 	})
@@ -492,7 +492,7 @@ func NodeMAC(p Plan, node string) (net.HardwareAddr, error) {
 		return nil, err
 	}
 	defer h.Close()
-	link, err := h.LinkByName(ifaceInside)
+	link, err := h.LinkByName(InsideIface)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", node, err)
 	}

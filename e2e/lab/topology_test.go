@@ -72,7 +72,7 @@ func TestTopology(t *testing.T) {
 	// Right after Up, every LAN interface has its link-local address and
 	// its IPv6 address ready, none still tentative (no DAD to wait for).
 	for _, h := range append(p.lanMembers(), p.HostLeg) {
-		ifname := ifaceInside
+		ifname := InsideIface
 		if h == p.HostLeg {
 			ifname = p.HostIface
 		}
@@ -108,7 +108,7 @@ func TestTopology(t *testing.T) {
 	} {
 		for _, key := range keys {
 			var got []byte
-			if err := inNetNS(ns, func() (err error) { got, err = os.ReadFile("/proc/sys/" + key); return err }); err != nil || strings.TrimSpace(string(got)) != "1" {
+			if err := InNetNS(ns, func() (err error) { got, err = os.ReadFile("/proc/sys/" + key); return err }); err != nil || strings.TrimSpace(string(got)) != "1" {
 				t.Errorf("%s in %s = %q (%v), want 1", key, ns, got, err)
 			}
 		}
@@ -172,7 +172,7 @@ func checkOnLink(t *testing.T, ns string, dst netip.Addr, want bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if onLink := rs[0].Gw == nil && link.Attrs().Name == ifaceInside; onLink != want {
+	if onLink := rs[0].Gw == nil && link.Attrs().Name == InsideIface; onLink != want {
 		t.Errorf("route to %s in %q: via %v dev %s; want on the LAN itself: %t", dst, ns, rs[0].Gw, link.Attrs().Name, want)
 	}
 }

@@ -57,7 +57,7 @@ func advertisedBy(c client.Client, pfx netip.Prefix) []string {
 func TestBGP(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	var all, all6 []netip.Addr
 	nodeAddr := map[string]netip.Addr{}
 	for _, n := range l.Plan.Nodes {
@@ -85,17 +85,17 @@ func TestBGP(t *testing.T) {
 	})
 
 	createPods(t, c, "bgp", 3)
-	cluster := netip.MustParseAddr("203.0.113.100")
+	cluster := lab.PoolAddr(lab.BGPPoolNet, 100)
 	clusterSvc := lbService(t, c, "bgp-cluster", cluster, func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "bgp"} })
 	expectPaths(t, l, c, netip.PrefixFrom(cluster, 32), all...)
 	// The lab's pods have no IPv6 address: the IPv6 Service's endpoint is
 	// written by hand.
-	cluster6 := netip.MustParseAddr("2001:db8:ff66::100")
+	cluster6 := lab.PoolAddr(lab.BGPPoolNet6, 0x100)
 	lbService(t, c, "bgp-cluster6", cluster6, nil)
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: "bgp-cluster6-1", Labels: map[string]string{discoveryv1.LabelServiceName: "bgp-cluster6"}},
 		AddressType: discoveryv1.AddressTypeIPv6,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:ff65::1"}, NodeName: &l.Plan.Nodes[0].Name}},
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{lab.PoolAddr(lab.HandEndpointNet6, 1).String()}, NodeName: &l.Plan.Nodes[0].Name}},
 	}
 	if err := c.Create(ctx, slice); err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestBGP(t *testing.T) {
 	expectPaths(t, l, c, netip.PrefixFrom(cluster6, 128), all6...)
 
 	createPods(t, c, "single", 1)
-	local := netip.MustParseAddr("203.0.113.101")
+	local := lab.PoolAddr(lab.BGPPoolNet, 101)
 	lbService(t, c, "bgp-local", local, func(s *corev1.Service) {
 		s.Spec.Selector = map[string]string{"app": "single"}
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal

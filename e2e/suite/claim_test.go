@@ -14,6 +14,8 @@ import (
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -27,7 +29,7 @@ import (
 // one else for it meanwhile.
 func TestLayer2Spread(t *testing.T) {
 	l, c := startLab(t, 3)
-	applyExample(t, c)
+	applyExample(t, l)
 	addrs := spreadServices(t, c)
 	probers := startProbers(t, l, addrs)
 	nodes := nodeNames(l.Plan)
@@ -85,7 +87,7 @@ func TestLayer2Spread(t *testing.T) {
 func TestLayer2MixedClaimVersions(t *testing.T) {
 	quick := []string{"--handoff=0", "--leave-grace=0"}
 	l, c := startLab(t, 3, append([]string{"--claim-version=1"}, quick...)...)
-	applyExample(t, c)
+	applyExample(t, l)
 	addrs := spreadServices(t, c)
 	probers := startProbers(t, l, addrs)
 	nodes := nodeNames(l.Plan)
@@ -150,7 +152,7 @@ func TestLayer2MixedClaimVersions(t *testing.T) {
 func spreadServices(t *testing.T, c client.Client) []netip.Addr {
 	t.Helper()
 	var addrs []netip.Addr
-	for i, a := 0, netip.MustParseAddr("203.0.113.72"); i < 18; i, a = i+1, a.Next() {
+	for i, a := 0, lab.PoolAddr(lab.L2PoolNet, 72); i < 18; i, a = i+1, a.Next() {
 		if !lab.L2PoolNet.Contains(a) {
 			t.Fatalf("%s is outside the layer 2 pool %s", a, lab.L2PoolNet)
 		}
@@ -162,9 +164,9 @@ func spreadServices(t *testing.T, c client.Client) []netip.Addr {
 
 // startProbers asks for every address from the client every 10 ms until
 // the test ends.
-func startProbers(t *testing.T, l *lab.Lab, addrs []netip.Addr) map[netip.Addr]*lab.Prober {
+func startProbers(t *testing.T, l *lab.Lab, addrs []netip.Addr) map[netip.Addr]*traffic.Prober {
 	t.Helper()
-	probers, err := lab.StartProbes(context.Background(), l.Plan, l.Plan.Client, addrs, 10*time.Millisecond)
+	probers, err := traffic.StartProbes(context.Background(), l.Plan, l.Plan.Client, addrs, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func startProbers(t *testing.T, l *lab.Lab, addrs []netip.Addr) map[netip.Addr]*
 }
 
 // marks notes where each prober's record stands, to read it from there.
-func marks(probers map[netip.Addr]*lab.Prober) map[netip.Addr]int {
+func marks(probers map[netip.Addr]*traffic.Prober) map[netip.Addr]int {
 	out := map[netip.Addr]int{}
 	for a, pr := range probers {
 		out[a] = pr.Len()
@@ -215,11 +217,11 @@ func perNode(owners map[netip.Addr]string, nodes []string) string {
 }
 
 // waitOwners waits until, for every address, the client hears want alone
-// in the probes since the mark (lab.SettledSince), and the speakers of
+// in the probes since the mark (measure.SettledSince), and the speakers of
 // live agree: each one's NodeAnnouncement counts len(live) members, and
 // lists exactly the addresses want gives it. A killed speaker's NodeAnnouncement
 // keeps its last status (no one else writes it), so it is not read.
-func waitOwners(t *testing.T, l *lab.Lab, c client.Client, probers map[netip.Addr]*lab.Prober, since map[netip.Addr]int, want map[netip.Addr]string, live []string) {
+func waitOwners(t *testing.T, l *lab.Lab, c client.Client, probers map[netip.Addr]*traffic.Prober, since map[netip.Addr]int, want map[netip.Addr]string, live []string) {
 	t.Helper()
 	addrs := slices.SortedFunc(maps.Keys(want), netip.Addr.Compare)
 	testutil.Eventually(t, "every address answered by its owner alone", func() (bool, string) {
@@ -229,7 +231,7 @@ func waitOwners(t *testing.T, l *lab.Lab, c client.Client, probers map[netip.Add
 			if err := probers[a].Err(); err != nil {
 				t.Fatalf("prober of %s: %v", a, err)
 			}
-			hears[a] = l.SettledSince(probers[a], since[a])
+			hears[a] = measure.SettledSince(l, probers[a], since[a])
 			if hears[a] != want[a] {
 				recent := probers[a].ProbesSince(probers[a].Len() - 100)
 				wrong = append(wrong, fmt.Sprintf("%s: the client hears %s, want %s alone; answers in the last second: %s", a, nameOr(hears[a], "no one node alone"), want[a], timeline(l, recent)))
@@ -272,7 +274,7 @@ func waitOwners(t *testing.T, l *lab.Lab, c client.Client, probers map[netip.Add
 // nodes, or a node not in owners, or an owner that an owner later in the
 // list had already replaced; it prints when and who, and the whole
 // timeline.
-func reportFaults(t *testing.T, l *lab.Lab, step string, a netip.Addr, ps []lab.Probe, t0 time.Time, owners ...string) {
+func reportFaults(t *testing.T, l *lab.Lab, step string, a netip.Addr, ps []traffic.Probe, t0 time.Time, owners ...string) {
 	t.Helper()
 	owners = slices.Compact(owners)
 	var faults []string
@@ -316,7 +318,7 @@ func nameOr(node, none string) string {
 
 // answerers names the nodes that answered a probe, with their MACs when
 // withMAC.
-func answerers(l *lab.Lab, p lab.Probe, withMAC bool) string {
+func answerers(l *lab.Lab, p traffic.Probe, withMAC bool) string {
 	var who []string
 	for _, r := range p.Replies {
 		w := nameOr(l.NodeOfMAC(r.MAC), "unknown")
@@ -336,7 +338,7 @@ func answerers(l *lab.Lab, p lab.Probe, withMAC bool) string {
 
 // timeline summarises who answered each probe, solicited or not, as runs:
 // "node3 x152, - x200, node2 x300".
-func timeline(l *lab.Lab, ps []lab.Probe) string {
+func timeline(l *lab.Lab, ps []traffic.Probe) string {
 	var runs []string
 	prev, n := "", 0
 	for i, p := range ps {

@@ -7,7 +7,7 @@ package suite
 // each (a new connection every 10 ms) and a few long-lived connections
 // to each, and asserts only what the issue bounds; the rest it reports.
 // The trials themselves, and the judging of what the client saw, are
-// e2e/lab's (faulttrial.go and the fault*.go beside it), which `make
+// e2e/measure's (faulttrial.go and the fault*.go beside it), which `make
 // lab-faults` runs too.
 
 import (
@@ -19,22 +19,24 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // startFaultLab starts a lab of three nodes with the example
-// configuration and readies it for the fault trials (lab.FaultEnv).
-func startFaultLab(t *testing.T) *lab.FaultEnv {
+// configuration and readies it for the fault trials (measure.FaultEnv).
+func startFaultLab(t *testing.T) *measure.FaultEnv {
 	t.Helper()
-	l, c := startLab(t, 3)
-	applyExample(t, c)
+	l, _ := startLab(t, 3)
+	applyExample(t, l)
 	return newFaultEnv(t, l)
 }
 
 // newFaultEnv readies a lab already configured for the fault trials; its
 // probers stop when the test ends.
-func newFaultEnv(t *testing.T, l *lab.Lab) *lab.FaultEnv {
+func newFaultEnv(t *testing.T, l *lab.Lab) *measure.FaultEnv {
 	t.Helper()
-	e, err := lab.NewFaultEnv(context.Background(), l)
+	e, err := measure.NewFaultEnv(context.Background(), l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +46,10 @@ func newFaultEnv(t *testing.T, l *lab.Lab) *lab.FaultEnv {
 }
 
 // startLoad starts the traffic of a fault scenario from namespace ns to
-// every target (lab.StartLoad) and stops it when the test ends.
-func startLoad(t *testing.T, ns string, targets ...netip.AddrPort) *lab.Load {
+// every target (measure.StartLoad) and stops it when the test ends.
+func startLoad(t *testing.T, ns string, targets ...netip.AddrPort) *measure.Load {
 	t.Helper()
-	ld, err := lab.StartLoad(context.Background(), ns, targets...)
+	ld, err := measure.StartLoad(context.Background(), ns, targets...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +60,15 @@ func startLoad(t *testing.T, ns string, targets ...netip.AddrPort) *lab.Load {
 // summary describes what the load to one target saw from `from` until
 // `to`: requests sent and failed (by kind), the slowest answer, and the
 // long-lived connections that broke.
-func summary(reqs []lab.Request, conns []lab.HeldConn, from, to time.Time) string {
-	st := lab.AnalyzeStream(reqs, from, to)
+func summary(reqs []traffic.Request, conns []traffic.HeldConn, from, to time.Time) string {
+	st := measure.AnalyzeStream(reqs, from, to)
 	var slowest time.Duration
 	for _, r := range reqs {
 		if r.Answered() && !r.Sent.Before(from) && r.Sent.Before(to) {
 			slowest = max(slowest, r.Took)
 		}
 	}
-	open, broken := lab.OpenIn(conns, from, to)
+	open, broken := measure.OpenIn(conns, from, to)
 	return fmt.Sprintf("%d requests, %d failed %v, slowest answer %s, longest gap %s; %d of %d long-lived connections broke",
 		st.Sent, st.Lost, st.Errors, slowest.Round(time.Millisecond), st.LongestGap.Round(time.Millisecond), len(broken), len(open))
 }
@@ -98,7 +100,7 @@ func clip(s string, n int) string {
 }
 
 // spans prints intervals relative to t0.
-func spans(is []lab.Interval, t0 time.Time) string {
+func spans(is []measure.Interval, t0 time.Time) string {
 	var out []string
 	for _, i := range is {
 		out = append(out, fmt.Sprintf("+%s for %s", i.From.Sub(t0).Round(time.Millisecond), i.Duration().Round(time.Millisecond)))
@@ -124,13 +126,13 @@ func spans(is []lab.Interval, t0 time.Time) string {
 func TestFaultRollingRestart(t *testing.T) {
 	t.Run("fencing=quorum", func(t *testing.T) { rollingRestart(t, startFaultLab(t)) })
 	t.Run("fencing=off", func(t *testing.T) {
-		l, c := startLab(t, 3, "--fencing=off")
-		applyExample(t, c)
+		l, _ := startLab(t, 3, "--fencing=off")
+		applyExample(t, l)
 		rollingRestart(t, newFaultEnv(t, l))
 	})
 }
 
-func rollingRestart(t *testing.T, e *lab.FaultEnv) {
+func rollingRestart(t *testing.T, e *measure.FaultEnv) {
 	ld := startLoad(t, e.Lab.Plan.Client.NetNS, e.Targets()...)
 	since := e.Marks()
 	start := time.Now()
@@ -154,19 +156,19 @@ func rollingRestart(t *testing.T, e *lab.FaultEnv) {
 			t.Logf("%s (owned by %s) while %s restarted: %s", a, owner, s.Node, summary(reqs[tg], conns[tg], s.From, s.To))
 		}
 		ps := e.Probers[a].ProbesSince(since[a])
-		j := lab.JudgeRestart(steps, a, owner, e.MACs, reqs[tg], conns[tg], ps)
+		j := measure.JudgeRestart(steps, a, owner, e.MACs, reqs[tg], conns[tg], ps)
 		// A failed request or a broken connection is allowed only while
 		// the address's own node restarts.
 		if len(j.Failed) > 0 {
 			var failed []string
 			for _, r := range j.Failed[:min(len(j.Failed), 10)] {
-				failed = append(failed, fmt.Sprintf("+%s (while %s restarted): %s", r.Sent.Sub(start).Round(time.Millisecond), nameOr(lab.StepAt(steps, r.Sent), "no one"), lab.ErrorKind(r.Err)))
+				failed = append(failed, fmt.Sprintf("+%s (while %s restarted): %s", r.Sent.Sub(start).Round(time.Millisecond), nameOr(measure.StepAt(steps, r.Sent), "no one"), traffic.ErrorKind(r.Err)))
 			}
 			t.Errorf("%s, owned by %s: %d requests failed while another node restarted:\n\t%s", a, owner, len(j.Failed), strings.Join(failed, "\n\t"))
 		}
 		for _, c := range j.Broken {
 			t.Errorf("%s, owned by %s: the long-lived connection from %s (to %s) broke at +%s, while %s restarted: %v",
-				a, owner, c.Local, c.Pod, c.Broken.Sub(start).Round(time.Millisecond), nameOr(lab.StepAt(steps, c.Broken), "no one"), c.Err)
+				a, owner, c.Local, c.Pod, c.Broken.Sub(start).Round(time.Millisecond), nameOr(measure.StepAt(steps, c.Broken), "no one"), c.Err)
 		}
 		// The restarting node answers for no address it does not own,
 		// neither before it is ready (it has not joined) nor after.
@@ -175,7 +177,7 @@ func rollingRestart(t *testing.T, e *lab.FaultEnv) {
 			if got := j.Foreign[s.Node]; got.Total() > 0 {
 				t.Errorf("%s restarting answered the client %d times (%d solicited) for %s, owned by %s: first %s, last %s after it was ready; answers: %s",
 					s.Node, got.Total(), got.Solicited, a, owner, got.First.Sub(s.Ready).Round(time.Millisecond), got.Last.Sub(s.Ready).Round(time.Millisecond),
-					clip(timeline(e.Lab, lab.RepliesBetween(ps, s.From, s.To)), 600))
+					clip(timeline(e.Lab, measure.RepliesBetween(ps, s.From, s.To)), 600))
 			}
 		}
 	}
@@ -189,12 +191,12 @@ func rollingRestart(t *testing.T, e *lab.FaultEnv) {
 func TestFaultMemberlistPartition(t *testing.T) {
 	e := startFaultLab(t)
 	ld := startLoad(t, e.Lab.Plan.Client.NetNS, e.Targets()...)
-	victim, err := e.Lab.Owner(context.Background(), e.Addrs[0])
+	victim, err := measure.Owner(context.Background(), e.Lab, e.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Lab.PortHeal(victim) })
-	rec, err := e.PartitionTrial(victim, lab.PartitionHold, e.WaitOwners)
+	rec, err := e.PartitionTrial(victim, measure.PartitionHold, e.WaitOwners)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,19 +207,19 @@ func TestFaultMemberlistPartition(t *testing.T) {
 		ps := e.Probers[a].ProbesSince(rec.Since[a])
 		tg := netip.AddrPortFrom(a, 80)
 		t.Logf("%s (owned by %s): during the cut %s; after the heal %s", a, e.Owners[a], summary(reqs[tg], conns[tg], rec.Cut, rec.Heal), summary(reqs[tg], conns[tg], rec.Heal, rec.End))
-		t.Logf("%s answered during the cut by: %s", a, clip(timeline(e.Lab, lab.ProbesBetween(ps, rec.Cut, rec.Heal)), 800))
-		j := lab.JudgePartition(rec, a, e.Owners[a], e.MACs, ps)
-		t.Logf("%s: two nodes answered for %s in all (bound %s), %s of it after the heal", a, j.Dual.Round(time.Millisecond), lab.MaxDualAnswers, j.DualAfterHeal.Round(time.Millisecond))
-		if j.Dual > lab.MaxDualAnswers {
+		t.Logf("%s answered during the cut by: %s", a, clip(timeline(e.Lab, measure.ProbesBetween(ps, rec.Cut, rec.Heal)), 800))
+		j := measure.JudgePartition(rec, a, e.Owners[a], e.MACs, ps)
+		t.Logf("%s: two nodes answered for %s in all (bound %s), %s of it after the heal", a, j.Dual.Round(time.Millisecond), measure.MaxDualAnswers, j.DualAfterHeal.Round(time.Millisecond))
+		if j.Dual > measure.MaxDualAnswers {
 			t.Errorf("%s, owned by %s, cut off at +0 and healed at +%s: two nodes answered for %s in all, more than %s: %s",
-				a, e.Owners[a], rec.Heal.Sub(rec.Cut).Round(time.Millisecond), j.Dual.Round(time.Millisecond), lab.MaxDualAnswers, spans(j.DualSpans, rec.Cut))
+				a, e.Owners[a], rec.Heal.Sub(rec.Cut).Round(time.Millisecond), j.Dual.Round(time.Millisecond), measure.MaxDualAnswers, spans(j.DualSpans, rec.Cut))
 		}
 		// Settled: exactly one node, the owner, answers.
 		if len(j.SettledHeard) != 1 || j.SettledHeard[0] != e.Owners[a] {
-			t.Errorf("%s: in the %d probes after the owners were back in place, answered by %v, want %s alone: %s", a, j.SettledProbes, j.SettledHeard, e.Owners[a], timeline(e.Lab, lab.ProbesBetween(ps, rec.Settled, rec.End)))
+			t.Errorf("%s: in the %d probes after the owners were back in place, answered by %v, want %s alone: %s", a, j.SettledProbes, j.SettledHeard, e.Owners[a], timeline(e.Lab, measure.ProbesBetween(ps, rec.Settled, rec.End)))
 		}
 		if j.SettledUnanswered > 0 {
-			t.Logf("%s: %d of %d probes after settling were not answered within %s", a, j.SettledUnanswered, j.SettledProbes, lab.AnswerWithin)
+			t.Logf("%s: %d of %d probes after settling were not answered within %s", a, j.SettledUnanswered, j.SettledProbes, measure.AnswerWithin)
 		}
 	}
 }
@@ -230,12 +232,12 @@ func TestFaultMemberlistPartition(t *testing.T) {
 func TestFaultCablePull(t *testing.T) {
 	e := startFaultLab(t)
 	ld := startLoad(t, e.Lab.Plan.Client.NetNS, e.Targets()...)
-	victim, err := e.Lab.Owner(context.Background(), e.Addrs[0])
+	victim, err := measure.Owner(context.Background(), e.Lab, e.Addrs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lab.LinkUp(e.Lab.Plan, victim) })
-	rec, err := e.CablePullTrial(victim, lab.CableHold, e.WaitOwners)
+	rec, err := e.CablePullTrial(victim, measure.CableHold, e.WaitOwners)
 	t.Logf("%s's link down for %s; its speaker's member count after the link came back: %s", victim, rec.Up.Sub(rec.Down).Round(time.Millisecond), clip(strings.Join(rec.Readings, "; "), 1000))
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +254,7 @@ func TestFaultCablePull(t *testing.T) {
 		ps := e.Probers[a].ProbesSince(rec.Since[a])
 		tg := netip.AddrPortFrom(a, 80)
 		t.Logf("%s (owned by %s): link down %s; link up %s", a, e.Owners[a], summary(reqs[tg], conns[tg], rec.Down, rec.Up), summary(reqs[tg], conns[tg], rec.Up, rec.End))
-		j := lab.JudgeCable(rec, a, e.Owners[a], e.MACs, ps)
+		j := measure.JudgeCable(rec, a, e.Owners[a], e.MACs, ps)
 		// Not bounded by the issue for this fault; reported.
 		if j.DualAfterUp > 0 {
 			t.Logf("%s: after the link came back two nodes answered for %s in all: %s (relative to the link coming back)", a, j.DualAfterUp.Round(time.Millisecond), spans(j.DualSpans, rec.Up))
@@ -260,7 +262,7 @@ func TestFaultCablePull(t *testing.T) {
 		if got := j.Stale; got.Total() > 0 {
 			t.Errorf("%s answered the client for %s %d times (%d solicited) after its link came back and before its speaker had rejoined: first +%s, last +%s after the link came back; it rejoined at +%s; answers: %s",
 				victim, a, got.Total(), got.Solicited, got.First.Sub(rec.Up).Round(time.Millisecond), got.Last.Sub(rec.Up).Round(time.Millisecond), rec.Rejoined.Sub(rec.Up).Round(time.Millisecond),
-				clip(timeline(e.Lab, lab.ProbesBetween(ps, rec.Up, rec.Rejoined)), 600))
+				clip(timeline(e.Lab, measure.ProbesBetween(ps, rec.Up, rec.Rejoined)), 600))
 		}
 		if e.Owners[a] != victim {
 			continue
@@ -292,7 +294,7 @@ func TestFaultAPIServerOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newFaultEnv(t, l)
-	bgpAddr := netip.MustParseAddr("203.0.113.100")
+	bgpAddr := lab.PoolAddr(lab.BGPPoolNet, 100)
 	pfx := netip.PrefixFrom(bgpAddr, 32)
 	if err := e.Service(ctx, "fault-bgp", bgpAddr); err != nil {
 		t.Fatal(err)
@@ -317,7 +319,7 @@ func TestFaultAPIServerOutage(t *testing.T) {
 		expectPaths(t, l, c, pfx, all...)
 		return nil
 	}
-	rec, err := e.APIFreezeTrial(victim, pfx, lab.FreezeHold, back)
+	rec, err := e.APIFreezeTrial(victim, pfx, measure.FreezeHold, back)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +332,7 @@ func TestFaultAPIServerOutage(t *testing.T) {
 			continue
 		}
 		ps := e.Probers[a].ProbesSince(rec.Since[a])
-		first, ok := lab.FirstAnswerAfter(ps, e.MACs[victim], rec.Kill)
+		first, ok := measure.FirstAnswerAfter(ps, e.MACs[victim], rec.Kill)
 		if !ok {
 			t.Errorf("%s: no other node answered after %s's speaker was killed: %s", a, victim, clip(timeline(l, ps), 600))
 			continue
@@ -338,8 +340,8 @@ func TestFaultAPIServerOutage(t *testing.T) {
 		who := nameOr(l.NodeOfMAC(first.MAC), first.MAC.String())
 		took := first.At.Sub(rec.Kill)
 		t.Logf("%s: %s answered %s after %s's speaker was killed", a, who, took.Round(time.Millisecond), victim)
-		if took > lab.MaxAnswerAfterKill {
-			t.Errorf("%s: %s answered only %s after %s's speaker was killed, more than %s: %s", a, who, took.Round(time.Millisecond), victim, lab.MaxAnswerAfterKill, clip(timeline(l, lab.ProbesBetween(ps, rec.Kill, first.At.Add(time.Second))), 600))
+		if took > measure.MaxAnswerAfterKill {
+			t.Errorf("%s: %s answered only %s after %s's speaker was killed, more than %s: %s", a, who, took.Round(time.Millisecond), victim, measure.MaxAnswerAfterKill, clip(timeline(l, measure.ProbesBetween(ps, rec.Kill, first.At.Add(time.Second))), 600))
 		}
 	}
 	if len(rec.PathFaults) > 0 {
@@ -350,7 +352,7 @@ func TestFaultAPIServerOutage(t *testing.T) {
 			t.Errorf("%s: %v", when, err)
 			return
 		}
-		for _, a := range lab.SessionsDropped(rec.Before, after, rec.SessionAddrs) {
+		for _, a := range measure.SessionsDropped(rec.Before, after, rec.SessionAddrs) {
 			t.Errorf("%s: the router's session with %s (%s) went from %+v to %+v", when, a, nodeOf[a], rec.Before[a], after[a])
 		}
 	}
@@ -400,7 +402,7 @@ func TestFaultKeyRotation(t *testing.T) {
 	watch := e.Lab.WatchMembers(ctx, 100*time.Millisecond)
 	t.Cleanup(func() { watch.Stop() })
 	if !e.AllCount(30 * time.Second) {
-		t.Fatalf("not every speaker counts %d members before the rotation: %v", n, lab.LatestMembers(watch.Samples()))
+		t.Fatalf("not every speaker counts %d members before the rotation: %v", n, measure.LatestMembers(watch.Samples()))
 	}
 
 	// The negative control: NEW alone on one speaker, OLD on the others.
@@ -425,9 +427,9 @@ func TestFaultKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	tEnd := time.Now()
-	during := lab.SamplesSince(watch.Stop(), tRotation)
-	if below := lab.MembersBelow(during, n-1); len(below) > 0 {
-		t.Errorf("during the rotation %d readings of running speakers counted fewer than %d members: %s", len(below), n-1, lab.DescribeSamples(below, tRotation))
+	during := measure.SamplesSince(watch.Stop(), tRotation)
+	if below := measure.MembersBelow(during, n-1); len(below) > 0 {
+		t.Errorf("during the rotation %d readings of running speakers counted fewer than %d members: %s", len(below), n-1, measure.DescribeSamples(below, tRotation))
 	}
 	t.Logf("rotation: %d readings of the speakers' member counts over %s, none of a joined speaker below %d", len(during), tEnd.Sub(tRotation).Round(time.Millisecond), n-1)
 	reqs, conns := ld.Stop()

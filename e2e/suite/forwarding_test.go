@@ -17,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
 
@@ -96,7 +98,7 @@ func expectReady(t *testing.T, c client.Client, svc string, addr netip.Addr, pod
 func batch(ns string, target netip.AddrPort, n int) ([]lab.Answer, error) {
 	var out []lab.Answer
 	for range n {
-		a, err := lab.Ask(ns, target, askTimeout)
+		a, err := traffic.Ask(ns, target, askTimeout)
 		if err != nil {
 			return out, fmt.Errorf("request %d of %d from %s to %s: %w", len(out)+1, n, ns, target, err)
 		}
@@ -169,7 +171,7 @@ func setReady(t *testing.T, c client.Client, pod string, ready bool) {
 func expectRefused(t *testing.T, ns string, target netip.AddrPort) {
 	t.Helper()
 	start := time.Now()
-	a, err := lab.Ask(ns, target, askTimeout)
+	a, err := traffic.Ask(ns, target, askTimeout)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("a request from %s to %s, a port the Service does not expose: %+v, %v after %s; want the connection refused", ns, target, a, err, time.Since(start).Round(time.Millisecond))
 	}
@@ -186,10 +188,10 @@ func expectRefused(t *testing.T, ns string, target netip.AddrPort) {
 func TestForwardingLayer2(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	pods := podsOn(t, c, "web", nodeNames(l.Plan)...)
 	all := slices.Sorted(maps.Keys(pods))
-	targets := []netip.Addr{netip.MustParseAddr("203.0.113.70"), netip.MustParseAddr("2001:db8:ff64::70")}
+	targets := []netip.Addr{lab.PoolAddr(lab.L2PoolNet, 70), lab.PoolAddr(lab.L2PoolNet6, 0x70)}
 	svcs := []string{"web4", "web6"}
 	for i, a := range targets {
 		lbService(t, c, svcs[i], a, func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "web"} })
@@ -199,7 +201,7 @@ func TestForwardingLayer2(t *testing.T) {
 	for i, a := range targets {
 		t.Run(a.String(), func(t *testing.T) {
 			expectReady(t, c, svcs[i], a, all...)
-			owner, err := l.Owner(ctx, a)
+			owner, err := measure.Owner(ctx, l, a)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,10 +259,10 @@ func TestForwardingLayer2(t *testing.T) {
 // Service does not expose is refused.
 func TestForwardingBGP(t *testing.T) {
 	l, c := startLab(t, 3)
-	applyExample(t, c)
+	applyExample(t, l)
 	pods := podsOn(t, c, "web", nodeNames(l.Plan)...)
 	all := slices.Sorted(maps.Keys(pods))
-	targets := []netip.Addr{netip.MustParseAddr("203.0.113.100"), netip.MustParseAddr("2001:db8:ff66::100")}
+	targets := []netip.Addr{lab.PoolAddr(lab.BGPPoolNet, 100), lab.PoolAddr(lab.BGPPoolNet6, 0x100)}
 	svcs := []string{"web4", "web6"}
 	for i, a := range targets {
 		lbService(t, c, svcs[i], a, func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "web"} })
@@ -309,7 +311,7 @@ func TestForwardingBGP(t *testing.T) {
 func TestForwardingLocal(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	node := l.Plan.Nodes[2]
 	pods := podsOn(t, c, "solo", node.Name)
 	pod := slices.Collect(maps.Keys(pods))[0]
@@ -317,10 +319,10 @@ func TestForwardingLocal(t *testing.T) {
 		addr netip.Addr
 		from lab.Host
 	}{
-		{netip.MustParseAddr("203.0.113.71"), l.Plan.Client},
-		{netip.MustParseAddr("2001:db8:ff64::71"), l.Plan.Client},
-		{netip.MustParseAddr("203.0.113.101"), l.Plan.Remote},
-		{netip.MustParseAddr("2001:db8:ff66::101"), l.Plan.Remote},
+		{lab.PoolAddr(lab.L2PoolNet, 71), l.Plan.Client},
+		{lab.PoolAddr(lab.L2PoolNet6, 0x71), l.Plan.Client},
+		{lab.PoolAddr(lab.BGPPoolNet, 101), l.Plan.Remote},
+		{lab.PoolAddr(lab.BGPPoolNet6, 0x101), l.Plan.Remote},
 	} {
 		t.Run(tt.addr.String(), func(t *testing.T) {
 			name := fmt.Sprintf("solo-%d", tt.addr.As16()[15])
@@ -333,7 +335,7 @@ func TestForwardingLocal(t *testing.T) {
 			})
 			expectReady(t, c, name, tt.addr, pod)
 			if lab.L2PoolNet.Contains(tt.addr) || lab.L2PoolNet6.Contains(tt.addr) {
-				owner, err := l.Owner(ctx, tt.addr)
+				owner, err := measure.Owner(ctx, l, tt.addr)
 				if err != nil || owner != node.Name {
 					t.Fatalf("%s announced by %q (%v), want %s, the node of its only pod", tt.addr, owner, err, node.Name)
 				}
@@ -344,7 +346,7 @@ func TestForwardingLocal(t *testing.T) {
 			var ans lab.Answer
 			testutil.Eventually(t, fmt.Sprintf("an answer from %s to %s", tt.from.NetNS, tt.addr), func() (bool, string) {
 				var err error
-				ans, err = lab.Ask(tt.from.NetNS, netip.AddrPortFrom(tt.addr, 80), askTimeout)
+				ans, err = traffic.Ask(tt.from.NetNS, netip.AddrPortFrom(tt.addr, 80), askTimeout)
 				return err == nil, fmt.Sprint(err)
 			})
 			if ans.Pod != pod || ans.Client.Addr() != want {
@@ -362,17 +364,17 @@ func TestForwardingLocal(t *testing.T) {
 func TestForwardingCleanup(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	pods := podsOn(t, c, "web", nodeNames(l.Plan)...)
 	all := slices.Sorted(maps.Keys(pods))
-	addr := netip.MustParseAddr("203.0.113.70")
+	addr := lab.PoolAddr(lab.L2PoolNet, 70)
 	lbService(t, c, "web", addr, func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "web"} })
 	expectReady(t, c, "web", addr, all...)
 	target := netip.AddrPortFrom(addr, 80)
 	ns := l.Plan.Client.NetNS
 	anyAnswer := func(ans lab.Answer) error { return nil }
 	expectSpread(t, ns, target, 60, all, anyAnswer)
-	owner, err := l.Owner(ctx, addr)
+	owner, err := measure.Owner(ctx, l, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,7 +428,7 @@ func TestForwardingCleanup(t *testing.T) {
 	}
 	restarted = true
 	testutil.Eventually(t, "the restarted speaker's tables", func() (bool, string) { return hasOurs(owner) })
-	if err := l.OwnerIs(ctx, addr, owner); err != nil {
+	if err := measure.OwnerIs(ctx, l, addr, owner); err != nil {
 		t.Fatal(err)
 	}
 	expectSpread(t, ns, target, 60, all, anyAnswer)

@@ -8,26 +8,19 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
 
-// applyExample creates the lab's example configuration.
-func applyExample(t *testing.T, c client.Client) {
+// applyExample applies the lab's example configuration.
+func applyExample(t *testing.T, l *lab.Lab) {
 	t.Helper()
-	docs, err := lab.ExampleObjects()
-	if err != nil {
+	if err := l.ApplyExample(context.Background(), ""); err != nil {
 		t.Fatal(err)
-	}
-	for _, o := range docs {
-		if err := c.Create(context.Background(), o); err != nil {
-			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
-		}
 	}
 }
 
@@ -36,17 +29,7 @@ func applyExample(t *testing.T, c client.Client) {
 func lbService(t *testing.T, c client.Client, name string, addr netip.Addr, mutate func(*corev1.Service)) *corev1.Service {
 	t.Helper()
 	ctx := context.Background()
-	fam := corev1.IPv4Protocol
-	if addr.Is6() {
-		fam = corev1.IPv6Protocol
-	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: map[string]string{"ironlb.io/loadBalancerIPs": addr.String()}},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{fam},
-			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}},
-		},
-	}
+	svc := lab.LBService(name, addr, nil)
 	if mutate != nil {
 		mutate(svc)
 	}
@@ -88,14 +71,14 @@ func announcedBy(c client.Client, addr netip.Addr) ([]string, error) {
 func TestLayer2Failover(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
-	targets := []netip.Addr{netip.MustParseAddr("203.0.113.70"), netip.MustParseAddr("2001:db8:ff64::70")}
+	applyExample(t, l)
+	targets := []netip.Addr{lab.PoolAddr(lab.L2PoolNet, 70), lab.PoolAddr(lab.L2PoolNet6, 0x70)}
 	for i, a := range targets {
 		lbService(t, c, fmt.Sprintf("l2-%d", i), a, nil)
 	}
 	for _, target := range targets {
 		t.Run(target.String(), func(t *testing.T) {
-			owner, err := l.Owner(ctx, target)
+			owner, err := measure.Owner(ctx, l, target)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,8 +86,8 @@ func TestLayer2Failover(t *testing.T) {
 				by, err := announcedBy(c, target)
 				return err == nil && len(by) == 1 && by[0] == owner, fmt.Sprintf("announced by %v (%v); the client hears %s", by, err, owner)
 			})
-			for _, fault := range []lab.Fault{lab.FaultKill, lab.FaultLink, lab.FaultRestart} {
-				tr, err := l.FailoverTrial(ctx, target, fault)
+			for _, fault := range []measure.Fault{measure.FaultKill, measure.FaultLink, measure.FaultRestart} {
+				tr, err := measure.FailoverTrial(ctx, l, target, fault)
 				if err != nil {
 					t.Fatalf("%s: %v", fault, err)
 				}
@@ -112,7 +95,7 @@ func TestLayer2Failover(t *testing.T) {
 				if tr.New == "" || tr.New == tr.Old {
 					t.Errorf("%s: no other node took over from %s", fault, tr.Old)
 				}
-				if fault == lab.FaultRestart && tr.Unanswered != 0 {
+				if fault == measure.FaultRestart && tr.Unanswered != 0 {
 					t.Errorf("%s: %d of %d probes went unanswered across a graceful restart", fault, tr.Unanswered, tr.Probes)
 				}
 			}
@@ -126,9 +109,9 @@ func TestLayer2Failover(t *testing.T) {
 func TestLayer2LocalPolicy(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	createPods(t, c, "local", 2)
-	target := netip.MustParseAddr("203.0.113.71")
+	target := lab.PoolAddr(lab.L2PoolNet, 71)
 	lbService(t, c, "local", target, func(s *corev1.Service) {
 		s.Spec.Selector = map[string]string{"app": "local"}
 		s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
@@ -152,7 +135,7 @@ func TestLayer2LocalPolicy(t *testing.T) {
 		return len(m) == 2 && m["local-0"] != m["local-1"], fmt.Sprint(m)
 	})
 	nodes := podNodes()
-	owner, err := l.Owner(ctx, target)
+	owner, err := measure.Owner(ctx, l, target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +163,7 @@ func TestLayer2LocalPolicy(t *testing.T) {
 		by, err := announcedBy(c, target)
 		return err == nil && len(by) == 1 && by[0] == otherNode, fmt.Sprintf("announced by %v (%v)", by, err)
 	})
-	now, err := l.Owner(ctx, target)
+	now, err := measure.Owner(ctx, l, target)
 	if err != nil || now != otherNode {
 		t.Fatalf("the client hears %q (%v), want %s", now, err, otherNode)
 	}

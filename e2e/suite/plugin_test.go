@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
 	"github.com/ironlb/ironlb/internal/inspect"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -48,7 +49,7 @@ func TestPlugin(t *testing.T) {
 	bin := pluginBinary(t)
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	plugin := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append(args, "--kubeconfig", l.CP.Kubeconfig, "-n", "default")...)
 		out, err := cmd.CombinedOutput()
@@ -105,9 +106,9 @@ func TestPlugin(t *testing.T) {
 	})
 
 	t.Run("layer 2", func(t *testing.T) {
-		target := netip.MustParseAddr("203.0.113.72")
+		target := lab.PoolAddr(lab.L2PoolNet, 72)
 		lbService(t, c, "plugin-l2", target, nil)
-		owner, err := l.Owner(ctx, target)
+		owner, err := measure.Owner(ctx, l, target)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +150,7 @@ func TestPlugin(t *testing.T) {
 			all = append(all, n.Addr.Addr())
 		}
 		createPods(t, c, "plugin", 3)
-		target := netip.MustParseAddr("203.0.113.102")
+		target := lab.PoolAddr(lab.BGPPoolNet, 102)
 		lbService(t, c, "plugin-bgp", target, func(s *corev1.Service) { s.Spec.Selector = map[string]string{"app": "plugin"} })
 		pfx := netip.PrefixFrom(target, 32)
 		expectPaths(t, l, c, pfx, all...)

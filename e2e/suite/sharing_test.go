@@ -19,6 +19,8 @@ import (
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
@@ -50,7 +52,7 @@ const (
 // planned with B's Services in view).
 func TestSharingAcrossNamespaces(t *testing.T) {
 	l, c := startLab(t, 3)
-	applyExample(t, c)
+	applyExample(t, l)
 	nodes := nodeNames(l.Plan)
 	// taken holds every address the subtests ask for, so that a later one
 	// never waits on an address an earlier one is still releasing.
@@ -62,8 +64,8 @@ func TestSharingAcrossNamespaces(t *testing.T) {
 		podNodes []string
 		addrs    []netip.Addr // A's, one per family
 	}{
-		{corev1.ServiceExternalTrafficPolicyCluster, nodes, []netip.Addr{netip.MustParseAddr("203.0.113.80"), netip.MustParseAddr("2001:db8:ff64::80")}},
-		{corev1.ServiceExternalTrafficPolicyLocal, nodes[1:2], []netip.Addr{netip.MustParseAddr("203.0.113.81"), netip.MustParseAddr("2001:db8:ff64::81")}},
+		{corev1.ServiceExternalTrafficPolicyCluster, nodes, []netip.Addr{lab.PoolAddr(lab.L2PoolNet, 80), lab.PoolAddr(lab.L2PoolNet6, 0x80)}},
+		{corev1.ServiceExternalTrafficPolicyLocal, nodes[1:2], []netip.Addr{lab.PoolAddr(lab.L2PoolNet, 81), lab.PoolAddr(lab.L2PoolNet6, 0x81)}},
 	} {
 		for _, a := range tc.addrs {
 			taken[a] = true
@@ -111,7 +113,7 @@ func sharingScenario(t *testing.T, l *lab.Lab, c client.Client, policy corev1.Se
 	}
 	want := map[netip.Addr]string{}
 	for _, v := range victims {
-		owner, err := l.Owner(ctx, v.addr)
+		owner, err := measure.Owner(ctx, l, v.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,7 +243,7 @@ func sharingScenario(t *testing.T, l *lab.Lab, c client.Client, policy corev1.Se
 // checkVictims checks, at one moment, that each of A's addresses is
 // answered by its owner alone (the next probes), announced by it alone
 // for A's Service alone, and serves A's pods to the LAN client.
-func checkVictims(t *testing.T, l *lab.Lab, c client.Client, when string, probers map[netip.Addr]*lab.Prober, victims []*victim, pods map[string]string, policy corev1.ServiceExternalTrafficPolicy) {
+func checkVictims(t *testing.T, l *lab.Lab, c client.Client, when string, probers map[netip.Addr]*traffic.Prober, victims []*victim, pods map[string]string, policy corev1.ServiceExternalTrafficPolicy) {
 	t.Helper()
 	var list v1alpha1.NodeAnnouncementList
 	if err := c.List(context.Background(), &list); err != nil {
@@ -466,11 +468,11 @@ func markerAddrs(t *testing.T, c client.Client, nodes []string, taken map[netip.
 }
 
 // silentProbes counts the probes after which no answer at all came
-// within lab.AnswerWithin, as a failover trial counts them (lab's
+// within measure.AnswerWithin, as a failover trial counts them (lab's
 // silent): an answer that a busy machine delays past the next probe is
 // no silence, a withdrawn address is. The last probes, whose answers may
 // still be on their way, only answer others.
-func silentProbes(ps []lab.Probe) int {
+func silentProbes(ps []traffic.Probe) int {
 	var at []time.Time
 	for _, p := range ps {
 		for _, r := range p.Replies {
@@ -481,7 +483,7 @@ func silentProbes(ps []lab.Probe) int {
 	n := 0
 	for _, p := range ps[:max(0, len(ps)-10)] {
 		i, _ := slices.BinarySearchFunc(at, p.Sent, time.Time.Compare)
-		if i == len(at) || at[i].Sub(p.Sent) > lab.AnswerWithin {
+		if i == len(at) || at[i].Sub(p.Sent) > measure.AnswerWithin {
 			n++
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
 	"github.com/ironlb/ironlb/internal/testutil"
 )
 
@@ -125,13 +126,13 @@ func expectDropped(t *testing.T, src source, target netip.AddrPort, n int) {
 func TestSourceRanges(t *testing.T) {
 	l, c := startLab(t, 3)
 	ctx := context.Background()
-	applyExample(t, c)
+	applyExample(t, l)
 	pods := podsOn(t, c, "web", nodeNames(l.Plan)...)
 	all := slices.Sorted(maps.Keys(pods))
 	lan, remote := l.Plan.Client, l.Plan.Remote
 
 	// A second address of the client on the LAN, inside its namespace.
-	second := map[bool]netip.Addr{true: netip.MustParseAddr("198.51.100.101"), false: netip.MustParseAddr("2001:db8:5100::101")}
+	second := map[bool]netip.Addr{true: lab.PoolAddr(lab.LANNet, 101), false: lab.PoolAddr(lab.LANNet6, 0x101)}
 	for _, args := range [][]string{
 		{"198.51.100.101/25", "dev", "eth0"},
 		{"2001:db8:5100::101/64", "dev", "eth0", "nodad"},
@@ -150,10 +151,10 @@ func TestSourceRanges(t *testing.T) {
 		addr netip.Addr
 		bgp  bool
 	}{
-		{"l2-v4", netip.MustParseAddr("203.0.113.72"), false},
-		{"l2-v6", netip.MustParseAddr("2001:db8:ff64::72"), false},
-		{"bgp-v4", netip.MustParseAddr("203.0.113.102"), true},
-		{"bgp-v6", netip.MustParseAddr("2001:db8:ff66::102"), true},
+		{"l2-v4", lab.PoolAddr(lab.L2PoolNet, 72), false},
+		{"l2-v6", lab.PoolAddr(lab.L2PoolNet6, 0x72), false},
+		{"bgp-v4", lab.PoolAddr(lab.BGPPoolNet, 102), true},
+		{"bgp-v6", lab.PoolAddr(lab.BGPPoolNet6, 0x102), true},
 	}
 	// tries: on a BGP address the router spreads connections over the
 	// nodes, so a few requests reach more than one node.
@@ -271,7 +272,7 @@ func TestSourceRanges(t *testing.T) {
 				if got := advertisedBy(c, netip.PrefixFrom(tg.addr, tg.addr.BitLen())); len(got) != len(l.Plan.Nodes) {
 					t.Errorf("%s advertised by %v, want every node", tg.addr, got)
 				}
-			} else if owner, err := l.Owner(ctx, tg.addr); err != nil || owner == "" {
+			} else if owner, err := measure.Owner(ctx, l, tg.addr); err != nil || owner == "" {
 				t.Errorf("%s: no node answers for it (%q, %v)", tg.addr, owner, err)
 			}
 		})

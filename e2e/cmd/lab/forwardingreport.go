@@ -14,65 +14,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
 )
-
-// streamRow sums up the trials of one fault as a table row. node, when
-// not empty, is the node the client's traffic should go to before the
-// fault; trials where it went elsewhere are noted.
-func streamRow(path string, fault lab.Fault, fam string, ts []lab.StreamTrial, node string) string {
-	var sent, lost, gaps, last, rlost, rgaps []time.Duration // counts as Durations, for lab.Percentiles
-	errs := map[string]int{}
-	for _, t := range ts {
-		sent = append(sent, time.Duration(t.Fault.Sent))
-		lost = append(lost, time.Duration(t.Fault.Lost))
-		gaps = append(gaps, t.Fault.LongestGap)
-		last = append(last, t.Fault.LastLost)
-		rlost = append(rlost, time.Duration(t.Restore.Lost))
-		rgaps = append(rgaps, t.Restore.LongestGap)
-		for k, n := range t.Fault.Errors {
-			errs[k] += n
-		}
-		for k, n := range t.Restore.Errors {
-			errs[k] += n
-		}
-	}
-	count := func(ds []time.Duration) string {
-		p50, _, hi := lab.Percentiles(ds)
-		return fmt.Sprintf("%d / %d", p50, hi)
-	}
-	gap := func(ds []time.Duration) string {
-		p50, _, hi := lab.Percentiles(ds)
-		return fmt.Sprintf("%s / %s", ms(p50), ms(hi))
-	}
-	var kinds []string
-	for _, k := range slices.Sorted(maps.Keys(errs)) {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, errs[k]))
-	}
-	elsewhere := 0
-	for _, t := range ts {
-		if node != "" && t.Via != node {
-			elsewhere++
-		}
-	}
-	if elsewhere > 0 {
-		kinds = append(kinds, fmt.Sprintf("(in %d trials the client sent to another node than %s at the fault)", elsewhere, node))
-	}
-	p50sent, _, _ := lab.Percentiles(sent)
-	return fmt.Sprintf("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %s |", path, fault, fam, len(ts), p50sent,
-		count(lost), gap(gaps), gap(last), count(rlost), gap(rgaps), strings.Join(kinds, ", "))
-}
 
 // writeForwardingReport writes the report of measureForwarding to out
 // (standard output when empty).
-func writeForwardingReport(out string, trials int, took time.Duration, owner map[netip.Addr]string, l2 []netip.Addr, bgpNode string, tpRows, foRows []string, stale map[string]int) error {
-	w, closeOut, err := openReport(out)
+func writeForwardingReport(out string, trials int, took time.Duration, owner map[netip.Addr]string, l2, bgp []netip.Addr, bgpNode string, tpRows, foRows []string, stale map[string]int) error {
+	w, closeOut, err := measure.OpenReport(out)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
 	writeThroughputSection(w, took, tpRows)
-	writeFailoverSection(w, trials, owner, l2, bgpNode, foRows)
+	writeFailoverSection(w, trials, owner, l2, bgp, bgpNode, foRows)
 	writeStaleNote(w, trials, stale)
 	return nil
 }
@@ -118,7 +72,7 @@ failure's error is printed while the measurement runs).
 
 // writeFailoverSection writes the report's section on failover with real
 // traffic.
-func writeFailoverSection(w io.Writer, trials int, owner map[netip.Addr]string, l2 []netip.Addr, bgpNode string, foRows []string) {
+func writeFailoverSection(w io.Writer, trials int, owner map[netip.Addr]string, l2, bgp []netip.Addr, bgpNode string, foRows []string) {
 	fmt.Fprintf(w, `
 ## Failover with real traffic
 
@@ -159,7 +113,7 @@ The Service's pods run on the two other nodes: the lab has no node
 lifecycle controller, so a pod on a node whose cable is pulled would stay
 a ready endpoint and lose its share of the connections for as long as the
 cable is out, which is not ironlb's part. BGP: the remote client asks for
-203.0.113.100 and 2001:db8:ff66::100 through the FRR router, which spreads
+%s and %s through the FRR router, which spreads
 connections over the three nodes by ECMP (hashing ports too); faults hit
 %s, the pods run on the two others; hold time 3 s, keepalive 1 s.
 
@@ -167,8 +121,8 @@ connections over the three nodes by ECMP (hashing ports too); faults hit
 |---|---|---|---|---|---|---|---|---|---|---|
 %s
 `,
-		ms(lab.StreamInterval), ms(lab.StreamTimeout), faultHold, lab.AnsweredRun, faultHold, lab.AnsweredRun, ms(lab.StreamInterval), trials,
-		l2[0], owner[l2[0]], l2[1], owner[l2[1]], bgpNode, strings.Join(foRows, "\n"))
+		measure.Millis(measure.StreamInterval), measure.Millis(measure.StreamTimeout), faultHold, measure.AnsweredRun, faultHold, measure.AnsweredRun, measure.Millis(measure.StreamInterval), trials,
+		l2[0], owner[l2[0]], l2[1], owner[l2[1]], bgp[0], bgp[1], bgpNode, strings.Join(foRows, "\n"))
 }
 
 // writeStaleNote writes how often the client's neighbour entry still

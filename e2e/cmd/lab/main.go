@@ -4,12 +4,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -24,14 +21,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 func main() {
@@ -64,7 +57,7 @@ func main() {
 		err = up(*name, *nodes, *dir, *bin)
 	case "measure":
 		d, _ := filepath.Abs(*dir)
-		err = measure(*name, d, binaries(*bin), *trials, *out)
+		err = measureFailover(*name, d, binaries(*bin), *trials, *out)
 	case "measure-forwarding":
 		d, _ := filepath.Abs(*dir)
 		err = measureForwarding(*name, d, binaries(*bin), *trials, *out)
@@ -174,9 +167,10 @@ look around:
 	for _, a := range bgp {
 		// Every node's session comes up within seconds of the others.
 		var hops []netip.Addr
-		_ = wait(ctx, "a BGP path from every node at the router", func() bool {
-			hops, _ = lab.RouterFIB(p, netip.PrefixFrom(a, a.BitLen()))
-			return len(hops) == len(p.Nodes)
+		_ = minutePoll.Until(ctx, "a BGP path from every node at the router", func() (bool, string) {
+			var err error
+			hops, err = lab.RouterFIB(p, netip.PrefixFrom(a, a.BitLen()))
+			return len(hops) == len(p.Nodes), lab.Why(err, hops)
 		})
 		fmt.Printf("%s\n", spread(l, nodeOf, p.Remote, a, 30))
 		fmt.Printf("  through the FRR router, which forwards %s to %v (ECMP over the nodes' BGP paths)\n", a, hops)
@@ -190,23 +184,8 @@ look around:
 // dual-stack LoadBalancer Services for it, one in the layer 2 pool and
 // one in the BGP pool, and returns their addresses.
 func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
-	if err != nil {
+	if err := l.ApplyExample(ctx, ""); err != nil {
 		return nil, nil, err
-	}
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(lab.ExampleConfig), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil, nil, err
-		}
-		gvr := schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: strings.ToLower(u.GetKind()) + "s"}
-		if _, err := dyn.Resource(gvr).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
-			return nil, nil, fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
-		}
 	}
 	cs := l.Clientset
 	if err := deployment(ctx, cs, "demo", 3); err != nil {
@@ -224,7 +203,7 @@ func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
 		}
 	}
 	addrs := func(name string) (out []netip.Addr, err error) {
-		err = wait(ctx, name+"'s EXTERNAL-IPs, one of each family (see controller.log)", func() bool {
+		err = minutePoll.Until(ctx, name+"'s EXTERNAL-IPs, one of each family (see controller.log)", func() (bool, string) {
 			s, err := cs.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
 			out = nil
 			for _, in := range s.Status.LoadBalancer.Ingress {
@@ -232,7 +211,7 @@ func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
 					out = append(out, a)
 				}
 			}
-			return err == nil && len(out) == 2
+			return err == nil && len(out) == 2, lab.Why(err, out)
 		})
 		slices.SortFunc(out, func(a, b netip.Addr) int { return a.BitLen() - b.BitLen() }) // IPv4 first
 		return out, err
@@ -243,7 +222,7 @@ func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
 	if bgp, err = addrs("demo-bgp"); err != nil {
 		return nil, nil, err
 	}
-	err = wait(ctx, "three ready endpoints of each family in the demo Services' EndpointSlices", func() bool {
+	err = minutePoll.Until(ctx, "three ready endpoints of each family in the demo Services' EndpointSlices", func() (bool, string) {
 		list, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name in (demo, demo-bgp)"})
 		ready := 0
 		for _, s := range list.Items {
@@ -253,7 +232,7 @@ func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
 				}
 			}
 		}
-		return err == nil && ready == 2*2*3
+		return err == nil && ready == 2*2*3, lab.Why(err, fmt.Sprintf("%d ready", ready))
 	})
 	return l2, bgp, err
 }
@@ -261,10 +240,10 @@ func demo(ctx context.Context, l *lab.Lab) (l2, bgp []netip.Addr, err error) {
 // podNodes maps the names of the pods matching selector to their nodes.
 func podNodes(ctx context.Context, l *lab.Lab, selector string) (map[string]string, error) {
 	out := map[string]string{}
-	err := wait(ctx, "the demo pods on their nodes", func() bool {
+	err := minutePoll.Until(ctx, "the demo pods on their nodes", func() (bool, string) {
 		list, err := l.Clientset.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
-			return false
+			return false, err.Error()
 		}
 		clear(out)
 		for _, p := range list.Items {
@@ -272,7 +251,7 @@ func podNodes(ctx context.Context, l *lab.Lab, selector string) (map[string]stri
 				out[p.Name] = p.Spec.NodeName
 			}
 		}
-		return len(out) == len(list.Items) && len(out) > 0
+		return len(out) == len(list.Items) && len(out) > 0, fmt.Sprint(out)
 	})
 	return out, err
 }
@@ -287,7 +266,7 @@ func spread(l *lab.Lab, nodeOf map[string]string, from lab.Host, addr netip.Addr
 	var first error
 	deadline := time.Now().Add(time.Minute)
 	for {
-		_, first = lab.Ask(from.NetNS, target, 2*time.Second)
+		_, first = traffic.Ask(from.NetNS, target, 2*time.Second)
 		if first == nil || time.Now().After(deadline) {
 			break
 		}
@@ -304,7 +283,7 @@ func spread(l *lab.Lab, nodeOf map[string]string, from lab.Host, addr netip.Addr
 	by := map[string]*seen{}
 	failed := 0
 	for range n {
-		a, err := lab.Ask(from.NetNS, target, 2*time.Second)
+		a, err := traffic.Ask(from.NetNS, target, 2*time.Second)
 		if err != nil {
 			failed++
 			continue
@@ -366,14 +345,6 @@ func urlHost(addr netip.Addr) string {
 	return addr.String()
 }
 
-// wait polls cond for up to a minute.
-func wait(ctx context.Context, what string, cond func() bool) error {
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("no %s within a minute", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return nil
-}
+// minutePoll is how the demo and the measurements wait for the API
+// server and the router when the time taken is not what they measure.
+var minutePoll = lab.Poll{Every: 100 * time.Millisecond, Within: time.Minute}

@@ -17,10 +17,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
 )
 
 // pollEvery is how often the router is asked during a measurement; one
@@ -50,7 +50,7 @@ func measureBGP(name, dir string, b lab.Binaries, trials int, scale []int, out s
 
 	// Service created → a path per node at the router. The first Service
 	// also waits for the pods.
-	keep := netip.MustParseAddr("203.0.113.100")
+	keep := lab.PoolAddr(lab.BGPPoolNet, 100)
 	if err := r.create("keep", keep); err != nil {
 		return err
 	}
@@ -85,24 +85,21 @@ type bgpRun struct {
 
 // row adds a row of durations to the report.
 func (r *bgpRun) row(what string, ds []time.Duration, note string) {
-	p50, p99, hi := lab.Percentiles(ds)
-	r.rows = append(r.rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", what, len(ds), ms(p50), ms(p99), ms(hi), note))
+	p50, p99, hi := measure.Percentiles(ds)
+	r.rows = append(r.rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", what, len(ds), measure.Millis(p50), measure.Millis(p99), measure.Millis(hi), note))
 	fmt.Fprintln(os.Stderr, r.rows[len(r.rows)-1])
 }
 
 // pathsAre polls the router until pfx's next hops satisfy ok.
 func (r *bgpRun) pathsAre(pfx netip.Prefix, ok func([]netip.Addr) bool) (time.Time, error) {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	poll := lab.Poll{Every: pollEvery, Within: 2 * time.Minute}
+	var at time.Time
+	err := poll.Until(r.ctx, "the router's paths for "+pfx.String(), func() (bool, string) {
 		hops, err := lab.RouterPaths(r.l.Plan, pfx)
-		if err == nil && ok(hops) {
-			return time.Now(), nil
-		}
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("%s: the router holds %v (%v)", pfx, hops, err)
-		}
-		time.Sleep(pollEvery)
-	}
+		at = time.Now()
+		return err == nil && ok(hops), fmt.Sprintf("the router holds %v (%v)", hops, err)
+	})
+	return at, err
 }
 
 // allPaths, noPaths and without are conditions on a prefix's next hops
@@ -117,7 +114,7 @@ func without(a netip.Addr) func([]netip.Addr) bool {
 
 // create creates a Service of the measurement's pods asking for addr.
 func (r *bgpRun) create(name string, addr netip.Addr) error {
-	return lbService(r.ctx, r.l.Clientset, name, addr, map[string]string{"app": "m"})
+	return lbService(r.ctx, r.l.Clientset, name, addr, map[string]string{"app": "m"}, nil)
 }
 
 // firstPaths measures, Service by Service, how soon after it is created
@@ -125,7 +122,7 @@ func (r *bgpRun) create(name string, addr netip.Addr) error {
 func (r *bgpRun) firstPaths() error {
 	var first []time.Duration
 	for i := range min(r.trials, 20) {
-		addr := netip.AddrFrom4([4]byte{203, 0, 113, byte(102 + i)})
+		addr := lab.PoolAddr(lab.BGPPoolNet, 102+i)
 		t0 := time.Now()
 		if err := r.create(fmt.Sprintf("first-%d", i), addr); err != nil {
 			return err
@@ -156,7 +153,7 @@ func (r *bgpRun) faults(keepPfx netip.Prefix) error {
 	r.row("speaker SIGTERM → its path withdrawn at the router", term, "the speaker withdraws before it closes the session")
 
 	patch := []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`)
-	dyn, err := dynamicFor(r.l)
+	dyn, err := r.l.Dynamic()
 	if err != nil {
 		return err
 	}
@@ -236,20 +233,16 @@ func (r *bgpRun) scale(scale []int) ([]string, error) {
 			return nil, err
 		}
 		created := time.Now()
-		deadline := created.Add(15 * time.Minute)
-		for {
+		poll := lab.Poll{Every: 100 * time.Millisecond, Within: 15 * time.Minute}
+		if err := poll.Until(r.ctx, fmt.Sprintf("the router to hold the prefixes of %d Services from every node", n), func() (bool, string) {
 			counts, err := lab.RouterPrefixes(l.Plan, true)
 			done := err == nil && len(counts) == len(l.Plan.Nodes)
 			for _, c := range counts {
 				done = done && c == n
 			}
-			if done {
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("%d Services: the router holds %v (%v)", n, counts, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return done, fmt.Sprintf("the router holds %v (%v)", counts, err)
+		}); err != nil {
+			return nil, err
 		}
 		held := time.Now()
 		var rss []string
@@ -265,10 +258,7 @@ func (r *bgpRun) scale(scale []int) ([]string, error) {
 
 // deployment creates a Deployment of n lab HTTP servers labelled app=name.
 func deployment(ctx context.Context, cs kubernetes.Interface, name string, n int32) error {
-	if err := wait(ctx, "the default ServiceAccount", func() bool {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
-	}); err != nil {
+	if err := lab.DefaultServiceAccount(ctx, cs); err != nil {
 		return err
 	}
 	no := false
@@ -281,25 +271,13 @@ func deployment(ctx context.Context, cs kubernetes.Interface, name string, n int
 	return err
 }
 
-// lbService creates a LoadBalancer Service asking for addr.
-func lbService(ctx context.Context, cs kubernetes.Interface, name string, addr netip.Addr, selector map[string]string) error {
-	return lbServiceWith(ctx, cs, name, addr, selector, nil)
-}
-
-// lbServiceWith creates a LoadBalancer Service asking for addr, changed
-// by mutate first when it is not nil.
-func lbServiceWith(ctx context.Context, cs kubernetes.Interface, name string, addr netip.Addr, selector map[string]string, mutate func(*corev1.Service)) error {
-	fam := corev1.IPv4Protocol
-	if addr.Is6() {
-		fam = corev1.IPv6Protocol
-	}
+// lbService creates a LoadBalancer Service asking for addr (see
+// lab.LBService), with no NodePorts: thousands of them would run out of
+// the NodePort range. mutate, when not nil, changes it first.
+func lbService(ctx context.Context, cs kubernetes.Interface, name string, addr netip.Addr, selector map[string]string, mutate func(*corev1.Service)) error {
+	svc := lab.LBService(name, addr, selector)
 	no := false
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"ironlb.io/loadBalancerIPs": addr.String()}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{fam}, Selector: selector,
-			AllocateLoadBalancerNodePorts: &no,
-			Ports:                         []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(lab.PodPort)}}},
-	}
+	svc.Spec.AllocateLoadBalancerNodePorts = &no
 	if mutate != nil {
 		mutate(svc)
 	}
@@ -317,15 +295,15 @@ func scaleServices(ctx context.Context, cs kubernetes.Interface, node string, fr
 		wg.Go(func() {
 			for i := range work {
 				name := "scale-" + strconv.Itoa(i)
-				addr := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 0x66, 14: byte(i >> 8), 15: byte(i)})
-				if err := lbService(ctx, cs, name, addr, nil); err != nil {
+				addr := lab.PoolAddr(lab.BGPPoolNet6, i)
+				if err := lbService(ctx, cs, name, addr, nil, nil); err != nil {
 					errs <- err
 					return
 				}
 				slice := &discoveryv1.EndpointSlice{
 					ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
 					AddressType: discoveryv1.AddressTypeIPv6,
-					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"2001:db8:ff65::1"}, NodeName: &node}},
+					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{lab.PoolAddr(lab.HandEndpointNet6, 1).String()}, NodeName: &node}},
 				}
 				if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 					errs <- err
@@ -366,7 +344,7 @@ func vmRSS(pid int) int64 {
 }
 
 func writeBGPReport(out string, trials int, rows, scaleRows []string) error {
-	w, closeOut, err := openReport(out)
+	w, closeOut, err := measure.OpenReport(out)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // restart: every speaker restarted gracefully, one at a time; one trial
@@ -19,11 +21,11 @@ import (
 func (m *faultMeasure) restart(ctx context.Context) error {
 	e := m.e
 	const fault = "rolling restart (SIGTERM, start, ready; each speaker in turn)"
-	var other, own failures
+	var other, own measure.Failures
 	var held, otherBroken, ownBroken, foreign, foreignSol int
 	var ownLost []time.Duration // per trial, as counts
 	for i := range m.trials {
-		ld, err := lab.StartLoad(ctx, e.Lab.Plan.Client.NetNS, e.Targets()...)
+		ld, err := measure.StartLoad(ctx, e.Lab.Plan.Client.NetNS, e.Targets()...)
 		if err != nil {
 			return err
 		}
@@ -37,18 +39,18 @@ func (m *faultMeasure) restart(ctx context.Context) error {
 		for _, a := range e.Addrs {
 			tg := netip.AddrPortFrom(a, 80)
 			owner := e.Owners[a]
-			j := lab.JudgeRestart(steps, a, owner, e.MACs, reqs[tg], conns[tg], e.Probers[a].ProbesSince(since[a]))
+			j := measure.JudgeRestart(steps, a, owner, e.MACs, reqs[tg], conns[tg], e.Probers[a].ProbesSince(since[a]))
 			for _, s := range steps {
-				st := lab.AnalyzeStream(reqs[tg], s.From, s.To)
+				st := measure.AnalyzeStream(reqs[tg], s.From, s.To)
 				if s.Node == owner {
-					own.add(st)
+					own.Add(st)
 				} else {
-					other.add(st)
+					other.Add(st)
 				}
 			}
 			// Outside the steps (before the first, after the last).
-			other.add(lab.AnalyzeStream(reqs[tg], time.Time{}, steps[0].From))
-			other.add(lab.AnalyzeStream(reqs[tg], steps[len(steps)-1].To, time.Now()))
+			other.Add(measure.AnalyzeStream(reqs[tg], time.Time{}, steps[0].From))
+			other.Add(measure.AnalyzeStream(reqs[tg], steps[len(steps)-1].To, time.Now()))
 			lost += len(j.OwnFailed)
 			otherBroken += len(j.Broken)
 			ownBroken += len(j.OwnBroken)
@@ -61,7 +63,7 @@ func (m *faultMeasure) restart(ctx context.Context) error {
 		m.logf("restart trial %d/%d: %s; other nodes' addresses: %s failed, %d connections broken; own: %s failed, %d broken; foreign answers %d",
 			i+1, m.trials, stepTimes(steps), other, otherBroken, own, ownBroken, foreign)
 	}
-	p50, _, hi := lab.Percentiles(ownLost)
+	p50, _, hi := measure.Percentiles(ownLost)
 	m.row(fault, "requests (a new connection every 10 ms) to the addresses of the nodes not restarting: failed",
 		other.String(), "none")
 	m.row(fault, "long-lived connections to those addresses: reset or broken",
@@ -75,7 +77,7 @@ func (m *faultMeasure) restart(ctx context.Context) error {
 }
 
 // stepTimes prints how long each step of a rolling restart took.
-func stepTimes(steps []lab.RestartStep) string {
+func stepTimes(steps []measure.RestartStep) string {
 	var out []string
 	for _, s := range steps {
 		out = append(out, fmt.Sprintf("%s ready %s, back %s", s.Node, s.Ready.Sub(s.Stopped).Round(time.Millisecond), s.To.Sub(s.Ready).Round(time.Millisecond)))
@@ -87,17 +89,17 @@ func stepTimes(steps []lab.RestartStep) string {
 // then healed; the node cut takes turns.
 func (m *faultMeasure) partition(ctx context.Context) error {
 	e := m.e
-	fault := fmt.Sprintf("memberlist port cut on an owner for %s, then healed", human(lab.PartitionHold))
+	fault := fmt.Sprintf("memberlist port cut on an owner for %s, then healed", measure.Human(measure.PartitionHold))
 	var dual, afterHeal []time.Duration
 	var overBound, withAfterHeal, settledWrong, conns, broken int
-	var reqs failures
+	var reqs measure.Failures
 	for i := range m.trials {
 		victim := e.Nodes[i%len(e.Nodes)]
-		ld, err := lab.StartLoad(ctx, e.Lab.Plan.Client.NetNS, e.Targets()...)
+		ld, err := measure.StartLoad(ctx, e.Lab.Plan.Client.NetNS, e.Targets()...)
 		if err != nil {
 			return err
 		}
-		rec, err := e.PartitionTrial(victim, lab.PartitionHold, e.WaitOwners)
+		rec, err := e.PartitionTrial(victim, measure.PartitionHold, e.WaitOwners)
 		rs, cs := ld.Stop()
 		if err != nil {
 			return fmt.Errorf("trial %d, %s cut: %w", i+1, victim, err)
@@ -105,10 +107,10 @@ func (m *faultMeasure) partition(ctx context.Context) error {
 		var line []string
 		for _, a := range e.Addrs {
 			tg := netip.AddrPortFrom(a, 80)
-			j := lab.JudgePartition(rec, a, e.Owners[a], e.MACs, e.Probers[a].ProbesSince(rec.Since[a]))
+			j := measure.JudgePartition(rec, a, e.Owners[a], e.MACs, e.Probers[a].ProbesSince(rec.Since[a]))
 			dual = append(dual, j.Dual)
 			afterHeal = append(afterHeal, j.DualAfterHeal)
-			if j.Dual > lab.MaxDualAnswers {
+			if j.Dual > measure.MaxDualAnswers {
 				overBound++
 			}
 			if j.DualAfterHeal > 0 {
@@ -117,18 +119,18 @@ func (m *faultMeasure) partition(ctx context.Context) error {
 			if len(j.SettledHeard) != 1 || j.SettledHeard[0] != e.Owners[a] {
 				settledWrong++
 			}
-			reqs.add(lab.AnalyzeStream(rs[tg], rec.Cut, rec.End))
-			open, br := lab.OpenIn(cs[tg], rec.Cut, rec.End)
+			reqs.Add(measure.AnalyzeStream(rs[tg], rec.Cut, rec.End))
+			open, br := measure.OpenIn(cs[tg], rec.Cut, rec.End)
 			conns += len(open)
 			broken += len(br)
-			line = append(line, fmt.Sprintf("%s (%s) two MACs %s, after the heal %s, settled heard %v", a, e.Owners[a], ms(j.Dual), ms(j.DualAfterHeal), j.SettledHeard))
+			line = append(line, fmt.Sprintf("%s (%s) two MACs %s, after the heal %s, settled heard %v", a, e.Owners[a], measure.Millis(j.Dual), measure.Millis(j.DualAfterHeal), j.SettledHeard))
 		}
 		m.logf("partition trial %d/%d, %s cut, back %s after the heal: %s", i+1, m.trials, victim, rec.Settled.Sub(rec.Heal).Round(time.Millisecond), strings.Join(line, "; "))
 	}
 	m.row(fault, "two nodes answering (solicited ARP from two MACs), per address, in all over a trial (cut, heal, back in place)",
-		fmt.Sprintf("%s; over %s: %d", percentiles(dual), human(lab.MaxDualAnswers), overBound), fmt.Sprintf("≤ %s in all", human(lab.MaxDualAnswers)))
+		fmt.Sprintf("%s; over %s: %d", measure.Summary(dual), measure.Human(measure.MaxDualAnswers), overBound), fmt.Sprintf("≤ %s in all", measure.Human(measure.MaxDualAnswers)))
 	m.row(fault, "two nodes answering from the heal on, per address",
-		fmt.Sprintf("%s; any in %d of %d", percentiles(afterHeal), withAfterHeal, len(afterHeal)),
+		fmt.Sprintf("%s; any in %d of %d", measure.Summary(afterHeal), withAfterHeal, len(afterHeal)),
 		"none: the node holding an address stops as soon as it hears the returning owner")
 	m.row(fault, "once back in place: addresses answered by any other than their owner",
 		fmt.Sprintf("%d of %d", settledWrong, len(dual)), "none: the owner alone")
@@ -142,17 +144,17 @@ func (m *faultMeasure) partition(ctx context.Context) error {
 // back in; the node unplugged takes turns.
 func (m *faultMeasure) cable(ctx context.Context) error {
 	e := m.e
-	fault := fmt.Sprintf("cable of an owner pulled for %s, then plugged back in", human(lab.CableHold))
+	fault := fmt.Sprintf("cable of an owner pulled for %s, then plugged back in", measure.Human(measure.CableHold))
 	var rejoin, gaps, httpGaps, dualAfter []time.Duration
 	var stale, staleSol, checked, rejoinedEarly, noFailover int
-	var ownReqs failures
+	var ownReqs measure.Failures
 	for i := range m.trials {
 		victim := e.Nodes[i%len(e.Nodes)]
-		ld, err := lab.StartLoad(ctx, e.Lab.Plan.Client.NetNS, e.Targets()...)
+		ld, err := measure.StartLoad(ctx, e.Lab.Plan.Client.NetNS, e.Targets()...)
 		if err != nil {
 			return err
 		}
-		rec, err := e.CablePullTrial(victim, lab.CableHold, e.WaitOwners)
+		rec, err := e.CablePullTrial(victim, measure.CableHold, e.WaitOwners)
 		rs, _ := ld.Stop()
 		if err != nil {
 			return fmt.Errorf("trial %d, %s unplugged: %w", i+1, victim, err)
@@ -163,7 +165,7 @@ func (m *faultMeasure) cable(ctx context.Context) error {
 			rejoinedEarly++
 		}
 		for _, a := range e.Addrs {
-			j := lab.JudgeCable(rec, a, e.Owners[a], e.MACs, e.Probers[a].ProbesSince(rec.Since[a]))
+			j := measure.JudgeCable(rec, a, e.Owners[a], e.MACs, e.Probers[a].ProbesSince(rec.Since[a]))
 			if rec.RejoinedAfterUp() {
 				checked++
 				stale += j.Stale.Total()
@@ -179,12 +181,12 @@ func (m *faultMeasure) cable(ctx context.Context) error {
 			} else {
 				gaps = append(gaps, j.Failover.Gap)
 			}
-			st := lab.AnalyzeStream(rs[netip.AddrPortFrom(a, 80)], rec.Down, rec.Up)
-			ownReqs.add(st)
+			st := measure.AnalyzeStream(rs[netip.AddrPortFrom(a, 80)], rec.Down, rec.Up)
+			ownReqs.Add(st)
 			httpGaps = append(httpGaps, st.LongestGap)
 		}
 		m.logf("cable trial %d/%d, %s unplugged: rejoined %s after the cable came back (readings %s); stale answers so far %d; failover gap %s",
-			i+1, m.trials, victim, rec.Rejoined.Sub(rec.Up).Round(time.Millisecond), strings.Join(rec.Readings, "; "), stale, lastOr(gaps))
+			i+1, m.trials, victim, rec.Rejoined.Sub(rec.Up).Round(time.Millisecond), strings.Join(rec.Readings, "; "), stale, measure.LastOr(gaps))
 	}
 	early := ""
 	if rejoinedEarly > 0 {
@@ -193,18 +195,18 @@ func (m *faultMeasure) cable(ctx context.Context) error {
 	m.row(fault, "answers (ARP, solicited or not) from the unplugged node after the cable is back and before its speaker has rejoined",
 		fmt.Sprintf("%d (%d solicited), over %d address-trials%s", stale, staleSol, checked, early), "0: silent until it has rejoined")
 	m.row(fault, "rejoined: from the cable's return until its speaker counts every node",
-		percentiles(rejoin), "not bounded; the speakers retry each other every 10 s")
+		measure.Summary(rejoin), "not bounded; the speakers retry each other every 10 s")
 	gapNote := ""
 	if noFailover > 0 {
 		gapNote = fmt.Sprintf("; no stand-in seen in %d trials", noFailover)
 	}
 	m.row(fault, "at the cut, its own address: last answer from it → first answer from a stand-in (ARP)",
-		percentiles(gaps)+gapNote, "not bounded here: as the failover of a pulled cable (docs/failover.md)")
+		measure.Summary(gaps)+gapNote, "not bounded here: as the failover of a pulled cable (docs/failover.md)")
 	m.row(fault, "at the cut, its own address over HTTP: longest gap between answered requests; requests failed while the cable was out",
-		fmt.Sprintf("%s; %s", percentiles(httpGaps), ownReqs),
+		fmt.Sprintf("%s; %s", measure.Summary(httpGaps), ownReqs),
 		"not bounded; a third of the connections go to the unplugged node's pod, which the lab never marks unready")
 	m.row(fault, "two nodes answering from the cable's return on, per address",
-		percentiles(dualAfter), "none: the node holding an address stops as soon as it hears the returning owner")
+		measure.Summary(dualAfter), "none: the node holding an address stops as soon as it hears the returning owner")
 	return nil
 }
 
@@ -214,8 +216,8 @@ func (m *faultMeasure) cable(ctx context.Context) error {
 func (m *faultMeasure) apiServer(ctx context.Context) error {
 	e := m.e
 	l := e.Lab
-	fault := fmt.Sprintf("API server frozen %s; an owner's speaker SIGKILLed %s in", human(lab.FreezeHold), human(lab.FreezeKillAfter))
-	bgpAddr := netip.MustParseAddr("203.0.113.100")
+	fault := fmt.Sprintf("API server frozen %s; an owner's speaker SIGKILLed %s in", measure.Human(measure.FreezeHold), measure.Human(measure.FreezeKillAfter))
+	bgpAddr := lab.PoolAddr(lab.BGPPoolNet, 100)
 	pfx := netip.PrefixFrom(bgpAddr, 32)
 	if err := e.Service(ctx, "fault-bgp", bgpAddr); err != nil {
 		return err
@@ -256,7 +258,7 @@ type freezeTally struct {
 	sessions, dropped, readings, pathFaults, liveness, replaced int
 	// The failed requests to the killed speaker's address, to the other
 	// addresses, and to the BGP address from behind the router.
-	victimReqs, otherReqs, bgpReqs failures
+	victimReqs, otherReqs, bgpReqs measure.Failures
 }
 
 // freezeTrial runs the i-th API-freeze trial, with traffic to every
@@ -267,29 +269,29 @@ func (m *faultMeasure) freezeTrial(ctx context.Context, t *freezeTally, i int, b
 	l := e.Lab
 	pfx := netip.PrefixFrom(bgpAddr, 32)
 	victim := e.Nodes[i%len(e.Nodes)]
-	ld, err := lab.StartLoad(ctx, l.Plan.Client.NetNS, e.Targets()...)
+	ld, err := measure.StartLoad(ctx, l.Plan.Client.NetNS, e.Targets()...)
 	if err != nil {
 		return err
 	}
-	remote, err := lab.StartLoad(ctx, l.Plan.Remote.NetNS, netip.AddrPortFrom(bgpAddr, 80))
+	remote, err := measure.StartLoad(ctx, l.Plan.Remote.NetNS, netip.AddrPortFrom(bgpAddr, 80))
 	if err != nil {
 		ld.Stop()
 		return err
 	}
-	rec, err := e.APIFreezeTrial(victim, pfx, lab.FreezeHold, back)
+	rec, err := e.APIFreezeTrial(victim, pfx, measure.FreezeHold, back)
 	rs, _ := ld.Stop()
 	rrs, _ := remote.Stop()
 	if err != nil {
 		return fmt.Errorf("trial %d, %s killed: %w", i+1, victim, err)
 	}
 	t.addAnswers(e, rec, rs, victim)
-	t.bgpReqs.add(lab.AnalyzeStream(rrs[netip.AddrPortFrom(bgpAddr, 80)], rec.Freeze, rec.Thaw))
+	t.bgpReqs.Add(measure.AnalyzeStream(rrs[netip.AddrPortFrom(bgpAddr, 80)], rec.Freeze, rec.Thaw))
 	if rec.DuringErr != nil || rec.AfterErr != nil {
 		return fmt.Errorf("trial %d: reading the router's sessions: %v, %v", i+1, rec.DuringErr, rec.AfterErr)
 	}
 	drops := map[netip.Addr]bool{}
 	for _, ss := range []map[netip.Addr]lab.RouterSession{rec.During, rec.After} {
-		for _, a := range lab.SessionsDropped(rec.Before, ss, rec.SessionAddrs) {
+		for _, a := range measure.SessionsDropped(rec.Before, ss, rec.SessionAddrs) {
 			drops[a] = true
 		}
 	}
@@ -300,27 +302,27 @@ func (m *faultMeasure) freezeTrial(ctx context.Context, t *freezeTally, i int, b
 	t.liveness += len(rec.Liveness)
 	t.replaced += len(rec.Replaced)
 	m.logf("apiserver trial %d/%d, %s killed: another node answered after %s; sessions dropped %d, path faults %d, liveness %v, replaced %v; back %s after the thaw",
-		i+1, m.trials, victim, lastOr(t.took), len(drops), len(rec.PathFaults), rec.Liveness, rec.Replaced, rec.End.Sub(rec.Thaw).Round(time.Millisecond))
+		i+1, m.trials, victim, measure.LastOr(t.took), len(drops), len(rec.PathFaults), rec.Liveness, rec.Replaced, rec.End.Sub(rec.Thaw).Round(time.Millisecond))
 	return nil
 }
 
 // addAnswers adds, per address, the requests of one trial, and for the
 // killed speaker's address how soon another node answered for it.
-func (t *freezeTally) addAnswers(e *lab.FaultEnv, rec lab.FreezeRecord, rs map[netip.AddrPort][]lab.Request, victim string) {
+func (t *freezeTally) addAnswers(e *measure.FaultEnv, rec measure.FreezeRecord, rs map[netip.AddrPort][]traffic.Request, victim string) {
 	for _, a := range e.Addrs {
-		st := lab.AnalyzeStream(rs[netip.AddrPortFrom(a, 80)], rec.Freeze, rec.Thaw)
+		st := measure.AnalyzeStream(rs[netip.AddrPortFrom(a, 80)], rec.Freeze, rec.Thaw)
 		if e.Owners[a] != victim {
-			t.otherReqs.add(st)
+			t.otherReqs.Add(st)
 			continue
 		}
-		t.victimReqs.add(st)
-		first, ok := lab.FirstAnswerAfter(e.Probers[a].ProbesSince(rec.Since[a]), e.MACs[victim], rec.Kill)
+		t.victimReqs.Add(st)
+		first, ok := measure.FirstAnswerAfter(e.Probers[a].ProbesSince(rec.Since[a]), e.MACs[victim], rec.Kill)
 		if !ok {
 			t.noAnswer++
 			continue
 		}
 		t.took = append(t.took, first.At.Sub(rec.Kill))
-		if first.At.Sub(rec.Kill) > lab.MaxAnswerAfterKill {
+		if first.At.Sub(rec.Kill) > measure.MaxAnswerAfterKill {
 			t.overBound++
 		}
 	}
@@ -328,12 +330,12 @@ func (t *freezeTally) addAnswers(e *lab.FaultEnv, rec lab.FreezeRecord, rs map[n
 
 // freezeRows reports the API-freeze trials.
 func (m *faultMeasure) freezeRows(fault string, t *freezeTally) {
-	answered := percentiles(t.took)
+	answered := measure.Summary(t.took)
 	if t.noAnswer > 0 {
 		answered += fmt.Sprintf("; no answer from another node in %d", t.noAnswer)
 	}
 	m.row(fault, "another node answers (solicited ARP) for the killed speaker's address, after the kill",
-		fmt.Sprintf("%s; over %s: %d", answered, human(lab.MaxAnswerAfterKill), t.overBound), fmt.Sprintf("≤ %s", human(lab.MaxAnswerAfterKill)))
+		fmt.Sprintf("%s; over %s: %d", answered, measure.Human(measure.MaxAnswerAfterKill), t.overBound), fmt.Sprintf("≤ %s", measure.Human(measure.MaxAnswerAfterKill)))
 	m.row(fault, "the router (FRR): the surviving nodes' BGP sessions dropped; readings of the BGP address (twice a second) lacking a surviving node's path",
 		fmt.Sprintf("sessions %d of %d; readings %d of %d", t.dropped, t.sessions, t.pathFaults, t.readings),
 		"none: the password stays as last read, and BGP reads nothing else from the API server")
@@ -345,7 +347,7 @@ func (m *faultMeasure) freezeRows(fault string, t *freezeTally) {
 }
 
 // rotation: the memberlist key rotated in three rollouts (see
-// lab.FaultEnv.RotateKey); one trial is a whole rotation, each to a
+// measure.FaultEnv.RotateKey); one trial is a whole rotation, each to a
 // fresh key. A negative control runs once first.
 func (m *faultMeasure) rotation(ctx context.Context) error {
 	e := m.e
@@ -354,7 +356,7 @@ func (m *faultMeasure) rotation(ctx context.Context) error {
 	watch := e.Lab.WatchMembers(ctx, 100*time.Millisecond)
 	defer watch.Stop()
 	if !e.AllCount(30 * time.Second) {
-		return fmt.Errorf("not every speaker counts %d members before the rotation: %v", n, lab.LatestMembers(watch.Samples()))
+		return fmt.Errorf("not every speaker counts %d members before the rotation: %v", n, measure.LatestMembers(watch.Samples()))
 	}
 	ctl, err := e.KeyControl(ctx, watch, e.Nodes[0])
 	if err != nil {
@@ -376,10 +378,10 @@ func (m *faultMeasure) rotation(ctx context.Context) error {
 				during = append(during, s)
 			}
 		}
-		low, _ := lab.LowestMembers(during)
+		low, _ := measure.LowestMembers(during)
 		lowest = min(lowest, low)
 		readings += len(during)
-		below += len(lab.MembersBelow(during, n-1))
+		below += len(measure.MembersBelow(during, n-1))
 		var line []string
 		for _, ro := range ros {
 			rollouts = append(rollouts, ro.To.Sub(ro.From))
@@ -391,7 +393,7 @@ func (m *faultMeasure) rotation(ctx context.Context) error {
 	m.row(fault, "lowest member count a joined speaker reported (its metrics, read every 100 ms)",
 		fmt.Sprintf("%d; readings below %d: %d of %d", lowest, n-1, below, readings), fmt.Sprintf("≥ N−1 = %d: only the speaker restarting is missing", n-1))
 	m.row(fault, "one rollout: the Secret written → every speaker restarted in turn and counting every node",
-		percentiles(rollouts)+"; a whole rotation "+percentiles(rotations), "not bounded")
+		measure.Summary(rollouts)+"; a whole rotation "+measure.Summary(rotations), "not bounded")
 	control := "split off, as it should be: readings " + strings.Join(ctl.Seen, ", ")
 	if ctl.Joined {
 		control = "COUNTED AS A MEMBER: the lab cannot tell a working rotation from a broken one, the figures above prove nothing"

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // faultKind is one fault measure-faults knows: its -faults name, how to
@@ -89,7 +90,7 @@ func (r faultRow) String() string {
 
 // faultMeasure runs the trials of one fault on a lab readied for them.
 type faultMeasure struct {
-	e      *lab.FaultEnv
+	e      *measure.FaultEnv
 	trials int
 	rows   []faultRow
 	logf   func(format string, args ...any)
@@ -129,7 +130,7 @@ func measureFaults(name, dir string, b lab.Binaries, trials int, kinds []faultKi
 	return writeFaultsReport(out, trials, names, time.Since(began), rows)
 }
 
-// measureFault brings a lab up for one fault, readies it (lab.FaultEnv)
+// measureFault brings a lab up for one fault, readies it (measure.FaultEnv)
 // and runs the fault's trials.
 func measureFault(ctx context.Context, name, dir string, b lab.Binaries, k faultKind, trials int, logf func(string, ...any)) ([]faultRow, error) {
 	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b})
@@ -145,7 +146,7 @@ func measureFault(ctx context.Context, name, dir string, b lab.Binaries, k fault
 	if err := l.ApplyExample(ctx, k.password); err != nil {
 		return nil, err
 	}
-	e, err := lab.NewFaultEnv(ctx, l)
+	e, err := measure.NewFaultEnv(ctx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -158,63 +159,8 @@ func measureFault(ctx context.Context, name, dir string, b lab.Binaries, k fault
 	return m.rows, nil
 }
 
-// failures sums up lost requests: "3 of 1200 (reset 2, timeout 1)".
-type failures struct {
-	sent, lost int
-	kinds      map[string]int
-}
-
-func (f *failures) add(st lab.StreamStats) {
-	if f.kinds == nil {
-		f.kinds = map[string]int{}
-	}
-	f.sent += st.Sent
-	f.lost += st.Lost
-	for k, n := range st.Errors {
-		f.kinds[k] += n
-	}
-}
-
-func (f failures) String() string {
-	s := fmt.Sprintf("%d of %d", f.lost, f.sent)
-	if f.lost == 0 {
-		return s
-	}
-	var ks []string
-	for _, k := range slices.Sorted(maps.Keys(f.kinds)) {
-		ks = append(ks, fmt.Sprintf("%s %d", k, f.kinds[k]))
-	}
-	return s + " (" + strings.Join(ks, ", ") + ")"
-}
-
-// percentiles prints the median, 99th percentile and largest of ds, and
-// how many there are.
-func percentiles(ds []time.Duration) string {
-	if len(ds) == 0 {
-		return "none measured"
-	}
-	p50, p99, hi := lab.Percentiles(ds)
-	return fmt.Sprintf("p50 %s, p99 %s, max %s (%d)", ms(p50), ms(p99), ms(hi), len(ds))
-}
-
-// human prints a whole number of minutes or seconds: "2 min", "30 s".
-func human(d time.Duration) string {
-	if d >= time.Minute && d%time.Minute == 0 {
-		return fmt.Sprintf("%d min", d/time.Minute)
-	}
-	return fmt.Sprintf("%g s", d.Seconds())
-}
-
-// lastOr prints the last of ds, or "none".
-func lastOr(ds []time.Duration) string {
-	if len(ds) == 0 {
-		return "none"
-	}
-	return ms(ds[len(ds)-1])
-}
-
 func writeFaultsReport(out string, trials int, faults []string, took time.Duration, rows []faultRow) error {
-	w, closeOut, err := openReport(out)
+	w, closeOut, err := measure.OpenReport(out)
 	if err != nil {
 		return err
 	}
@@ -272,8 +218,8 @@ quorum, memberlist probe interval 80 ms).
 `, int(full.Round(5*time.Minute)/time.Minute), makeTrials,
 		time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), trials, strings.Join(faults, ", "), took.Round(time.Second),
 		faultsDesign,
-		ms(lab.StreamInterval), ms(lab.FaultRequestTimeout), lab.FaultHeldPerAddr, ms(lab.HoldInterval), human(lab.FaultHoldTimeout),
-		human(lab.PartitionHold), human(lab.CableHold), human(lab.FreezeHold), human(lab.FreezeKillAfter),
+		measure.Millis(measure.StreamInterval), measure.Millis(measure.FaultRequestTimeout), measure.FaultHeldPerAddr, measure.Millis(traffic.HoldInterval), measure.Human(measure.FaultHoldTimeout),
+		measure.Human(measure.PartitionHold), measure.Human(measure.CableHold), measure.Human(measure.FreezeHold), measure.Human(measure.FreezeKillAfter),
 		strings.Join(lines, "\n"))
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/measure"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // Throughput measurement sizes.
@@ -49,9 +51,9 @@ func measureForwarding(name, dir string, b lab.Binaries, trials int, out string)
 		logf: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Since(began).Round(time.Second)}, args...)...)
 		},
-		l2:    []netip.Addr{netip.MustParseAddr("203.0.113.70"), netip.MustParseAddr("2001:db8:ff64::70")},
-		bgp:   []netip.Addr{netip.MustParseAddr("203.0.113.100"), netip.MustParseAddr("2001:db8:ff66::100")},
-		local: []netip.Addr{netip.MustParseAddr("203.0.113.71"), netip.MustParseAddr("2001:db8:ff64::71")},
+		l2:    []netip.Addr{lab.PoolAddr(lab.L2PoolNet, 70), lab.PoolAddr(lab.L2PoolNet6, 0x70)},
+		bgp:   []netip.Addr{lab.PoolAddr(lab.BGPPoolNet, 100), lab.PoolAddr(lab.BGPPoolNet6, 0x100)},
+		local: []netip.Addr{lab.PoolAddr(lab.L2PoolNet, 71), lab.PoolAddr(lab.L2PoolNet6, 0x71)},
 		owner: map[netip.Addr]string{},
 		stale: map[string]int{},
 	}
@@ -70,7 +72,7 @@ func measureForwarding(name, dir string, b lab.Binaries, trials int, out string)
 	if err := r.bgpFailover(); err != nil {
 		return err
 	}
-	return writeForwardingReport(out, trials, time.Since(began), r.owner, r.l2, r.bgpNode, r.tpRows, r.foRows, r.stale)
+	return writeForwardingReport(out, trials, time.Since(began), r.owner, r.l2, r.bgp, r.bgpNode, r.tpRows, r.foRows, r.stale)
 }
 
 // forwardingRun is one run of measureForwarding: the lab, its Services'
@@ -109,9 +111,9 @@ func (r *forwardingRun) createServices() error {
 	cs := r.l.Clientset
 	for i := range 2 {
 		if err := errors.Join(
-			lbService(r.ctx, cs, svcName("fo", r.l2[i]), r.l2[i], map[string]string{"fo" + family(r.l2[i])[3:]: "yes"}),
-			lbService(r.ctx, cs, svcName("bgp", r.bgp[i]), r.bgp[i], map[string]string{"bgp": "yes"}),
-			lbServiceWith(r.ctx, cs, svcName("local", r.local[i]), r.local[i], map[string]string{"app": "local"}, func(s *corev1.Service) {
+			lbService(r.ctx, cs, svcName("fo", r.l2[i]), r.l2[i], map[string]string{"fo" + family(r.l2[i])[3:]: "yes"}, nil),
+			lbService(r.ctx, cs, svcName("bgp", r.bgp[i]), r.bgp[i], map[string]string{"bgp": "yes"}, nil),
+			lbService(r.ctx, cs, svcName("local", r.local[i]), r.local[i], map[string]string{"app": "local"}, func(s *corev1.Service) {
 				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 			})); err != nil {
 			return err
@@ -119,7 +121,7 @@ func (r *forwardingRun) createServices() error {
 	}
 	for _, a := range r.l2 {
 		var err error
-		if r.owner[a], err = r.l.Owner(r.ctx, a); err != nil {
+		if r.owner[a], err = measure.Owner(r.ctx, r.l, a); err != nil {
 			return err
 		}
 	}
@@ -224,8 +226,8 @@ func (r *forwardingRun) measureThroughput() error {
 }
 
 // row adds the failover row of one fault's trials.
-func (r *forwardingRun) row(path string, fault lab.Fault, fam string, ts []lab.StreamTrial, node string) {
-	r.foRows = append(r.foRows, streamRow(path, fault, fam, ts, node))
+func (r *forwardingRun) row(path string, fault measure.Fault, fam string, ts []measure.StreamTrial, node string) {
+	r.foRows = append(r.foRows, measure.StreamRow(path, fault, fam, ts, node))
 	r.logf("%s", r.foRows[len(r.foRows)-1])
 }
 
@@ -234,10 +236,10 @@ func (r *forwardingRun) row(path string, fault lab.Fault, fam string, ts []lab.S
 func (r *forwardingRun) layer2Failover() error {
 	p := r.l.Plan
 	for _, a := range r.l2 {
-		target := []lab.StreamTarget{{From: p.Client.NetNS, Target: netip.AddrPortFrom(a, 80)}}
-		back := func() error { return r.l.OwnerIs(r.ctx, a, r.owner[a]) }
-		for _, fault := range []lab.Fault{lab.FaultKill, lab.FaultStop, lab.FaultLink} {
-			var ts []lab.StreamTrial
+		target := []measure.StreamTarget{{From: p.Client.NetNS, Target: netip.AddrPortFrom(a, 80)}}
+		back := func() error { return measure.OwnerIs(r.ctx, r.l, a, r.owner[a]) }
+		for _, fault := range []measure.Fault{measure.FaultKill, measure.FaultStop, measure.FaultLink} {
+			var ts []measure.StreamTrial
 			for range r.trials {
 				// Each trial starts with the client resolving the
 				// address anew: a restore can leave its entry on the
@@ -248,7 +250,7 @@ func (r *forwardingRun) layer2Failover() error {
 				if err := lab.FlushNeighbor(p.Client.NetNS, a); err != nil {
 					return err
 				}
-				tr, err := r.l.StreamFaultTrial(r.ctx, target, r.owner[a], fault, faultHold, back)
+				tr, err := measure.StreamFaultTrial(r.ctx, r.l, target, r.owner[a], fault, faultHold, back)
 				if err != nil {
 					return fmt.Errorf("layer 2 %s %s: %w", family(a), fault, err)
 				}
@@ -264,7 +266,7 @@ func (r *forwardingRun) layer2Failover() error {
 // remote client. Hold time 3 s, so that a pulled cable costs seconds, not
 // nine.
 func (r *forwardingRun) bgpFailover() error {
-	dyn, err := dynamicFor(r.l)
+	dyn, err := r.l.Dynamic()
 	if err != nil {
 		return err
 	}
@@ -277,14 +279,14 @@ func (r *forwardingRun) bgpFailover() error {
 	if err := r.allPaths(); err != nil {
 		return err
 	}
-	var targets []lab.StreamTarget
+	var targets []measure.StreamTarget
 	for _, a := range r.bgp {
-		targets = append(targets, lab.StreamTarget{From: r.l.Plan.Remote.NetNS, Target: netip.AddrPortFrom(a, 80)})
+		targets = append(targets, measure.StreamTarget{From: r.l.Plan.Remote.NetNS, Target: netip.AddrPortFrom(a, 80)})
 	}
-	for _, fault := range []lab.Fault{lab.FaultKill, lab.FaultStop, lab.FaultLink} {
-		byFam := map[string][]lab.StreamTrial{}
+	for _, fault := range []measure.Fault{measure.FaultKill, measure.FaultStop, measure.FaultLink} {
+		byFam := map[string][]measure.StreamTrial{}
 		for range r.trials {
-			tr, err := r.l.StreamFaultTrial(r.ctx, targets, r.bgpNode, fault, faultHold, r.allPaths)
+			tr, err := measure.StreamFaultTrial(r.ctx, r.l, targets, r.bgpNode, fault, faultHold, r.allPaths)
 			if err != nil {
 				return fmt.Errorf("BGP %s: %w", fault, err)
 			}
@@ -303,8 +305,8 @@ func (r *forwardingRun) bgpFailover() error {
 // node.
 func (r *forwardingRun) allPaths() error {
 	p := r.l.Plan
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	poll := lab.Poll{Every: 50 * time.Millisecond, Within: 2 * time.Minute}
+	return poll.Until(r.ctx, "the router to forward every BGP address to every node", func() (bool, string) {
 		var missing []string
 		for _, a := range r.bgp {
 			var want []netip.Addr
@@ -317,14 +319,8 @@ func (r *forwardingRun) allPaths() error {
 				missing = append(missing, fmt.Sprintf("%s via %v (%v)", a, hops, err))
 			}
 		}
-		if len(missing) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the router forwards %s", strings.Join(missing, ", "))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(missing) == 0, "the router forwards " + strings.Join(missing, ", ")
+	})
 }
 
 func family(a netip.Addr) string {
@@ -336,10 +332,7 @@ func family(a netip.Addr) string {
 
 // createPod creates a lab pod bound to node, with labels.
 func createPod(ctx context.Context, cs kubernetes.Interface, name, node string, labels map[string]string) error {
-	if err := wait(ctx, "the default ServiceAccount", func() bool {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil
-	}); err != nil {
+	if err := lab.DefaultServiceAccount(ctx, cs); err != nil {
 		return err
 	}
 	no := false
@@ -352,7 +345,7 @@ func createPod(ctx context.Context, cs kubernetes.Interface, name, node string, 
 // readyEndpoints waits until a Service's EndpointSlices list n ready
 // endpoints.
 func readyEndpoints(ctx context.Context, cs kubernetes.Interface, svc string, n int) error {
-	return wait(ctx, fmt.Sprintf("%d ready endpoints of %s", n, svc), func() bool {
+	return minutePoll.Until(ctx, fmt.Sprintf("%d ready endpoints of %s", n, svc), func() (bool, string) {
 		list, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + svc})
 		ready := 0
 		for _, s := range list.Items {
@@ -362,7 +355,7 @@ func readyEndpoints(ctx context.Context, cs kubernetes.Interface, svc string, n 
 				}
 			}
 		}
-		return err == nil && ready == n
+		return err == nil && ready == n, lab.Why(err, fmt.Sprintf("%d ready", ready))
 	})
 }
 
@@ -380,16 +373,11 @@ type tp struct {
 // speakers' rules a moment after the EndpointSlice.
 func throughput(ns string, a, b netip.AddrPort) (tp, tp, error) {
 	for _, target := range []netip.AddrPort{a, b} {
-		deadline := time.Now().Add(time.Minute)
-		for {
-			_, err := lab.Ask(ns, target, 2*time.Second)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				return tp{}, tp{}, fmt.Errorf("no answer from %s: %w", target, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := minutePoll.Until(context.Background(), "an answer from "+target.String(), func() (bool, string) {
+			_, err := traffic.Ask(ns, target, 2*time.Second)
+			return err == nil, lab.Why(err, "")
+		}); err != nil {
+			return tp{}, tp{}, err
 		}
 	}
 	var bulk, rate [2][]float64
@@ -402,7 +390,7 @@ func throughput(ns string, a, b netip.AddrPort) (tp, tp, error) {
 		}
 		for _, i := range order {
 			target := []netip.AddrPort{a, b}[i]
-			r, _, err := lab.Bulk(ns, target, bulkBytes, time.Minute)
+			r, _, err := traffic.Bulk(ns, target, bulkBytes, time.Minute)
 			if err != nil {
 				return tp{}, tp{}, err
 			}
@@ -410,7 +398,7 @@ func throughput(ns string, a, b netip.AddrPort) (tp, tp, error) {
 		}
 		for _, i := range order {
 			target := []netip.AddrPort{a, b}[i]
-			r, failed, err := lab.ConnRate(ns, target, rateConns, rateFor)
+			r, failed, err := traffic.ConnRate(ns, target, rateConns, rateFor)
 			if r == 0 {
 				return tp{}, tp{}, err
 			}
@@ -421,9 +409,5 @@ func throughput(ns string, a, b netip.AddrPort) (tp, tp, error) {
 			failures[i] += failed
 		}
 	}
-	median := func(xs []float64) float64 {
-		slices.Sort(xs)
-		return xs[len(xs)/2]
-	}
-	return tp{median(bulk[0]), median(rate[0]), failures[0]}, tp{median(bulk[1]), median(rate[1]), failures[1]}, nil
+	return tp{measure.Median(bulk[0]), measure.Median(rate[0]), failures[0]}, tp{measure.Median(bulk[1]), measure.Median(rate[1]), failures[1]}, nil
 }

@@ -1,4 +1,4 @@
-package lab
+package measure
 
 // This file is the partition trial of issue 16 (PartitionTrial), which
 // cuts one node's memberlist traffic, and its pure judgement
@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // PartitionRecord is when things happened in a partition trial.
@@ -75,7 +77,7 @@ type PartitionJudgement struct {
 // JudgePartition judges one address, owned by owner, through a
 // partition trial; probes are the client's prober's record from rec's
 // mark on, macs the nodes' MACs.
-func JudgePartition(rec PartitionRecord, addr netip.Addr, owner string, macs map[string]net.HardwareAddr, probes []Probe) PartitionJudgement {
+func JudgePartition(rec PartitionRecord, addr netip.Addr, owner string, macs map[string]net.HardwareAddr, probes []traffic.Probe) PartitionJudgement {
 	j := PartitionJudgement{Addr: addr, Owner: owner}
 	j.Dual, j.DualSpans = DualAnswers(probes)
 	j.DualAfterHeal, _ = DualAnswers(ProbesBetween(probes, rec.Heal, rec.End))

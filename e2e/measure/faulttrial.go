@@ -1,9 +1,9 @@
-package lab
+package measure
 
 // This file and the fault*.go beside it hold the fault trials of issue
 // 16 as both the suite's scenarios (e2e/suite/faults_test.go) and `lab
 // measure-faults` run them. This file readies a lab with one layer 2
-// address owned by each node (FaultEnv); faultload.go is the traffic to
+// address owned by each node (FaultEnv); load.go is the traffic to
 // those addresses (Load); each of faultrestart.go, faultpartition.go,
 // faultcable.go, faultfreeze.go and faultkeys.go has the method that
 // inflicts one fault, restores the lab and returns when each thing
@@ -28,11 +28,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
+	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 	"github.com/ironlb/ironlb/internal/election"
 )
 
@@ -72,6 +72,9 @@ const (
 	settleAfter = time.Second
 )
 
+// waitPoll is how a FaultEnv waits for the API server's objects.
+var waitPoll = lab.Poll{Every: 100 * time.Millisecond, Within: 30 * time.Second}
+
 // faultAddrsFrom is where the search for the addresses of a FaultEnv
 // starts: the upper part of the lab's layer 2 pool.
 var faultAddrsFrom = netip.MustParseAddr("203.0.113.72")
@@ -108,7 +111,7 @@ func OwnedAddrs(from netip.Addr, pool netip.Prefix, nodes []string) ([]netip.Add
 // that node ranks first for, its pods being all the web pods; the client
 // asks for every address (ARP) every 10 ms throughout.
 type FaultEnv struct {
-	Lab   *Lab
+	Lab   *lab.Lab
 	Nodes []string
 	// Addrs are the Services' addresses, in the nodes' order; Owners maps
 	// each to its node.
@@ -116,7 +119,7 @@ type FaultEnv struct {
 	Owners map[netip.Addr]string
 	// MACs are the nodes' LAN MACs, by node.
 	MACs    map[string]net.HardwareAddr
-	Probers map[netip.Addr]*Prober
+	Probers map[netip.Addr]*traffic.Prober
 	// Pods are the web pods' names, sorted.
 	Pods []string
 
@@ -126,21 +129,21 @@ type FaultEnv struct {
 // NewFaultEnv readies a lab that runs the example configuration (see
 // FaultEnv) and waits until every address is answered by its owner alone
 // and every speaker counts them all. Close stops the probers.
-func NewFaultEnv(ctx context.Context, l *Lab) (*FaultEnv, error) {
+func NewFaultEnv(ctx context.Context, l *lab.Lab) (*FaultEnv, error) {
 	e := &FaultEnv{Lab: l, MACs: map[string]net.HardwareAddr{}}
 	for _, n := range l.Plan.Nodes {
 		e.Nodes = append(e.Nodes, n.Name)
-		mac, err := NodeMAC(l.Plan, n.Name)
+		mac, err := lab.NodeMAC(l.Plan, n.Name)
 		if err != nil {
 			return nil, err
 		}
 		e.MACs[n.Name] = mac
 	}
 	var err error
-	if e.dyn, err = l.dynamic(); err != nil {
+	if e.dyn, err = l.Dynamic(); err != nil {
 		return nil, err
 	}
-	if e.Addrs, e.Owners, err = OwnedAddrs(faultAddrsFrom, L2PoolNet, e.Nodes); err != nil {
+	if e.Addrs, e.Owners, err = OwnedAddrs(faultAddrsFrom, lab.L2PoolNet, e.Nodes); err != nil {
 		return nil, err
 	}
 	if err := e.createPods(ctx); err != nil {
@@ -151,7 +154,7 @@ func NewFaultEnv(ctx context.Context, l *Lab) (*FaultEnv, error) {
 			return nil, err
 		}
 	}
-	if e.Probers, err = StartProbes(ctx, l.Plan, l.Plan.Client, e.Addrs, DefaultProbeInterval); err != nil {
+	if e.Probers, err = traffic.StartProbes(ctx, l.Plan, l.Plan.Client, e.Addrs, traffic.DefaultProbeInterval); err != nil {
 		return nil, err
 	}
 	if err := e.WaitOwners(); err != nil {
@@ -168,24 +171,11 @@ func (e *FaultEnv) Close() {
 	}
 }
 
-// dynamic is a dynamic client of the lab's API server, unthrottled.
-func (l *Lab) dynamic() (dynamic.Interface, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", l.CP.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	cfg.QPS, cfg.Burst = 1000, 1000
-	return dynamic.NewForConfig(cfg)
-}
-
 // createPods creates a web pod on every node, once the default
 // ServiceAccount exists.
 func (e *FaultEnv) createPods(ctx context.Context) error {
 	cs := e.Lab.Clientset
-	if err := waitFor(ctx, "the default ServiceAccount", func() (bool, error) {
-		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, err
-	}); err != nil {
+	if err := lab.DefaultServiceAccount(ctx, cs); err != nil {
 		return err
 	}
 	no := false
@@ -206,34 +196,25 @@ func (e *FaultEnv) createPods(ctx context.Context) error {
 // the address and its EndpointSlices list every web pod as ready.
 func (e *FaultEnv) Service(ctx context.Context, name string, addr netip.Addr) error {
 	cs := e.Lab.Clientset
-	fam := corev1.IPv4Protocol
-	if addr.Is6() {
-		fam = corev1.IPv6Protocol
-	}
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: map[string]string{"ironlb.io/loadBalancerIPs": addr.String()}},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, IPFamilies: []corev1.IPFamily{fam}, Selector: map[string]string{"app": faultApp},
-			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(PodPort)}},
-		},
-	}
+	svc := lab.LBService(name, addr, map[string]string{"app": faultApp})
+	fam := svc.Spec.IPFamilies[0]
 	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating Service %s: %w", name, err)
 	}
-	if err := waitFor(ctx, name+"'s address "+addr.String(), func() (bool, error) {
+	if err := waitPoll.Until(ctx, name+"'s address "+addr.String(), func() (bool, string) {
 		s, err := cs.CoreV1().Services("default").Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, err
+			return false, err.Error()
 		}
 		in := s.Status.LoadBalancer.Ingress
-		return len(in) == 1 && in[0].IP == addr.String(), fmt.Errorf("status %+v", s.Status)
+		return len(in) == 1 && in[0].IP == addr.String(), fmt.Sprintf("status %+v", s.Status)
 	}); err != nil {
 		return err
 	}
-	return waitFor(ctx, fmt.Sprintf("%s's ready endpoints to be %v", name, e.Pods), func() (bool, error) {
+	return waitPoll.Until(ctx, fmt.Sprintf("%s's ready endpoints to be %v", name, e.Pods), func() (bool, string) {
 		list, err := cs.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
 		if err != nil {
-			return false, err
+			return false, err.Error()
 		}
 		var ready []string
 		for _, s := range list.Items {
@@ -247,7 +228,7 @@ func (e *FaultEnv) Service(ctx context.Context, name string, addr netip.Addr) er
 			}
 		}
 		slices.Sort(ready)
-		return slices.Equal(ready, e.Pods), fmt.Errorf("ready %v", ready)
+		return slices.Equal(ready, e.Pods), fmt.Sprintf("ready %v", ready)
 	})
 }
 
@@ -294,20 +275,19 @@ func (e *FaultEnv) WaitOwners() error { return e.WaitOwnersSince(e.Marks(), e.No
 // NodeAnnouncement keeps its last status (no one else writes it), so it
 // is not read.
 func (e *FaultEnv) WaitOwnersSince(since map[netip.Addr]int, live []string) error {
-	deadline := time.Now().Add(waitLimit)
-	for {
+	var stopped error // a prober that ended
+	err := lab.Eventually(context.Background(), "every address answered by its owner alone", func() (bool, string) {
 		wrong, err := e.ownersWrong(since, live)
 		if err != nil {
-			return err
+			stopped = err
+			return true, ""
 		}
-		if len(wrong) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waiting for every address answered by its owner alone, not within %s: %d wrong:\n%s", waitLimit, len(wrong), strings.Join(wrong, "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return len(wrong) == 0, fmt.Sprintf("%d wrong:\n%s", len(wrong), strings.Join(wrong, "\n"))
+	})
+	if stopped != nil {
+		return stopped
 	}
+	return err
 }
 
 // ownersWrong says what is not yet in place; an error is a prober that
@@ -319,9 +299,9 @@ func (e *FaultEnv) ownersWrong(since map[netip.Addr]int, live []string) ([]strin
 		if err := pr.Err(); err != nil {
 			return nil, fmt.Errorf("prober of %s: %w", a, err)
 		}
-		if hears := e.Lab.SettledSince(pr, since[a]); hears != e.Owners[a] {
+		if hears := SettledSince(e.Lab, pr, since[a]); hears != e.Owners[a] {
 			recent := pr.ProbesSince(pr.Len() - 100)
-			wrong = append(wrong, fmt.Sprintf("%s: the client hears %q, want %s alone; answers in the last second: %s", a, hears, e.Owners[a], e.Lab.timeline(recent)))
+			wrong = append(wrong, fmt.Sprintf("%s: the client hears %q, want %s alone; answers in the last second: %s", a, hears, e.Owners[a], timeline(e.Lab, recent)))
 		}
 	}
 	list, err := e.dyn.Resource(nodeAnnouncements).List(context.Background(), metav1.ListOptions{})
@@ -362,18 +342,15 @@ func (e *FaultEnv) ownersWrong(since map[netip.Addr]int, live []string) ([]strin
 // AllCount waits, at most limit, until every speaker counts every node
 // as a member, and reports whether they did.
 func (e *FaultEnv) AllCount(limit time.Duration) bool {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		ok := 0
+	poll := lab.Poll{Every: 100 * time.Millisecond, Within: limit}
+	return poll.Until(context.Background(), "every speaker to count every node", func() (bool, string) {
+		var counts []string
 		for _, node := range e.Nodes {
-			if m, err := e.Lab.SpeakerMembers(node); err == nil && m == len(e.Nodes) {
-				ok++
+			m, err := e.Lab.SpeakerMembers(node)
+			if err != nil || m != len(e.Nodes) {
+				counts = append(counts, fmt.Sprintf("%s: %d (%v)", node, m, err))
 			}
 		}
-		if ok == len(e.Nodes) {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return false
+		return len(counts) == 0, strings.Join(counts, ", ")
+	}) == nil
 }

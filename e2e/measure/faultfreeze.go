@@ -1,4 +1,4 @@
-package lab
+package measure
 
 // This file is the API-freeze trial of issue 16 (APIFreezeTrial), which
 // freezes the API server and kills one node's speaker meanwhile, and what
@@ -12,6 +12,9 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // FreezeRecord is when things happened in an API-freeze trial, and what
@@ -31,7 +34,7 @@ type FreezeRecord struct {
 	// freeze, at its end and once everything was back in place
 	// (DuringErr, AfterErr when they could not be read).
 	SessionAddrs          []netip.Addr
-	Before, During, After map[netip.Addr]RouterSession
+	Before, During, After map[netip.Addr]lab.RouterSession
 	DuringErr, AfterErr   error
 	// PathFaults are the readings of the router's paths, twice a second
 	// through the freeze (PathReadings of them), that lacked a survivor's
@@ -66,7 +69,7 @@ func (e *FaultEnv) APIFreezeTrial(victim string, pfx netip.Prefix, hold time.Dur
 	for _, n := range rec.Survivors {
 		pids[n] = l.SpeakerPID(n)
 	}
-	if rec.Before, err = RouterSessions(l.Plan); err != nil {
+	if rec.Before, err = lab.RouterSessions(l.Plan); err != nil {
 		return rec, err
 	}
 	if err := l.FreezeAPIServer(); err != nil {
@@ -85,7 +88,7 @@ func (e *FaultEnv) APIFreezeTrial(victim string, pfx netip.Prefix, hold time.Dur
 		return rec, err
 	}
 	e.watchFrozen(&rec, pfx, hops, hold)
-	rec.During, rec.DuringErr = RouterSessions(l.Plan)
+	rec.During, rec.DuringErr = lab.RouterSessions(l.Plan)
 	thawed = true
 	if err := l.ThawAPIServer(); err != nil {
 		return rec, err
@@ -106,7 +109,7 @@ func (e *FaultEnv) APIFreezeTrial(victim string, pfx netip.Prefix, hold time.Dur
 			rec.Replaced = append(rec.Replaced, n)
 		}
 	}
-	rec.After, rec.AfterErr = RouterSessions(l.Plan)
+	rec.After, rec.AfterErr = lab.RouterSessions(l.Plan)
 	return rec, nil
 }
 
@@ -119,7 +122,7 @@ func (e *FaultEnv) watchFrozen(rec *FreezeRecord, pfx netip.Prefix, hops []netip
 	failedInRow := map[string]int{}
 	nextLiveness := time.Now()
 	for time.Since(rec.Freeze) < hold {
-		got, err := RouterPaths(l.Plan, pfx)
+		got, err := lab.RouterPaths(l.Plan, pfx)
 		rec.PathReadings++
 		missing := slices.DeleteFunc(slices.Clone(hops), func(a netip.Addr) bool { return slices.Contains(got, a) })
 		if err != nil || len(missing) > 0 {
@@ -128,9 +131,9 @@ func (e *FaultEnv) watchFrozen(rec *FreezeRecord, pfx netip.Prefix, hops []netip
 		if time.Now().After(nextLiveness) {
 			nextLiveness = nextLiveness.Add(10 * time.Second)
 			for _, n := range rec.Survivors {
-				ns, url, err := l.speakerProbe(n, "/healthz")
+				ns, url, err := l.SpeakerProbe(n, "/healthz")
 				if err == nil {
-					_, err = HTTPGetFrom(ns, url, time.Second)
+					_, err = lab.HTTPGetFrom(ns, url, time.Second)
 				}
 				if err == nil {
 					failedInRow[n] = 0
@@ -147,8 +150,8 @@ func (e *FaultEnv) watchFrozen(rec *FreezeRecord, pfx netip.Prefix, hops []netip
 
 // FirstAnswerAfter returns the first solicited answer read after `after`
 // from another MAC than not.
-func FirstAnswerAfter(probes []Probe, not net.HardwareAddr, after time.Time) (Reply, bool) {
-	var first Reply
+func FirstAnswerAfter(probes []traffic.Probe, not net.HardwareAddr, after time.Time) (traffic.Reply, bool) {
+	var first traffic.Reply
 	found := false
 	for _, p := range probes {
 		for _, r := range p.Replies {
@@ -163,7 +166,7 @@ func FirstAnswerAfter(probes []Probe, not net.HardwareAddr, after time.Time) (Re
 // SessionsDropped returns the addresses, of addrs, whose session with
 // the router went down between the readings before and after (it
 // dropped, however briefly, or is not established).
-func SessionsDropped(before, after map[netip.Addr]RouterSession, addrs []netip.Addr) []netip.Addr {
+func SessionsDropped(before, after map[netip.Addr]lab.RouterSession, addrs []netip.Addr) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range addrs {
 		if after[a].Dropped != before[a].Dropped || after[a].State != "Established" {

@@ -1,4 +1,4 @@
-package lab
+package measure
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 	"github.com/ironlb/ironlb/internal/election"
 )
 
@@ -21,7 +23,7 @@ func ms(n int) time.Time { return trialT0.Add(time.Duration(n) * time.Millisecon
 func TestFaultTrialOwnedAddrs(t *testing.T) {
 	nodes := []string{"node1", "node2", "node3"}
 	from := netip.MustParseAddr("203.0.113.72")
-	addrs, owners, err := OwnedAddrs(from, L2PoolNet, nodes)
+	addrs, owners, err := OwnedAddrs(from, lab.L2PoolNet, nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,8 +31,8 @@ func TestFaultTrialOwnedAddrs(t *testing.T) {
 		t.Fatalf("addresses %v, owners %v: want one for each of %v", addrs, owners, nodes)
 	}
 	for i, a := range addrs {
-		if !L2PoolNet.Contains(a) || a.Less(from) {
-			t.Errorf("%s: outside the pool %s or before %s", a, L2PoolNet, from)
+		if !lab.L2PoolNet.Contains(a) || a.Less(from) {
+			t.Errorf("%s: outside the pool %s or before %s", a, lab.L2PoolNet, from)
 		}
 		if w := election.Winner(election.ClaimV2, a, nodes); w != nodes[i] || owners[a] != nodes[i] {
 			t.Errorf("address %d, %s: ranked first by %s, owner %q, want %s", i, a, w, owners[a], nodes[i])
@@ -54,7 +56,7 @@ func TestFaultTrialStepAtAndOpenIn(t *testing.T) {
 			t.Errorf("StepAt(+%dms) = %q, want %q", at, got, want)
 		}
 	}
-	conns := []HeldConn{
+	conns := []traffic.HeldConn{
 		{Local: netip.MustParseAddrPort("192.0.2.1:1"), Opened: ms(0)},                    // held throughout
 		{Local: netip.MustParseAddrPort("192.0.2.1:2"), Opened: ms(0), Broken: ms(50)},    // broke before the window
 		{Local: netip.MustParseAddrPort("192.0.2.1:3"), Opened: ms(0), Broken: ms(120)},   // broke in it
@@ -64,7 +66,7 @@ func TestFaultTrialStepAtAndOpenIn(t *testing.T) {
 		{Local: netip.MustParseAddrPort("192.0.2.1:7"), Opened: ms(199), Broken: ms(199)}, // broke at once, in it
 	}
 	open, broken := OpenIn(conns, ms(100), ms(200))
-	ports := func(cs []HeldConn) []uint16 {
+	ports := func(cs []traffic.HeldConn) []uint16 {
 		var out []uint16
 		for _, c := range cs {
 			out = append(out, c.Local.Port())
@@ -94,13 +96,13 @@ func TestFaultTrialJudgeRestart(t *testing.T) {
 		"a", "a", "a", "a", "a", "aC", "a", "a", "a", "a"}
 	probes := record(trialT0, script...)
 	timeout := errors.New("timeout")
-	reqs := []Request{
+	reqs := []traffic.Request{
 		{Sent: ms(20), Err: timeout},  // a's step: its own
 		{Sent: ms(30), Pod: "web-a"},  // answered
 		{Sent: ms(250), Err: timeout}, // c's step
 		{Sent: ms(400), Err: timeout}, // after the last step
 	}
-	conns := []HeldConn{
+	conns := []traffic.HeldConn{
 		{Local: netip.MustParseAddrPort("192.0.2.1:1"), Opened: ms(0)},
 		{Local: netip.MustParseAddrPort("192.0.2.1:2"), Opened: ms(0), Broken: ms(30)},
 		{Local: netip.MustParseAddrPort("192.0.2.1:3"), Opened: ms(0), Broken: ms(120)},
@@ -208,13 +210,13 @@ func TestFaultTrialFirstAnswerAfter(t *testing.T) {
 
 func TestFaultTrialSessionsDropped(t *testing.T) {
 	x, y, z, w := netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("198.51.100.12"), netip.MustParseAddr("198.51.100.13"), netip.MustParseAddr("198.51.100.14")
-	before := map[netip.Addr]RouterSession{
+	before := map[netip.Addr]lab.RouterSession{
 		x: {State: "Established", Established: 1},
 		y: {State: "Established", Established: 1},
 		z: {State: "Established", Established: 1},
 		w: {State: "Active"},
 	}
-	after := map[netip.Addr]RouterSession{
+	after := map[netip.Addr]lab.RouterSession{
 		x: {State: "Established", Established: 1},
 		y: {State: "Established", Established: 2, Dropped: 1}, // flapped between the readings
 		z: {State: "Connect", Established: 1},
@@ -229,7 +231,7 @@ func TestFaultTrialSessionsDropped(t *testing.T) {
 func TestFaultTrialKeyControlAndLowestMembers(t *testing.T) {
 	refused := errors.New("connection refused")
 	at := ms(0)
-	samples := []MemberSample{
+	samples := []lab.MemberSample{
 		{Node: "n2", At: ms(-500), Members: 3}, // before the control
 		{Node: "n1", At: ms(100), Err: refused},
 		{Node: "n2", At: ms(1000), Members: 3}, // still counts the old n1: too early to tell
@@ -244,13 +246,13 @@ func TestFaultTrialKeyControlAndLowestMembers(t *testing.T) {
 	if diff := cmp.Diff([]string{"n2 3", "n1 1", "n2 2", "n3 2"}, seen); diff != "" {
 		t.Errorf("seen (-want +got):\n%s", diff)
 	}
-	if joined, _ := KeyControlJoined(append(samples, MemberSample{Node: "n3", At: ms(2500), Members: 3}), "n1", at, 3); !joined {
+	if joined, _ := KeyControlJoined(append(samples, lab.MemberSample{Node: "n3", At: ms(2500), Members: 3}), "n1", at, 3); !joined {
 		t.Error("n3 counted three 2.5 s after the control, yet not joined")
 	}
 	if low, ok := LowestMembers(samples); !ok || low != 1 {
 		t.Errorf("LowestMembers = %d, %t; want 1", low, ok)
 	}
-	if _, ok := LowestMembers([]MemberSample{{Err: refused}, {Members: 0}}); ok {
+	if _, ok := LowestMembers([]lab.MemberSample{{Err: refused}, {Members: 0}}); ok {
 		t.Error("a lowest count among readings that tell nothing")
 	}
 	if got := SamplesSince(samples, ms(1500)); len(got) != 3 {

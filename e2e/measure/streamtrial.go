@@ -1,4 +1,7 @@
-package lab
+package measure
+
+// This file is the stream trial (StreamFaultTrial): streams of HTTP
+// requests through a fault of a node and its restoring.
 
 import (
 	"context"
@@ -6,6 +9,9 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // FaultStop stops a node's speaker gracefully (SIGTERM) and keeps it
@@ -50,10 +56,10 @@ const AnsweredRun = 50
 // and until every stream is answered again, restores the node, waits
 // until back says it is back in its place, and again at least hold and
 // until every stream is answered. On error the node is restored.
-func (l *Lab) StreamFaultTrial(ctx context.Context, targets []StreamTarget, node string, fault Fault, hold time.Duration, back func() error) ([]StreamTrial, error) {
-	streams := make([]*Stream, len(targets))
+func StreamFaultTrial(ctx context.Context, l *lab.Lab, targets []StreamTarget, node string, fault Fault, hold time.Duration, back func() error) ([]StreamTrial, error) {
+	streams := make([]*traffic.Stream, len(targets))
 	for i, t := range targets {
-		streams[i] = StartStream(ctx, t.From, t.Target, StreamInterval, StreamTimeout)
+		streams[i] = traffic.StartStream(ctx, t.From, t.Target, StreamInterval, StreamTimeout)
 	}
 	defer func() {
 		for _, s := range streams {
@@ -81,10 +87,10 @@ func (l *Lab) StreamFaultTrial(ctx context.Context, targets []StreamTarget, node
 		}
 		restore = func() error { return l.StartSpeaker(node) }
 	case FaultLink:
-		if err := LinkDown(l.Plan, node); err != nil {
+		if err := lab.LinkDown(l.Plan, node); err != nil {
 			return nil, err
 		}
-		restore = func() error { return LinkUp(l.Plan, node) }
+		restore = func() error { return lab.LinkUp(l.Plan, node) }
 	default:
 		return nil, fmt.Errorf("fault %q: not one a stream trial knows", fault)
 	}
@@ -115,26 +121,21 @@ func (l *Lab) StreamFaultTrial(ctx context.Context, targets []StreamTarget, node
 
 // waitAnswered waits until each stream's last AnsweredRun finished
 // requests, all sent after since, were answered.
-func waitAnswered(streams []*Stream, targets []StreamTarget, since time.Time, when string) error {
-	deadline := time.Now().Add(waitLimit)
-	for i, s := range streams {
-		for {
-			reqs := s.Finished()
-			if answeredSince(reqs, since, AnsweredRun) {
-				break
+func waitAnswered(streams []*traffic.Stream, targets []StreamTarget, since time.Time, when string) error {
+	i := 0 // the streams before the i-th have been answered
+	return lab.Eventually(context.Background(), "every stream answered "+when, func() (bool, string) {
+		for ; i < len(streams); i++ {
+			if reqs := streams[i].Finished(); !answeredSince(reqs, since, AnsweredRun) {
+				return false, fmt.Sprintf("requests from %s to %s: last %s", targets[i].From, targets[i].Target, lastOutcomes(reqs, 5))
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("requests from %s to %s not answered %s within %s: last %s", targets[i].From, targets[i].Target, when, waitLimit, lastOutcomes(reqs, 5))
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
-	return nil
+		return true, ""
+	})
 }
 
 // answeredSince reports whether the last n requests were sent after
 // since and answered.
-func answeredSince(reqs []Request, since time.Time, n int) bool {
+func answeredSince(reqs []traffic.Request, since time.Time, n int) bool {
 	if len(reqs) < n {
 		return false
 	}
@@ -147,7 +148,7 @@ func answeredSince(reqs []Request, since time.Time, n int) bool {
 }
 
 // lastOutcomes describes the last n requests, for an error message.
-func lastOutcomes(reqs []Request, n int) string {
+func lastOutcomes(reqs []traffic.Request, n int) string {
 	var out []string
 	for _, r := range reqs[max(0, len(reqs)-n):] {
 		if r.Answered() {
@@ -161,15 +162,14 @@ func lastOutcomes(reqs []Request, n int) string {
 
 // OwnerIs waits until node alone answers the client for target (by ARP
 // or NDP) and its speaker is ready: a restored owner is back.
-func (l *Lab) OwnerIs(ctx context.Context, target netip.Addr, node string) error {
-	deadline := time.Now().Add(waitLimit)
-	for {
-		owner, err := l.Owner(ctx, target)
-		if err == nil && owner == node {
-			return l.waitReady(node)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s owned by %q (%v), not %s", target, owner, err, node)
-		}
+func OwnerIs(ctx context.Context, l *lab.Lab, target netip.Addr, node string) error {
+	err := lab.Poll{Every: time.Nanosecond}.Until(ctx, fmt.Sprintf("%s owned by %s", target, node), func() (bool, string) {
+		owner, err := Owner(ctx, l, target)
+		return err == nil && owner == node, fmt.Sprintf("owned by %q (%v)", owner, err)
+	})
+	if err != nil {
+		return err
 	}
+	_, err = l.WaitSpeakerReady(node)
+	return err
 }

@@ -1,10 +1,11 @@
-package lab
+package measure
 
 // This file is the cable-pull trial of issue 16 (CablePullTrial), which
 // takes one node's LAN link down, and its pure judgement (JudgeCable).
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // CableRecord is when things happened in a cable trial.
@@ -44,19 +48,19 @@ func (e *FaultEnv) CablePullTrial(victim string, hold time.Duration, back func()
 	// answers before the cut.
 	time.Sleep(200 * time.Millisecond)
 	rec.Down = time.Now()
-	if err := LinkDown(e.Lab.Plan, victim); err != nil {
+	if err := lab.LinkDown(e.Lab.Plan, victim); err != nil {
 		return rec, err
 	}
 	plugged := false
 	defer func() {
 		if !plugged {
-			err = errors.Join(err, LinkUp(e.Lab.Plan, victim))
+			err = errors.Join(err, lab.LinkUp(e.Lab.Plan, victim))
 		}
 	}()
 	time.Sleep(hold)
 	rec.Up = time.Now()
 	plugged = true
-	if err := LinkUp(e.Lab.Plan, victim); err != nil {
+	if err := lab.LinkUp(e.Lab.Plan, victim); err != nil {
 		return rec, err
 	}
 	if err := e.readRejoin(&rec); err != nil {
@@ -80,25 +84,19 @@ func (e *FaultEnv) CablePullTrial(victim string, hold time.Duration, back func()
 func (e *FaultEnv) readRejoin(rec *CableRecord) error {
 	n := len(e.Nodes)
 	last := ""
-	deadline := time.Now().Add(waitLimit)
-	for {
+	what := fmt.Sprintf("%s's speaker to count %d members after the cable came back", rec.Victim, n)
+	return lab.Poll{Every: 50 * time.Millisecond}.Until(context.Background(), what, func() (bool, string) {
 		at := time.Now()
 		m, err := e.Lab.SpeakerMembers(rec.Victim)
 		if r := fmt.Sprintf("%d (%v)", m, err); r != last {
 			rec.Readings = append(rec.Readings, fmt.Sprintf("+%s: %s", at.Sub(rec.Up).Round(time.Millisecond), r))
 			last = r
 		}
-		switch {
-		case err == nil && m >= n:
-			return nil
-		case err == nil:
+		if err == nil && m < n {
 			rec.LastAlone = at
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s's speaker did not count %d members within %s of the cable coming back: %s", rec.Victim, n, waitLimit, strings.Join(rec.Readings, "; "))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil && m >= n, strings.Join(rec.Readings, "; ")
+	})
 }
 
 // RejoinedAfterUp reports whether the victim rejoined only after its
@@ -128,7 +126,7 @@ type CableJudgement struct {
 // JudgeCable judges one address, owned by owner, through a cable trial;
 // probes are the client's prober's record from rec's mark on, macs the
 // nodes' MACs.
-func JudgeCable(rec CableRecord, addr netip.Addr, owner string, macs map[string]net.HardwareAddr, probes []Probe) CableJudgement {
+func JudgeCable(rec CableRecord, addr netip.Addr, owner string, macs map[string]net.HardwareAddr, probes []traffic.Probe) CableJudgement {
 	j := CableJudgement{Addr: addr, Owner: owner}
 	mac := macs[rec.Victim]
 	if rec.RejoinedAfterUp() {

@@ -1,4 +1,4 @@
-package lab
+package measure
 
 // This file is the rolling-restart trial of issue 16 (RollingRestart) and
 // its pure judgement (JudgeRestart).
@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // RestartStep is one speaker's turn in a rolling restart.
@@ -73,11 +75,11 @@ type RestartJudgement struct {
 	// Failed are its requests that failed while another node restarted,
 	// between steps, before the first or after the last: none should.
 	// OwnFailed failed while its owner restarted, which the issue allows.
-	Failed, OwnFailed []Request
+	Failed, OwnFailed []traffic.Request
 	// Conns are its long-lived connections; Broken those that broke while
 	// another node restarted or between steps (none should), OwnBroken
 	// those that broke while its owner restarted.
-	Conns, Broken, OwnBroken []HeldConn
+	Conns, Broken, OwnBroken []traffic.HeldConn
 	// Foreign are the answers for it, during each step of a node that does
 	// not own it, from that node: there should be none, neither before it
 	// is ready (it has not joined) nor after. By node.
@@ -99,7 +101,7 @@ func (j RestartJudgement) ForeignTotal() (total, solicited int) {
 // JudgeRestart judges one address, owned by owner, through the steps of
 // a rolling restart: reqs and conns are its load's record, probes the
 // client's prober's record from the first step on, macs the nodes' MACs.
-func JudgeRestart(steps []RestartStep, addr netip.Addr, owner string, macs map[string]net.HardwareAddr, reqs []Request, conns []HeldConn, probes []Probe) RestartJudgement {
+func JudgeRestart(steps []RestartStep, addr netip.Addr, owner string, macs map[string]net.HardwareAddr, reqs []traffic.Request, conns []traffic.HeldConn, probes []traffic.Probe) RestartJudgement {
 	j := RestartJudgement{Addr: addr, Owner: owner, Conns: conns, Foreign: map[string]Answers{}}
 	for _, r := range reqs {
 		if r.Answered() {

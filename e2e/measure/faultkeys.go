@@ -1,67 +1,20 @@
-package lab
+package measure
 
-// This file is the memberlist key's trials: the speakers' key Secret
-// (MemberlistKey, SetMemberlistKeys), the negative control of a rotation
+// This file is the memberlist key's trials (the key's Secret is e2e/lab's
+// MemberlistKey, SetMemberlistKeys): the negative control of a rotation
 // (KeyControl, KeyControlJoined) and the rotation itself (RotateKey), and
 // the pure reading of the member counts they watch (SamplesSince,
 // DescribeSamples, LowestMembers).
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/ironlb/ironlb/e2e/lab"
 )
-
-// NewMemberlistKey returns a fresh memberlist key, as the Secret holds
-// it (32 random bytes, base64).
-func NewMemberlistKey() (string, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(raw), nil
-}
-
-// MemberlistKey reads the memberlist key the speakers send with from
-// their Secret (see MemberlistSecret).
-func (l *Lab) MemberlistKey(ctx context.Context) (string, error) {
-	ns, name, err := l.MemberlistSecret()
-	if err != nil {
-		return "", err
-	}
-	s, err := l.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(s.Data["key"])), nil
-}
-
-// SetMemberlistKeys writes key, and the secondary keys, into the
-// speakers' Secret. A speaker reads it only when it starts.
-func (l *Lab) SetMemberlistKeys(ctx context.Context, key string, secondary ...string) error {
-	ns, name, err := l.MemberlistSecret()
-	if err != nil {
-		return err
-	}
-	s, err := l.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	s.Data = map[string][]byte{"key": []byte(key)}
-	if len(secondary) > 0 {
-		s.Data["secondaryKeys"] = []byte(strings.Join(secondary, "\n"))
-	}
-	if _, err := l.Clientset.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("updating Secret %s/%s: %w", ns, name, err)
-	}
-	return nil
-}
 
 // KeyControlRecord is what the negative control of a key rotation saw.
 type KeyControlRecord struct {
@@ -86,13 +39,13 @@ const keyControlFor = 15 * time.Second
 // current key again and waits until every speaker counts every node. A
 // lab that could not tell a working rotation from a broken one would
 // show Joined.
-func (e *FaultEnv) KeyControl(ctx context.Context, w *MemberWatch, victim string) (KeyControlRecord, error) {
+func (e *FaultEnv) KeyControl(ctx context.Context, w *lab.MemberWatch, victim string) (KeyControlRecord, error) {
 	rec := KeyControlRecord{Victim: victim}
 	oldKey, err := e.Lab.MemberlistKey(ctx)
 	if err != nil {
 		return rec, err
 	}
-	newKey, err := NewMemberlistKey()
+	newKey, err := lab.NewMemberlistKey()
 	if err != nil {
 		return rec, err
 	}
@@ -123,7 +76,7 @@ func (e *FaultEnv) KeyControl(ctx context.Context, w *MemberWatch, victim string
 // KeyControlJoined judges the readings of a negative control: whether a
 // speaker other than victim counted n members 2 s after `at` or later,
 // and the distinct readings ("node count") since at.
-func KeyControlJoined(samples []MemberSample, victim string, at time.Time, n int) (bool, []string) {
+func KeyControlJoined(samples []lab.MemberSample, victim string, at time.Time, n int) (bool, []string) {
 	joined := false
 	var seen []string
 	for _, s := range samples {
@@ -165,12 +118,12 @@ type RolloutStep struct {
 // restart every speaker must count every node within 20 s; w's readings
 // say, on failure, who counted fewer. MembersBelow(w's readings from the
 // first rollout's From on, n-1) judges the rotation.
-func (e *FaultEnv) RotateKey(ctx context.Context, w *MemberWatch) ([]Rollout, error) {
+func (e *FaultEnv) RotateKey(ctx context.Context, w *lab.MemberWatch) ([]Rollout, error) {
 	oldKey, err := e.Lab.MemberlistKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	newKey, err := NewMemberlistKey()
+	newKey, err := lab.NewMemberlistKey()
 	if err != nil {
 		return nil, err
 	}
@@ -213,8 +166,8 @@ func (e *FaultEnv) RotateKey(ctx context.Context, w *MemberWatch) ([]Rollout, er
 }
 
 // SamplesSince keeps the readings asked for at t or later.
-func SamplesSince(samples []MemberSample, t time.Time) []MemberSample {
-	var out []MemberSample
+func SamplesSince(samples []lab.MemberSample, t time.Time) []lab.MemberSample {
+	var out []lab.MemberSample
 	for _, s := range samples {
 		if !s.At.Before(t) {
 			out = append(out, s)
@@ -224,7 +177,7 @@ func SamplesSince(samples []MemberSample, t time.Time) []MemberSample {
 }
 
 // DescribeSamples lists readings relative to t0, at most 12.
-func DescribeSamples(ss []MemberSample, t0 time.Time) string {
+func DescribeSamples(ss []lab.MemberSample, t0 time.Time) string {
 	var out []string
 	for _, s := range ss {
 		out = append(out, fmt.Sprintf("+%s %s counted %d", s.At.Sub(t0).Round(time.Millisecond), s.Node, s.Members))
@@ -241,7 +194,7 @@ func DescribeSamples(ss []MemberSample, t0 time.Time) string {
 // LowestMembers returns the lowest member count among the readings of
 // joined speakers (see MembersBelow for the readings that tell nothing),
 // and whether there was one.
-func LowestMembers(samples []MemberSample) (int, bool) {
+func LowestMembers(samples []lab.MemberSample) (int, bool) {
 	lowest, found := 0, false
 	for _, s := range samples {
 		if s.Err == nil && s.Members > 0 && (!found || s.Members < lowest) {

@@ -1,4 +1,4 @@
-package lab
+package measure
 
 // This file is the traffic of a fault trial (Load): requests on new
 // connections and long-lived connections to every address of a FaultEnv.
@@ -7,6 +7,8 @@ import (
 	"context"
 	"net/netip"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // Load is the traffic of a fault trial: a stream of requests, each on a
@@ -14,8 +16,8 @@ import (
 type Load struct {
 	ns      string
 	targets []netip.AddrPort
-	streams map[netip.AddrPort]*Stream
-	holders map[netip.AddrPort][]*Holder
+	streams map[netip.AddrPort]*traffic.Stream
+	holders map[netip.AddrPort][]*traffic.Holder
 }
 
 // StartLoad streams requests from namespace ns to every target (one
@@ -23,11 +25,11 @@ type Load struct {
 // every stream is answered, and holds FaultHeldPerAddr connections to
 // each (see Hold). On error it stops what it started.
 func StartLoad(ctx context.Context, ns string, targets ...netip.AddrPort) (*Load, error) {
-	ld := &Load{ns: ns, targets: targets, streams: map[netip.AddrPort]*Stream{}, holders: map[netip.AddrPort][]*Holder{}}
+	ld := &Load{ns: ns, targets: targets, streams: map[netip.AddrPort]*traffic.Stream{}, holders: map[netip.AddrPort][]*traffic.Holder{}}
 	var sts []StreamTarget
-	var streams []*Stream
+	var streams []*traffic.Stream
 	for _, tg := range targets {
-		ld.streams[tg] = StartStream(ctx, ns, tg, StreamInterval, FaultRequestTimeout)
+		ld.streams[tg] = traffic.StartStream(ctx, ns, tg, StreamInterval, FaultRequestTimeout)
 		sts = append(sts, StreamTarget{From: ns, Target: tg})
 		streams = append(streams, ld.streams[tg])
 	}
@@ -47,7 +49,7 @@ func StartLoad(ctx context.Context, ns string, targets ...netip.AddrPort) (*Load
 // a trial that wants live connections for its next step holds new ones).
 func (ld *Load) Hold(ctx context.Context) error {
 	for _, tg := range ld.targets {
-		h, err := HoldConns(ctx, ld.ns, tg, FaultHeldPerAddr, HoldInterval, FaultHoldTimeout)
+		h, err := traffic.HoldConns(ctx, ld.ns, tg, FaultHeldPerAddr, traffic.HoldInterval, FaultHoldTimeout)
 		if err != nil {
 			return err
 		}
@@ -58,8 +60,8 @@ func (ld *Load) Hold(ctx context.Context) error {
 
 // Stop ends the traffic and returns what each target's stream and
 // connections saw. Safe to call twice.
-func (ld *Load) Stop() (map[netip.AddrPort][]Request, map[netip.AddrPort][]HeldConn) {
-	reqs, conns := map[netip.AddrPort][]Request{}, map[netip.AddrPort][]HeldConn{}
+func (ld *Load) Stop() (map[netip.AddrPort][]traffic.Request, map[netip.AddrPort][]traffic.HeldConn) {
+	reqs, conns := map[netip.AddrPort][]traffic.Request{}, map[netip.AddrPort][]traffic.HeldConn{}
 	for tg, s := range ld.streams {
 		reqs[tg] = s.Stop()
 	}
@@ -69,19 +71,4 @@ func (ld *Load) Stop() (map[netip.AddrPort][]Request, map[netip.AddrPort][]HeldC
 		}
 	}
 	return reqs, conns
-}
-
-// OpenIn returns the long-lived connections open at some moment from
-// `from` until `to`, and those of them that broke then.
-func OpenIn(conns []HeldConn, from, to time.Time) (open, broken []HeldConn) {
-	for _, c := range conns {
-		if !c.Opened.Before(to) || (!c.Held() && c.Broken.Before(from)) {
-			continue
-		}
-		open = append(open, c)
-		if !c.Held() && c.Broken.Before(to) {
-			broken = append(broken, c)
-		}
-	}
-	return open, broken
 }

@@ -1,4 +1,4 @@
-package lab
+package traffic
 
 // This file holds long-lived connections through a Service (HoldConns)
 // and records, for each, whether and when it broke.
@@ -15,6 +15,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
 )
 
 // HoldInterval is how often a held connection exchanges a request and
@@ -76,7 +78,7 @@ func HoldConns(ctx context.Context, ns string, target netip.AddrPort, k int, int
 	for range k {
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		start := time.Now()
-		c, err := DialFrom(dctx, ns, "tcp", target.String())
+		c, err := lab.DialFrom(dctx, ns, "tcp", target.String())
 		cancel()
 		if err != nil {
 			for _, o := range open {
@@ -160,9 +162,9 @@ func exchange(c net.Conn, rd *bufio.Reader, target netip.AddrPort, timeout time.
 	if resp.StatusCode != http.StatusOK || resp.Close {
 		return "", fmt.Errorf("answered %s (close %t)", resp.Status, resp.Close)
 	}
-	pod := resp.Header.Get(PodHeader)
+	pod := resp.Header.Get(lab.PodHeader)
 	if pod == "" {
-		return "", errors.New("an answer without " + PodHeader)
+		return "", errors.New("an answer without " + lab.PodHeader)
 	}
 	return pod, nil
 }

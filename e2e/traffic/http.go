@@ -1,9 +1,9 @@
-package lab
+package traffic
 
-// This file is both ends of the lab's HTTP traffic: the server every lab
-// pod runs, and clients in the lab's namespaces that ask it one request
-// at a time (Ask), in a steady stream (StartStream, see stream.go), or
-// as fast as they can (Bulk, ConnRate).
+// This file is the clients of the lab pods' HTTP servers (their server
+// is e2e/lab's podserver.go): requests from the lab's namespaces one at
+// a time (Ask), in a steady stream (StartStream, see stream.go), or as
+// fast as they can (Bulk, ConnRate).
 
 import (
 	"context"
@@ -14,75 +14,13 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
 )
-
-// PodHeader names, in every answer of a lab pod, the pod that answered.
-const PodHeader = "X-Lab-Pod"
-
-// maxBulk bounds what /bytes sends.
-const maxBulk = 16 << 30
-
-// podHandler is a lab pod's HTTP server:
-//
-//	/bytes?n=N  N zero bytes, for bulk transfers
-//	anything    one line, "pod=NAME client=ADDR:PORT": the pod's name and
-//	            the address the connection came from, as the pod saw it
-func podHandler(name string) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/bytes", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(PodHeader, name)
-		n, err := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
-		if err != nil || n < 0 || n > maxBulk {
-			http.Error(w, fmt.Sprintf("n=%q: want a byte count from 0 to %d", r.URL.Query().Get("n"), int64(maxBulk)), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
-		_, _ = io.CopyN(w, zeros{}, n)
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(PodHeader, name)
-		fmt.Fprintf(w, "pod=%s client=%s\n", name, r.RemoteAddr)
-	})
-	return mux
-}
-
-// zeros reads as endless zero bytes.
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
-// Answer is what a lab pod answers: its name and the address (and port)
-// the connection came from as the pod saw it: the client's own, or a
-// node's when the node masqueraded the connection.
-type Answer struct {
-	Pod    string
-	Client netip.AddrPort
-}
-
-// ParseAnswer reads a lab pod's answer.
-func ParseAnswer(body string) (Answer, error) {
-	var a Answer
-	f := strings.Fields(body)
-	if len(f) != 2 || !strings.HasPrefix(f[0], "pod=") || !strings.HasPrefix(f[1], "client=") {
-		return a, fmt.Errorf("not a lab pod's answer: %q", body)
-	}
-	a.Pod = strings.TrimPrefix(f[0], "pod=")
-	c, err := netip.ParseAddrPort(strings.TrimPrefix(f[1], "client="))
-	if err != nil {
-		return a, fmt.Errorf("lab pod's answer %q: %w", body, err)
-	}
-	a.Client = netip.AddrPortFrom(c.Addr().Unmap(), c.Port())
-	return a, nil
-}
 
 // httpClient makes requests from inside namespace ns, each on a new
 // connection.
@@ -90,7 +28,7 @@ func httpClient(ns string, timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return DialFrom(ctx, ns, network, addr)
+			return lab.DialFrom(ctx, ns, network, addr)
 		},
 	}}
 }
@@ -104,7 +42,7 @@ func resettingClient(ns string, timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := DialFrom(ctx, ns, network, addr)
+			c, err := lab.DialFrom(ctx, ns, network, addr)
 			if tc, ok := c.(*net.TCPConn); ok {
 				err = errors.Join(err, tc.SetLinger(0))
 			}
@@ -115,24 +53,24 @@ func resettingClient(ns string, timeout time.Duration) *http.Client {
 
 // Ask makes one HTTP request from namespace ns to target, on a new
 // connection, and returns the lab pod's answer.
-func Ask(ns string, target netip.AddrPort, timeout time.Duration) (Answer, error) {
+func Ask(ns string, target netip.AddrPort, timeout time.Duration) (lab.Answer, error) {
 	return ask(httpClient(ns, timeout), target)
 }
 
-func ask(c *http.Client, target netip.AddrPort) (Answer, error) {
+func ask(c *http.Client, target netip.AddrPort) (lab.Answer, error) {
 	resp, err := c.Get("http://" + target.String() + "/")
 	if err != nil {
-		return Answer{}, err
+		return lab.Answer{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return Answer{}, err
+		return lab.Answer{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Answer{}, fmt.Errorf("%s: %s: %s", target, resp.Status, b)
+		return lab.Answer{}, fmt.Errorf("%s: %s: %s", target, resp.Status, b)
 	}
-	return ParseAnswer(string(b))
+	return lab.ParseAnswer(string(b))
 }
 
 // ErrorKind sorts a failed request: "refused" (a TCP reset to the SYN),
@@ -173,7 +111,7 @@ func Bulk(ns string, target netip.AddrPort, n int64, timeout time.Duration) (flo
 	if err != nil {
 		return 0, "", err
 	}
-	return float64(n) / took.Seconds(), resp.Header.Get(PodHeader), nil
+	return float64(n) / took.Seconds(), resp.Header.Get(lab.PodHeader), nil
 }
 
 // ConnRate makes requests from namespace ns to target, each on a new

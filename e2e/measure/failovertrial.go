@@ -1,4 +1,8 @@
-package lab
+package measure
+
+// This file is the layer 2 failover trial (FailoverTrial): a fault on
+// the node answering for an address, as the client's prober sees it; and
+// who answers for an address (Owner, SettledSince, FirstAnswer).
 
 import (
 	"bytes"
@@ -9,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
+	"github.com/ironlb/ironlb/e2e/traffic"
 )
 
 // Fault is something that happens to the node announcing an address.
@@ -45,7 +52,7 @@ type Trial struct {
 }
 
 // timeline summarises who answered each probe.
-func (l *Lab) timeline(ps []Probe) string {
+func timeline(l *lab.Lab, ps []traffic.Probe) string {
 	var runs []string
 	prev, n := "", 0
 	flush := func() {
@@ -56,7 +63,7 @@ func (l *Lab) timeline(ps []Probe) string {
 	for _, p := range ps {
 		var who []string
 		for _, r := range p.Replies {
-			if !r.Solicited || !p.answered(DefaultProbeInterval) {
+			if !r.Solicited || !p.AnsweredWithin(traffic.DefaultProbeInterval) {
 				continue
 			}
 			if node := l.NodeOfMAC(r.MAC); node != "" && !slices.Contains(who, node) {
@@ -86,7 +93,7 @@ const AnswerWithin = 50 * time.Millisecond
 
 // silent counts the probes after which no answer at all (to any probe)
 // came within d.
-func silent(ps []Probe, d time.Duration) int {
+func silent(ps []traffic.Probe, d time.Duration) int {
 	var at []time.Time
 	for _, p := range ps {
 		for _, r := range p.Replies {
@@ -104,21 +111,17 @@ func silent(ps []Probe, d time.Duration) int {
 	return n
 }
 
-// waitLimit bounds every wait of a trial; it guards against a hung lab,
-// it is not a measure.
-const waitLimit = 60 * time.Second
-
 // Owner asks for target from the client until some node answers and
 // returns that node.
-func (l *Lab) Owner(ctx context.Context, target netip.Addr) (string, error) {
-	pr, err := StartProbe(ctx, l.Plan, l.Plan.Client, target, 0)
+func Owner(ctx context.Context, l *lab.Lab, target netip.Addr) (string, error) {
+	pr, err := traffic.StartProbe(ctx, l.Plan, l.Plan.Client, target, 0)
 	if err != nil {
 		return "", err
 	}
 	defer pr.Stop()
 	var node string
-	err = l.waitProbes(pr, "one node answering for "+target.String(), func(ps []Probe) bool {
-		node = l.settled(ps)
+	err = waitProbes(pr, "one node answering for "+target.String(), func(ps []traffic.Probe) bool {
+		node = settled(l, ps)
 		return node != ""
 	})
 	return node, err
@@ -130,7 +133,7 @@ const settleProbes = 20
 
 // settled returns the node that alone answered each of the last
 // settleProbes probes, or "".
-func (l *Lab) settled(ps []Probe) string {
+func settled(l *lab.Lab, ps []traffic.Probe) string {
 	if len(ps) < settleProbes {
 		return ""
 	}
@@ -144,7 +147,7 @@ func (l *Lab) settled(ps []Probe) string {
 				return ""
 			}
 		}
-		if !p.answered(DefaultProbeInterval) {
+		if !p.AnsweredWithin(traffic.DefaultProbeInterval) {
 			return ""
 		}
 	}
@@ -155,33 +158,33 @@ func (l *Lab) settled(ps []Probe) string {
 // SettledSince is the node that alone answered each of the last
 // settleProbes probes pr sent from its since-th on (a Len taken before a
 // fault), or "". It reads only the end of the record.
-func (l *Lab) SettledSince(pr *Prober, since int) string {
-	return l.settled(pr.ProbesSince(max(since, pr.Len()-settleProbes)))
+func SettledSince(l *lab.Lab, pr *traffic.Prober, since int) string {
+	return settled(l, pr.ProbesSince(max(since, pr.Len()-settleProbes)))
 }
 
 // FailoverTrial probes target from the client, inflicts the fault on the
 // node announcing it, waits until another node answers (for FaultRestart:
 // until the restarted owner answers again), restores the node and waits
 // until it owns the address again.
-func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault) (Trial, error) {
+func FailoverTrial(ctx context.Context, l *lab.Lab, target netip.Addr, fault Fault) (Trial, error) {
 	tr := Trial{Fault: fault, Target: target}
-	old, err := l.Owner(ctx, target)
+	old, err := Owner(ctx, l, target)
 	if err != nil {
 		return tr, err
 	}
 	tr.Old = old
-	oldMAC, _ := NodeMAC(l.Plan, old)
-	pr, err := StartProbe(ctx, l.Plan, l.Plan.Client, target, 0)
+	oldMAC, _ := lab.NodeMAC(l.Plan, old)
+	pr, err := traffic.StartProbe(ctx, l.Plan, l.Plan.Client, target, 0)
 	if err != nil {
 		return tr, err
 	}
 	defer pr.Stop()
 	// The owner alone answers first, so the record starts with it.
-	if err := l.waitProbes(pr, old+" alone answering", func(ps []Probe) bool { return l.settled(ps) == old }); err != nil {
+	if err := waitProbes(pr, old+" alone answering", func(ps []traffic.Probe) bool { return settled(l, ps) == old }); err != nil {
 		return tr, err
 	}
 	start := len(pr.Probes())
-	other := func(ps []Probe) bool {
+	other := func(ps []traffic.Probe) bool {
 		for _, p := range ps[start:] {
 			for _, r := range p.Replies {
 				if !bytes.Equal(r.MAC, oldMAC) {
@@ -191,11 +194,11 @@ func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault)
 		}
 		return false
 	}
-	restore, err := l.inflict(fault, old)
+	restore, err := inflict(l, fault, old)
 	if err != nil {
 		return tr, err
 	}
-	if err := l.waitProbes(pr, "an answer from another node", other); err != nil {
+	if err := waitProbes(pr, "an answer from another node", other); err != nil {
 		if restore != nil {
 			_ = restore()
 		}
@@ -209,18 +212,18 @@ func (l *Lab) FailoverTrial(ctx context.Context, target netip.Addr, fault Fault)
 	// The old owner ranks first for target, so once it is back it takes
 	// the address back; wait for that, and for its speaker to be ready.
 	mark := len(pr.Probes())
-	if err := l.waitProbes(pr, old+" alone answering again", func(ps []Probe) bool { return l.settled(ps[mark:]) == old }); err != nil {
+	if err := waitProbes(pr, old+" alone answering again", func(ps []traffic.Probe) bool { return settled(l, ps[mark:]) == old }); err != nil {
 		return tr, err
 	}
-	if err := l.waitReady(old); err != nil {
+	if _, err := l.WaitSpeakerReady(old); err != nil {
 		return tr, err
 	}
-	return l.judgeTrial(tr, pr.Stop(), start, oldMAC)
+	return judgeTrial(l, tr, pr.Stop(), start, oldMAC)
 }
 
 // inflict inflicts fault on node and returns what restores the node, nil
 // for FaultRestart, which restores it at once.
-func (l *Lab) inflict(fault Fault, node string) (restore func() error, err error) {
+func inflict(l *lab.Lab, fault Fault, node string) (restore func() error, err error) {
 	switch fault {
 	case FaultKill:
 		if err := l.KillSpeaker(node); err != nil {
@@ -228,10 +231,10 @@ func (l *Lab) inflict(fault Fault, node string) (restore func() error, err error
 		}
 		return func() error { return l.StartSpeaker(node) }, nil
 	case FaultLink:
-		if err := LinkDown(l.Plan, node); err != nil {
+		if err := lab.LinkDown(l.Plan, node); err != nil {
 			return nil, err
 		}
-		return func() error { return LinkUp(l.Plan, node) }, nil
+		return func() error { return lab.LinkUp(l.Plan, node) }, nil
 	case FaultRestart:
 		if err := l.StopSpeaker(node); err != nil {
 			return nil, err
@@ -247,11 +250,11 @@ func (l *Lab) inflict(fault Fault, node string) (restore func() error, err error
 // judgeTrial completes tr from the probes, the fault having struck after
 // the start-th: how many were sent since, which went unanswered, who
 // answered when, and the failover to the first other node that answered.
-func (l *Lab) judgeTrial(tr Trial, probes []Probe, start int, oldMAC net.HardwareAddr) (Trial, error) {
+func judgeTrial(l *lab.Lab, tr Trial, probes []traffic.Probe, start int, oldMAC net.HardwareAddr) (Trial, error) {
 	window := probes[start:]
 	tr.Probes = len(window)
 	tr.Unanswered = silent(window, AnswerWithin)
-	tr.Timeline = l.timeline(window)
+	tr.Timeline = timeline(l, window)
 	for _, p := range window {
 		for _, r := range p.Replies {
 			if n := l.NodeOfMAC(r.MAC); n != tr.Old && n != "" {
@@ -271,7 +274,7 @@ func (l *Lab) judgeTrial(tr Trial, probes []Probe, start int, oldMAC net.Hardwar
 	return tr, fmt.Errorf("no other node answered for %s", tr.Target)
 }
 
-func indexOfFirst(ps []Probe, mac net.HardwareAddr) int {
+func indexOfFirst(ps []traffic.Probe, mac net.HardwareAddr) int {
 	for i, p := range ps {
 		for _, r := range p.Replies {
 			if bytes.Equal(r.MAC, mac) {
@@ -282,52 +285,26 @@ func indexOfFirst(ps []Probe, mac net.HardwareAddr) int {
 	return len(ps) - 1
 }
 
-// NodeOfMAC names the node whose LAN interface has mac, or "". The MACs
-// are read once: a lab's interfaces keep theirs.
-func (l *Lab) NodeOfMAC(mac net.HardwareAddr) string {
-	l.macsOnce.Do(func() {
-		l.macs = map[string]string{}
-		for _, n := range l.Plan.Nodes {
-			if m, err := NodeMAC(l.Plan, n.Name); err == nil {
-				l.macs[m.String()] = n.Name
-			}
-		}
-	})
-	return l.macs[mac.String()]
-}
-
 // waitProbes polls the prober's record until cond holds.
-func (l *Lab) waitProbes(pr *Prober, what string, cond func([]Probe) bool) error {
-	deadline := time.Now().Add(waitLimit)
-	for time.Now().Before(deadline) {
+func waitProbes(pr *traffic.Prober, what string, cond func([]traffic.Probe) bool) error {
+	var stopped error // why the prober ended early
+	err := lab.Poll{Every: 5 * time.Millisecond}.Until(context.Background(), what, func() (bool, string) {
 		if cond(pr.Probes()) {
-			return nil
+			return true, ""
 		}
-		if err := pr.Err(); err != nil {
-			return fmt.Errorf("waiting for %s: prober: %w", what, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+		stopped = pr.Err()
+		return stopped != nil, fmt.Sprintf("%d probes so far", pr.Len())
+	})
+	if stopped != nil {
+		return fmt.Errorf("waiting for %s: prober: %w", what, stopped)
 	}
-	return fmt.Errorf("waiting for %s: not within %s", what, waitLimit)
-}
-
-// waitReady waits until a node's speaker is ready.
-func (l *Lab) waitReady(node string) error {
-	deadline := time.Now().Add(waitLimit)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = l.SpeakerReady(node); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("speaker on %s not ready: %w", node, err)
+	return err
 }
 
 // FirstAnswer measures the time from create (which makes a Service that
 // will get target) until the client's first answer for target.
-func (l *Lab) FirstAnswer(ctx context.Context, target netip.Addr, create func() error) (time.Duration, error) {
-	pr, err := StartProbe(ctx, l.Plan, l.Plan.Client, target, time.Millisecond)
+func FirstAnswer(ctx context.Context, l *lab.Lab, target netip.Addr, create func() error) (time.Duration, error) {
+	pr, err := traffic.StartProbe(ctx, l.Plan, l.Plan.Client, target, time.Millisecond)
 	if err != nil {
 		return 0, err
 	}
@@ -337,7 +314,7 @@ func (l *Lab) FirstAnswer(ctx context.Context, target netip.Addr, create func() 
 		return 0, err
 	}
 	var first time.Time
-	err = l.waitProbes(pr, "a first answer for "+target.String(), func(ps []Probe) bool {
+	err = waitProbes(pr, "a first answer for "+target.String(), func(ps []traffic.Probe) bool {
 		for _, p := range ps {
 			for _, r := range p.Replies {
 				if r.At.After(t0) {

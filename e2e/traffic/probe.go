@@ -1,10 +1,10 @@
-package lab
+package traffic
 
 // This file is the client's prober: it asks the LAN who has an address,
 // by ARP or NDP, every few milliseconds, and records every question and
 // every answer, so that a test can say how long a failover left the
-// client without an answer and who answered before and after. The
-// analysis (AnalyzeFailover, Unanswered, Percentiles) is pure.
+// client without an answer and who answered before and after (the
+// analysis is e2e/measure's: AnalyzeFailover, Unanswered).
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ironlb/ironlb/e2e/lab"
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/icmp"
@@ -56,8 +57,8 @@ type Probe struct {
 	Replies []Reply
 }
 
-// answered reports whether the probe got a solicited answer within d.
-func (pb Probe) answered(d time.Duration) bool {
+// AnsweredWithin reports whether the probe got a solicited answer within d.
+func (pb Probe) AnsweredWithin(d time.Duration) bool {
 	return slices.ContainsFunc(pb.Replies, func(r Reply) bool { return r.Solicited && r.At.Sub(pb.Sent) <= d })
 }
 
@@ -93,8 +94,8 @@ type neighConn interface {
 // solicited-node multicast address (IPv6) every interval (0 means
 // DefaultProbeInterval), until ctx ends or Stop is called. The sockets
 // live in host's namespace.
-func StartProbe(ctx context.Context, p Plan, host Host, target netip.Addr, interval time.Duration) (*Prober, error) {
-	if !slices.ContainsFunc(p.lanMembers(), func(h Host) bool { return h.NetNS == host.NetNS }) {
+func StartProbe(ctx context.Context, p lab.Plan, host lab.Host, target netip.Addr, interval time.Duration) (*Prober, error) {
+	if !p.OnLAN(host.NetNS) {
 		return nil, fmt.Errorf("prober: namespace %q has no leg on the LAN of lab %s", host.NetNS, p.Name)
 	}
 	target = target.Unmap()
@@ -105,8 +106,8 @@ func StartProbe(ctx context.Context, p Plan, host Host, target netip.Addr, inter
 		interval = DefaultProbeInterval
 	}
 	var conn neighConn
-	err := inNetNS(host.NetNS, func() error {
-		ifi, err := net.InterfaceByName(ifaceInside)
+	err := lab.InNetNS(host.NetNS, func() error {
+		ifi, err := net.InterfaceByName(lab.InsideIface)
 		if err != nil {
 			return err
 		}
@@ -129,7 +130,7 @@ func StartProbe(ctx context.Context, p Plan, host Host, target netip.Addr, inter
 // StartProbes starts a Prober for each target, as StartProbe does, so
 // that many addresses are watched at once; on an error it stops those it
 // started.
-func StartProbes(ctx context.Context, p Plan, host Host, targets []netip.Addr, interval time.Duration) (map[netip.Addr]*Prober, error) {
+func StartProbes(ctx context.Context, p lab.Plan, host lab.Host, targets []netip.Addr, interval time.Duration) (map[netip.Addr]*Prober, error) {
 	out := map[netip.Addr]*Prober{}
 	for _, t := range targets {
 		pr, err := StartProbe(ctx, p, host, t, interval)
@@ -380,89 +381,5 @@ func (n *ndpConn) receive() (Reply, bool, error) {
 
 func (n *ndpConn) Close() error { return n.pc.Close() }
 
-// Failover is what the client saw of the target moving from one owner
-// to another.
-type Failover struct {
-	// From and To are the old and the new owner's MACs.
-	From, To string
-	// LastOld is the last answer, solicited or not, from the old owner.
-	LastOld time.Time
-	// FirstNew is the first answer, solicited or not, from the new owner
-	// after LastOld.
-	FirstNew time.Time
-	// Gap is FirstNew - LastOld: how long the client heard of no owner.
-	Gap time.Duration
-	// Unanswered counts the probes sent after the one LastOld answered
-	// and before the one FirstNew answered: none of them got an answer
-	// from either owner.
-	Unanswered int
-	// Doubled counts the probes that both owners answered (solicited):
-	// moments with two owners.
-	Doubled int
-}
-
-// AnalyzeFailover finds in a prober's record the handover from oldMAC to
-// newMAC: the client-side gap between the last answer from the old owner
-// and the first answer from the new one after it. Answers from other
-// MACs are ignored. It fails when the old owner never answered, or the
-// new one never answered after the old one's last answer.
-func AnalyzeFailover(probes []Probe, oldMAC, newMAC net.HardwareAddr) (Failover, error) {
-	f := Failover{From: oldMAC.String(), To: newMAC.String()}
-	iOld, iNew := -1, -1
-	for i, pb := range probes {
-		for _, r := range pb.Replies {
-			if bytes.Equal(r.MAC, oldMAC) && (iOld < 0 || r.At.After(f.LastOld)) {
-				iOld, f.LastOld = i, r.At
-			}
-		}
-	}
-	if iOld < 0 {
-		return f, fmt.Errorf("no answer from the old owner %s in %d probes", oldMAC, len(probes))
-	}
-	for i, pb := range probes {
-		for _, r := range pb.Replies {
-			if bytes.Equal(r.MAC, newMAC) && r.At.After(f.LastOld) && (iNew < 0 || r.At.Before(f.FirstNew)) {
-				iNew, f.FirstNew = i, r.At
-			}
-		}
-	}
-	if iNew < 0 {
-		return f, fmt.Errorf("no answer from the new owner %s after the old owner %s's last at probe %d of %d", newMAC, oldMAC, iOld, len(probes))
-	}
-	f.Gap = f.FirstNew.Sub(f.LastOld)
-	f.Unanswered = max(0, iNew-iOld-1)
-	for _, pb := range probes {
-		from := func(mac net.HardwareAddr) bool {
-			return slices.ContainsFunc(pb.Replies, func(r Reply) bool { return r.Solicited && bytes.Equal(r.MAC, mac) })
-		}
-		if from(oldMAC) && from(newMAC) {
-			f.Doubled++
-		}
-	}
-	return f, nil
-}
-
-// Unanswered counts the probes that got no solicited answer within
-// answerWithin of being sent (or were never sent). An answer is filed
-// under the last probe sent before it, so answerWithin beyond the probe
-// interval counts late answers as the next probe's.
-func Unanswered(probes []Probe, answerWithin time.Duration) int {
-	n := 0
-	for _, pb := range probes {
-		if !pb.answered(answerWithin) {
-			n++
-		}
-	}
-	return n
-}
-
-// Percentiles returns the median, the 99th percentile (nearest rank) and
-// the largest of ds; zeros for none.
-func Percentiles(ds []time.Duration) (p50, p99, highest time.Duration) {
-	if len(ds) == 0 {
-		return 0, 0, 0
-	}
-	s := slices.Sorted(slices.Values(ds))
-	rank := func(p int) time.Duration { return s[(p*len(s)+99)/100-1] }
-	return rank(50), rank(99), s[len(s)-1]
-}
+// Target is the address the prober asks for.
+func (pr *Prober) Target() netip.Addr { return pr.target }
