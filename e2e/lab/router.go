@@ -25,21 +25,24 @@ func frrDir(ns string) string { return filepath.Join("/var/run/frr", ns) }
 // routerConfig is FRR's configuration: eBGP with every node, over IPv4 for
 // IPv4 routes and over IPv6 for IPv6 routes, accepting the routes they
 // send and installing them (zebra) so the remote client's traffic follows
-// them, with ECMP over the nodes.
+// them, with ECMP over the nodes. It sends the nodes nothing, as
+// internal/bgp's README advises routers to: a speaker uses no route it
+// receives, and GoBGP would keep each one (the other nodes' paths to every
+// Service) in memory.
 func routerConfig(p Plan) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "frr defaults traditional\nhostname %s\nlog stdout informational\n!\n", p.Router.NetNS)
+	fmt.Fprintf(&b, "frr defaults traditional\nhostname %s\nlog stdout informational\n!\nroute-map TO-SPEAKERS deny 10\n!\n", p.Router.NetNS)
 	fmt.Fprintf(&b, "router bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n", RouterASN, p.Router.Addr.Addr())
 	for _, n := range p.Nodes {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s remote-as %d\n", n.Addr.Addr(), NodeASN, n.Addr6.Addr(), NodeASN)
 	}
 	b.WriteString(" address-family ipv4 unicast\n  maximum-paths 16\n")
 	for _, n := range p.Nodes {
-		fmt.Fprintf(&b, "  neighbor %s activate\n", n.Addr.Addr())
+		fmt.Fprintf(&b, "  neighbor %s activate\n  neighbor %s route-map TO-SPEAKERS out\n", n.Addr.Addr(), n.Addr.Addr())
 	}
 	b.WriteString(" exit-address-family\n address-family ipv6 unicast\n  maximum-paths 16\n")
 	for _, n := range p.Nodes {
-		fmt.Fprintf(&b, "  neighbor %s activate\n", n.Addr6.Addr())
+		fmt.Fprintf(&b, "  neighbor %s activate\n  neighbor %s route-map TO-SPEAKERS out\n", n.Addr6.Addr(), n.Addr6.Addr())
 	}
 	b.WriteString(" exit-address-family\n!\n")
 	return b.String()

@@ -220,28 +220,26 @@ func (r *bgpRun) fault(keepPfx netip.Prefix, f string) ([]time.Duration, error) 
 	return ds, nil
 }
 
-// scale creates IPv6 Services, each with an endpoint written by hand (the
-// lab's pods have no IPv6), up to each count of scale in turn, until the
-// router holds them all, and returns a row per count.
+// scale measures, for each count of scale in turn, creating IPv6
+// Services, each with an endpoint written by hand (the lab's pods have no
+// IPv6), up to that count: first with the speakers stopped, a baseline of
+// as many Services that are deleted again; then with the speakers running,
+// until the router holds them all. It returns a row per count.
 func (r *bgpRun) scale(scale []int) ([]string, error) {
 	l := r.l
 	var scaleRows []string
 	have := 0
 	for _, n := range scale {
+		baseline, err := r.baseline(have, n)
+		if err != nil {
+			return nil, err
+		}
 		t0 := time.Now()
-		if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, have, n); err != nil {
+		if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, scaleSet, have, n); err != nil {
 			return nil, err
 		}
 		created := time.Now()
-		poll := lab.Poll{Every: 100 * time.Millisecond, Within: 15 * time.Minute}
-		if err := poll.Until(r.ctx, fmt.Sprintf("the router to hold the prefixes of %d Services from every node", n), func() (bool, string) {
-			counts, err := lab.RouterPrefixes(l.Plan, true)
-			done := err == nil && len(counts) == len(l.Plan.Nodes)
-			for _, c := range counts {
-				done = done && c == n
-			}
-			return done, fmt.Sprintf("the router holds %v (%v)", counts, err)
-		}); err != nil {
+		if err := r.routerHolds(n, 15*time.Minute); err != nil {
 			return nil, err
 		}
 		held := time.Now()
@@ -250,11 +248,71 @@ func (r *bgpRun) scale(scale []int) ([]string, error) {
 			rss = append(rss, fmt.Sprintf("%.0f", float64(vmRSS(l.SpeakerPID(node.Name)))/(1<<20)))
 		}
 		have = n
-		scaleRows = append(scaleRows, fmt.Sprintf("| %d | %.1f s | %.1f s | %.1f s | %s MiB |", n, created.Sub(t0).Seconds(), held.Sub(created).Seconds(), held.Sub(t0).Seconds(), strings.Join(rss, " / ")))
+		took := created.Sub(t0)
+		scaleRows = append(scaleRows, fmt.Sprintf("| %d | %.1f s | %.1f s | %.2f | %.1f s | %s MiB |", n, baseline.Seconds(), took.Seconds(),
+			took.Seconds()/baseline.Seconds(), held.Sub(created).Seconds(), strings.Join(rss, " / ")))
 		fmt.Fprintln(os.Stderr, scaleRows[len(scaleRows)-1])
 	}
 	return scaleRows, nil
 }
+
+// routerHolds waits until the router holds the prefixes of n scale
+// Services from every node.
+func (r *bgpRun) routerHolds(n int, within time.Duration) error {
+	poll := lab.Poll{Every: 100 * time.Millisecond, Within: within}
+	return poll.Until(r.ctx, fmt.Sprintf("the router to hold the prefixes of %d Services from every node", n), func() (bool, string) {
+		counts, err := lab.RouterPrefixes(r.l.Plan, true)
+		done := err == nil && len(counts) == len(r.l.Plan.Nodes)
+		for _, c := range counts {
+			done = done && c == n
+		}
+		return done, fmt.Sprintf("the router holds %v (%v)", counts, err)
+	})
+}
+
+// baseline creates the baseline Services from..to-1 with every speaker
+// stopped, and returns how long that took; then it deletes them, starts
+// the speakers again and waits until the router holds the from scale
+// Services again.
+func (r *bgpRun) baseline(from, to int) (time.Duration, error) {
+	l := r.l
+	for _, n := range l.Plan.Nodes {
+		if err := l.StopSpeaker(n.Name); err != nil {
+			return 0, err
+		}
+	}
+	t0 := time.Now()
+	if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, baselineSet, from, to); err != nil {
+		return 0, err
+	}
+	took := time.Since(t0)
+	if err := deleteServices(r.ctx, l.Clientset, baselineSet, from, to); err != nil {
+		return 0, err
+	}
+	for _, n := range l.Plan.Nodes {
+		if err := l.StartSpeaker(n.Name); err != nil {
+			return 0, err
+		}
+	}
+	for _, n := range l.Plan.Nodes {
+		if _, err := l.WaitSpeakerReady(n.Name); err != nil {
+			return 0, err
+		}
+	}
+	return took, r.routerHolds(from, 5*time.Minute)
+}
+
+// serviceSet names a set of scale Services and places their addresses.
+type serviceSet struct {
+	prefix string
+	// offset is the index in the IPv6 BGP pool of the Service numbered 0.
+	offset int
+}
+
+var (
+	scaleSet    = serviceSet{"scale-", 0}
+	baselineSet = serviceSet{"baseline-", 0x8000}
+)
 
 // deployment creates a Deployment of n lab HTTP servers labelled app=name.
 func deployment(ctx context.Context, cs kubernetes.Interface, name string, n int32) error {
@@ -285,27 +343,46 @@ func lbService(ctx context.Context, cs kubernetes.Interface, name string, addr n
 	return err
 }
 
-// scaleServices creates IPv6 Services from..to-1, each with a ready
-// endpoint on node, with 16 clients at once.
-func scaleServices(ctx context.Context, cs kubernetes.Interface, node string, from, to int) error {
+// scaleServices creates the IPv6 Services of set from..to-1, each with a
+// ready endpoint on node, with 16 clients at once.
+func scaleServices(ctx context.Context, cs kubernetes.Interface, node string, set serviceSet, from, to int) error {
+	return inParallel(from, to, func(i int) error {
+		name := set.prefix + strconv.Itoa(i)
+		if err := lbService(ctx, cs, name, lab.PoolAddr(lab.BGPPoolNet6, set.offset+i), nil, nil); err != nil {
+			return err
+		}
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+			AddressType: discoveryv1.AddressTypeIPv6,
+			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{lab.PoolAddr(lab.HandEndpointNet6, 1).String()}, NodeName: &node}},
+		}
+		_, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{})
+		return err
+	})
+}
+
+// deleteServices deletes the Services of set from..to-1 and their
+// EndpointSlices, with 16 clients at once.
+func deleteServices(ctx context.Context, cs kubernetes.Interface, set serviceSet, from, to int) error {
+	return inParallel(from, to, func(i int) error {
+		name := set.prefix + strconv.Itoa(i)
+		if err := cs.DiscoveryV1().EndpointSlices("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			return err
+		}
+		return cs.CoreV1().Services("default").Delete(ctx, name, metav1.DeleteOptions{})
+	})
+}
+
+// inParallel runs f for from..to-1 with 16 clients at once, and returns
+// the first error.
+func inParallel(from, to int, f func(i int) error) error {
 	work := make(chan int)
 	errs := make(chan error, 16)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for i := range work {
-				name := "scale-" + strconv.Itoa(i)
-				addr := lab.PoolAddr(lab.BGPPoolNet6, i)
-				if err := lbService(ctx, cs, name, addr, nil, nil); err != nil {
-					errs <- err
-					return
-				}
-				slice := &discoveryv1.EndpointSlice{
-					ObjectMeta:  metav1.ObjectMeta{Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: name}},
-					AddressType: discoveryv1.AddressTypeIPv6,
-					Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{lab.PoolAddr(lab.HandEndpointNet6, 1).String()}, NodeName: &node}},
-				}
-				if _, err := cs.DiscoveryV1().EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+				if err := f(i); err != nil {
 					errs <- err
 					return
 				}
@@ -368,14 +445,15 @@ the router holds the node's path before the next trial.
 
 IPv6 LoadBalancer Services (externalTrafficPolicy Cluster), each with a ready
 endpoint, created by 16 clients at once; each row adds to the one before.
-"Held" is when the router has every prefix from every node; memory is each
-speaker's resident set then. On this 2-CPU machine the creation rate is set
-by the API server and the three speakers sharing the CPUs (each re-plans in
-full on every change of a Service or EndpointSlice), not by BGP: the router
-holds every prefix within half a second of the last Service's creation.
+Before each row, as many Services are created with the three speakers
+stopped (the controller runs), timed, and deleted again: the baseline,
+which the API server and the controller set. "Held" is when the router has
+every prefix from every node; memory is each speaker's resident set then.
+The router sends the speakers no routes (a route-map denies all), as
+internal/bgp's README advises.
 
-| Services | created in | then held after | total | speaker memory (node1 / node2 / node3) |
-|---|---|---|---|---|
+| Services | created, speakers stopped | created, speakers running | ratio | then held after | speaker memory (node1 / node2 / node3) |
+|---|---|---|---|---|---|
 %s
 `, "half an hour, most of it creating 10,000 Services", time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
 		pollEvery, strings.Join(rows, "\n"), strings.Join(scaleRows, "\n"))
