@@ -184,14 +184,45 @@ func (d *Dataplane) Run(ctx context.Context) error {
 			continue
 		}
 		retry = nil
+		start := time.Now()
 		if err := d.Sync(ctx, fes); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			d.log.Error("forwarding sync failed; writing the tables in full", "retry", d.opts.RetryInterval, "error", err)
 			retry = time.After(d.opts.RetryInterval)
+			continue
+		}
+		d.mu.Lock()
+		busy := d.fresh
+		d.mu.Unlock()
+		if busy {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(burstPause(time.Since(start))):
+			}
 		}
 	}
+}
+
+// burstFactor and maxBurstPause bound the pause between syncs while lists
+// keep coming (thousands of Services created, a rollout): each nft run
+// reads the whole table back from the kernel, so back-to-back runs of
+// three speakers took most of a small machine's CPU, and slowed the very
+// API server that was creating the Services. After a sync during which
+// another list arrived, Run waits burstFactor times as long as the sync
+// took (so that nft uses at most about a tenth of a CPU), at most
+// maxBurstPause; the lists that arrive meanwhile go in one sync. A list
+// after a quiet moment is applied at once.
+const (
+	burstFactor   = 9
+	maxBurstPause = time.Second
+)
+
+// burstPause is the pause after a sync that took took, during a burst.
+func burstPause(took time.Duration) time.Duration {
+	return min(burstFactor*took, maxBurstPause)
 }
 
 // Sync makes the tables forward fes, now. Run calls it; it must not be

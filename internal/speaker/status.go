@@ -21,6 +21,11 @@ import (
 // so a slow API server never delays a failover; only the latest status is
 // written, at most once per statusInterval, so that a burst of changes
 // (thousands of Services created) costs a few writes, not one per change.
+// While changes keep coming, the interval doubles up to
+// statusIntervalBusy: a status write costs the API server tens of
+// milliseconds of CPU (the object is large and its managed fields are
+// worked out again), which three speakers writing twice a second during a
+// burst made the main cost of creating Services.
 type statusWriter struct {
 	c    client.Client
 	node string
@@ -29,8 +34,23 @@ type statusWriter struct {
 	latest chan v1alpha1.NodeAnnouncementStatus
 }
 
-// statusInterval is the least time between two writes of the status.
-const statusInterval = 500 * time.Millisecond
+// statusInterval is the least time between two writes of the status, and
+// statusIntervalBusy the most it grows to during a burst of changes.
+const (
+	statusInterval     = 500 * time.Millisecond
+	statusIntervalBusy = 8 * time.Second
+)
+
+// nextStatusInterval is the wait after a write that waited cur: twice as
+// long, up to statusIntervalBusy, when a different status was already
+// waiting at its end (changes keep coming); statusInterval again
+// otherwise.
+func nextStatusInterval(cur time.Duration, busy bool) time.Duration {
+	if !busy {
+		return statusInterval
+	}
+	return min(2*cur, statusIntervalBusy)
+}
 
 func newStatusWriter(c client.Client, node string, log *slog.Logger) *statusWriter {
 	return &statusWriter{c: c, node: node, log: log, latest: make(chan v1alpha1.NodeAnnouncementStatus, 1)}
@@ -53,6 +73,7 @@ func (w *statusWriter) set(st v1alpha1.NodeAnnouncementStatus) {
 
 func (w *statusWriter) run(ctx context.Context) {
 	var written *v1alpha1.NodeAnnouncementStatus
+	interval := statusInterval
 	for {
 		var st v1alpha1.NodeAnnouncementStatus
 		select {
@@ -85,8 +106,25 @@ func (w *statusWriter) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(statusInterval):
+		case <-time.After(interval):
 		}
+		interval = nextStatusInterval(interval, w.changedSince(st))
+	}
+}
+
+// changedSince tells whether the status waiting to be written differs
+// from written; it leaves it waiting.
+func (w *statusWriter) changedSince(written v1alpha1.NodeAnnouncementStatus) bool {
+	select {
+	case next := <-w.latest:
+		// Back it goes, unless set put a newer one there meanwhile.
+		select {
+		case w.latest <- next:
+		default:
+		}
+		return !equality.Semantic.DeepEqual(written, next)
+	default:
+		return false
 	}
 }
 

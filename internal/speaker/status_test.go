@@ -103,3 +103,22 @@ func TestSessionSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestNextStatusInterval: the wait between writes doubles while changes
+// keep coming, up to statusIntervalBusy, and falls back at once when one
+// wait passes with nothing new.
+func TestNextStatusInterval(t *testing.T) {
+	d := statusInterval
+	var got []time.Duration
+	for range 6 {
+		d = nextStatusInterval(d, true)
+		got = append(got, d)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second, 8 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("busy intervals %v, want %v", got, want)
+	}
+	if d := nextStatusInterval(statusIntervalBusy, false); d != statusInterval {
+		t.Errorf("after a quiet wait: %v, want %v", d, statusInterval)
+	}
+}
