@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"runtime"
@@ -68,7 +69,7 @@ func measureBGP(name, dir string, b lab.Binaries, trials int, scale []int, out s
 	if err != nil {
 		return err
 	}
-	return writeBGPReport(out, trials, r.rows, scaleRows)
+	return writeBGPReport(out, trials, r.rows, scaleRows, r.cpu)
 }
 
 // bgpRun is one run of measureBGP: the lab, the paths the router should
@@ -81,6 +82,9 @@ type bgpRun struct {
 	// every node advertises.
 	all  []netip.Addr
 	rows []string
+	// cpu says, per scale row, the CPU time each program used while the
+	// Services were created, with the speakers stopped and running.
+	cpu []string
 }
 
 // row adds a row of durations to the report.
@@ -234,11 +238,14 @@ func (r *bgpRun) scale(scale []int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		t0 := time.Now()
+		t0, cpu0, req0 := time.Now(), cpuTimes(l.Processes()), apiRequests(r.ctx, l.Clientset)
 		if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, scaleSet, have, n); err != nil {
 			return nil, err
 		}
 		created := time.Now()
+		cpu := cpuSpent(cpu0, cpuTimes(l.Processes()))
+		r.cpu = append(r.cpu, fmt.Sprintf("- %d Services, speakers running: %s", n, cpu))
+		fmt.Fprintf(os.Stderr, "%d Services, speakers running: CPU %s\n  API %s\n", n, cpu, requestsSpent(req0, apiRequests(r.ctx, l.Clientset)))
 		if err := r.routerHolds(n, 15*time.Minute); err != nil {
 			return nil, err
 		}
@@ -281,11 +288,14 @@ func (r *bgpRun) baseline(from, to int) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	t0 := time.Now()
+	t0, cpu0, req0 := time.Now(), cpuTimes(l.Processes()), apiRequests(r.ctx, l.Clientset)
 	if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, baselineSet, from, to); err != nil {
 		return 0, err
 	}
 	took := time.Since(t0)
+	cpu := cpuSpent(cpu0, cpuTimes(l.Processes()))
+	r.cpu = append(r.cpu, fmt.Sprintf("- %d Services, speakers stopped: %s", to, cpu))
+	fmt.Fprintf(os.Stderr, "%d Services, speakers stopped: CPU %s\n  API %s\n", to, cpu, requestsSpent(req0, apiRequests(r.ctx, l.Clientset)))
 	if err := deleteServices(r.ctx, l.Clientset, baselineSet, from, to); err != nil {
 		return 0, err
 	}
@@ -420,7 +430,7 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-func writeBGPReport(out string, trials int, rows, scaleRows []string) error {
+func writeBGPReport(out string, trials int, rows, scaleRows, cpu []string) error {
 	w, closeOut, err := measure.OpenReport(out)
 	if err != nil {
 		return err
@@ -455,8 +465,114 @@ internal/bgp's README advises.
 | Services | created, speakers stopped | created, speakers running | ratio | then held after | speaker memory (node1 / node2 / node3) |
 |---|---|---|---|---|---|
 %s
-`, "half an hour, most of it creating 10,000 Services", time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
-		pollEvery, strings.Join(rows, "\n"), strings.Join(scaleRows, "\n"))
+
+CPU time used while the Services were created, by program (the three
+speakers summed; "speaker's children" are the nft runs of their
+dataplanes), which on this machine all share the same CPUs:
+
+%s
+`, "half an hour, most of it creating 10,000 Services twice", time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		pollEvery, strings.Join(rows, "\n"), strings.Join(scaleRows, "\n"), strings.Join(cpu, "\n"))
 	_ = trials
 	return nil
+}
+
+// cpuTimes is the CPU time each of the lab's programs has used, by
+// command name (processes of one name summed), from /proc; the time of
+// the children it waited for (a speaker's nft) is counted as name+"'s
+// children".
+func cpuTimes(pids []int) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ... utime stime: fields 14 and 15, counted
+		// after the command name, which may hold spaces.
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 15 {
+			continue
+		}
+		ticks := func(i int) time.Duration {
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			return time.Duration(n) * time.Second / 100 // USER_HZ
+		}
+		out[s[open+1:end]] += ticks(11) + ticks(12)
+		if c := ticks(13) + ticks(14); c > 0 {
+			out[s[open+1:end]+"'s children"] += c
+		}
+	}
+	return out
+}
+
+// cpuSpent is what each program used between two cpuTimes, as text.
+func cpuSpent(before, after map[string]time.Duration) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		if d := after[name] - before[name]; d >= 100*time.Millisecond {
+			parts = append(parts, fmt.Sprintf("%s %.1f s", name, d.Seconds()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// apiRequests counts the API server's requests by verb and resource, and
+// its watch events by kind, from its metrics.
+func apiRequests(ctx context.Context, cs kubernetes.Interface) map[string]float64 {
+	out := map[string]float64{}
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return out
+	}
+	label := func(line, name string) string {
+		_, rest, ok := strings.Cut(line, name+`="`)
+		if !ok {
+			return ""
+		}
+		v, _, _ := strings.Cut(rest, `"`)
+		return v
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		var key string
+		switch {
+		case strings.HasPrefix(line, "apiserver_request_total{"):
+			key = label(line, "verb") + " " + label(line, "resource") + "/" + label(line, "subresource")
+		case strings.HasPrefix(line, "apiserver_watch_events_total{"):
+			key = "watch-event " + label(line, "kind")
+		case strings.HasPrefix(line, "apiserver_watch_events_sizes_sum{"):
+			key = "watch-bytes " + label(line, "kind")
+		default:
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		out[key] += v
+	}
+	return out
+}
+
+// requestsSpent is the largest changes between two apiRequests, as text.
+func requestsSpent(before, after map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var all []kv
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			all = append(all, kv{k, d})
+		}
+	}
+	slices.SortFunc(all, func(a, b kv) int { return int(b.v - a.v) })
+	var parts []string
+	for _, x := range all[:min(len(all), 14)] {
+		parts = append(parts, fmt.Sprintf("%s %.0f", x.k, x.v))
+	}
+	return strings.Join(parts, "; ")
 }
