@@ -14,7 +14,7 @@ FUZZTIME ?= 10s
 
 export KUBEBUILDER_ASSETS := $(BIN)
 
-.PHONY: deps architecture build generate manifests images image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-faults lab-down clean
+.PHONY: deps architecture build generate manifests images image-names image-check test unit fuzz lint tools bench lab lab-failover lab-bgp lab-forwarding lab-faults lab-down clean
 
 # The version every binary reports (ironlb_build_info, kubectl ironlb
 # version): the chart's appVersion; the revision is the commit, with -dirty
@@ -100,14 +100,27 @@ manifests: $(BIN)/helm ## render the chart into plain manifests in _output/manif
 	@echo "wrote _output/manifests/ironlb.yaml (apply with: kubectl create namespace ironlb-system; kubectl apply --server-side -f _output/manifests/ironlb.yaml)"
 
 # The chart's default values name these images: the repository below and
-# the chart's appVersion as the tag.
+# the chart's appVersion as the tag. make images builds them FROM scratch
+# without pulling anything (hack/images.sh): docker-archive tarballs in
+# _output/images/, loaded into the engine when one answers. docs/install.md
+# tells how to move them to an air-gapped cluster or a private registry.
 IMAGE_REPO ?= ghcr.io/ironlb
 IMAGE_TAG ?= $(VERSION)
+IMAGES_DIR := $(CURDIR)/_output/images
 
-images: ## build the controller and speaker images (needs a Docker engine)
-	@docker info >/dev/null 2>&1 || { echo "images need a Docker engine; none answers here" >&2; exit 1; }
-	docker build -f controller/Dockerfile -t $(IMAGE_REPO)/controller:$(IMAGE_TAG) .
-	docker build -f speaker/Dockerfile -t $(IMAGE_REPO)/speaker:$(IMAGE_TAG) .
+images: ## build the controller and speaker images into _output/images/ (and load them, when a container engine answers)
+	VERSION='$(VERSION)' REVISION='$(REVISION)' hack/images.sh $(IMAGES_DIR) $(IMAGE_REPO) $(IMAGE_TAG)
+	@if docker info >/dev/null 2>&1; then \
+		for c in controller speaker; do docker load -i $(IMAGES_DIR)/$$c.tar; done; \
+	else \
+		echo "no container engine answers here, so nothing was loaded: load the archives with docker load -i (or podman load -i) $(IMAGES_DIR)/controller.tar and speaker.tar"; \
+	fi
+
+# The image names make images tags, one a line (a test compares them with
+# what the chart renders).
+image-names:
+	@echo $(IMAGE_REPO)/controller:$(IMAGE_TAG)
+	@echo $(IMAGE_REPO)/speaker:$(IMAGE_TAG)
 
 # What can be checked of the images without Docker: the binaries build
 # static, and nft and the speaker run from exactly the files the speaker

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Checks, without a Docker engine, the parts of the images that can go wrong
-# quietly: the controller and speaker must be static binaries (the controller
-# image has no libc, and the speaker must not lean on the one its image carries
-# for nft), and the files that hack/rootfs.sh collects for the speaker image
-# must be enough to run nft.
-# It builds the same tree the speaker Dockerfile copies in, adds the speaker
-# and runs both programs chrooted into it; last, `speaker --cleanup` finds nft
+# quietly: the controller and speaker must be static binaries (the images are
+# FROM scratch: the controller's has no libc, and the speaker must not lean on
+# the one its image carries for nft), and the files that hack/image-rootfs.sh
+# collects for the speaker image must be enough to run nft.
+# It builds the speaker image's whole tree (hack/image-rootfs.sh, as `make
+# images` and the Dockerfile do) and runs both programs chrooted into it;
+# last, `speaker --cleanup` finds nft
 # on the image's PATH and has it add and delete a table, in a network
 # namespace of its own, so the host's nftables are never touched.
 #
@@ -71,9 +72,8 @@ for cmd in controller speaker; do
 done
 
 root=$tmp/root
-bash hack/rootfs.sh "$root" "$nft"
-cp "$tmp/bin/speaker" "$root/speaker"
-echo "speaker image adds these files to the distroless base:"
+bash hack/image-rootfs.sh "$root" speaker "$tmp/bin/speaker"
+echo "the speaker image holds these files:"
 (cd "$root" && find . ! -type d | sort | sed 's|^\.|  |')
 
 out=$(chroot "$root" "$nft" --version 2>&1) || die "nft does not run from the collected files: $out"

@@ -6,11 +6,11 @@
 # that DEST is all a chroot or an image layer needs to run those binaries.
 #
 # Paths are kept as ldd prints them and symlinks are followed: DEST gets a
-# regular file at each soname path. Realpath would be wrong here: on a
-# merged-/usr builder it turns /lib/... into /usr/lib/..., and distroless
-# debian12, which this feeds, keeps glibc in a real /lib. Kept as printed, the
-# libc and loader copied here land on the base image's own, so the two always
-# come from the same glibc build.
+# regular file at each soname path, and real directories where the builder
+# may have symlinks (/lib64 on a merged-/usr machine). The images are built
+# FROM scratch, so these paths are the only ones there: the dynamic loader
+# at the path the binary's ELF header names, and the libraries in
+# /lib/<triplet>, a directory the loader searches by default.
 set -euo pipefail
 
 prog=rootfs.sh

@@ -106,6 +106,7 @@ var otherTools = []string{
 	"--from-literal", "--image", "--include-crds", "--kube-version", "--port", "--reuse-values",
 	"--server-side", "--serviceaccount", "--set", "--show-labels", "--type", "--namespace",
 	"--wait", "--version", "--context", "--output",
+	"--no-trunc", "--build-arg", // docker's, in install.md's Images
 	"--flag", // configuration.md: "Boolean flags take `--flag` or `--flag=false`"
 }
 

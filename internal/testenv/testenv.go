@@ -56,12 +56,19 @@ func Get(tb testing.TB) *Env {
 // Call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the shared control plane, if one was started. For a TestMain
+// that has more to do after m.Run than Main does.
+func Stop() {
 	if shared != nil {
 		if err := shared.env.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping the control plane: %v\n", err)
 		}
+		shared = nil
 	}
-	os.Exit(code)
 }
 
 // RepoRoot is the repository's top folder.
