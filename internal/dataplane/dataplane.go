@@ -72,6 +72,9 @@ type Options struct {
 	RetryInterval time.Duration
 	// NFT replaces the nft command per family ("ip", "ip6"), for tests.
 	NFT map[knftables.Family]knftables.Interface
+	// Synced, when set, is called by Run after every list it applied,
+	// with the list; it must not block (benchmarks time changes with it).
+	Synced func([]Frontend)
 }
 
 // Dataplane owns ironlb's nftables tables.
@@ -192,6 +195,9 @@ func (d *Dataplane) Run(ctx context.Context) error {
 			d.log.Error("forwarding sync failed; writing the tables in full", "retry", d.opts.RetryInterval, "error", err)
 			retry = time.After(d.opts.RetryInterval)
 			continue
+		}
+		if d.opts.Synced != nil {
+			d.opts.Synced(fes)
 		}
 		d.mu.Lock()
 		busy := d.fresh

@@ -173,8 +173,14 @@ type Speaker struct {
 	secrets     *passwords
 	selfIPv4    netip.Addr
 	bgpDirty    bool
-	// forwarded: Forwarding was given a list.
+	// forwarded: Forwarding was given a list; fwdDirty: the frontends
+	// changed since. bgpPace and fwdPace space out the two handoffs
+	// during bursts; wakeAt is when a sync was last asked for by a pacer.
 	forwarded bool
+	fwdDirty  bool
+	bgpPace   pacer
+	fwdPace   pacer
+	wakeAt    time.Time
 	// ranges logs unreadable source ranges once per change.
 	ranges rangeLog
 }
@@ -303,6 +309,9 @@ func (s *Speaker) sync(ctx context.Context) error {
 	d := s.dirty
 	s.dirty = dirtySet{}
 	s.mu.Unlock()
+	if !s.wakeAt.IsZero() && !time.Now().Before(s.wakeAt) {
+		s.wakeAt = time.Time{}
+	}
 	s.bgpDirty = s.bgpDirty || d.bgp
 	if err := s.read(ctx, d); err != nil {
 		// Read again what could not be read; what was read stays planned.
@@ -315,8 +324,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	s.updateMembers(s.now())
 	s.apply()
 	if s.opts.BGP != nil {
-		if s.bgpDirty {
-			s.applyBGP()
+		if s.bgpDirty && s.paced(&s.bgpPace, s.applyBGP) {
 			s.bgpDirty = false
 		}
 		s.bgpEvents(ctx, s.opts.BGP.Status())
@@ -341,10 +349,26 @@ func (s *Speaker) handOn(c planner.Changes) {
 	s.bgpDirty = s.bgpDirty || c.BGP
 	// The first list always goes out, even an empty one: the dataplane
 	// waits for it before replacing what an earlier run left.
-	if s.opts.Forwarding != nil && (c.Forwarding || !s.forwarded) {
-		s.opts.Forwarding.Set(s.state.Frontends())
-		s.forwarded = true
+	s.fwdDirty = s.fwdDirty || c.Forwarding || !s.forwarded
+	if s.opts.Forwarding != nil && s.fwdDirty && s.paced(&s.fwdPace, func() { s.opts.Forwarding.Set(s.state.Frontends()) }) {
+		s.fwdDirty, s.forwarded = false, true
 	}
+}
+
+// paced runs handOff when p lets it, and reports whether it ran;
+// otherwise it asks for a sync when it may.
+func (s *Speaker) paced(p *pacer, handOff func()) bool {
+	start := time.Now()
+	if w := p.wait(start); w > 0 {
+		if s.wakeAt.IsZero() || start.Add(w).Before(s.wakeAt) {
+			s.wakeAt = start.Add(w)
+			time.AfterFunc(w, s.Trigger)
+		}
+		return false
+	}
+	handOff()
+	p.done(start, time.Now())
+	return true
 }
 
 // l2 is the layer 2 plan of a; nil when it is not announced in layer 2.
