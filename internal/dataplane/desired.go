@@ -113,6 +113,14 @@ func (s *desired) rematch(fes []Frontend) (chs [2][]change, dup bool) {
 	return chs, false
 }
 
+// Equal tells whether two frontends forward the same traffic the same
+// way: the same address, protocol and port, and the same backends,
+// affinity and source ranges. A frontend given its predecessor's Backends
+// slice again is told equal without comparing the backends.
+func (f *Frontend) Equal(o *Frontend) bool {
+	return keyOf(f) == keyOf(o) && sameFrontend(f, o)
+}
+
 // sameFrontend tells whether two frontends of one key need the same
 // objects. Slices and pointers shared with the last list are equal
 // without a look at their elements: Set's caller does not change them.

@@ -419,7 +419,7 @@ func (s *State) replanForwarding(a netip.Addr) {
 	old := s.fwd[a]
 	same := len(old) == len(fes)
 	for i := range fes {
-		if i < len(old) && sameFrontend(&old[i], &fes[i]) {
+		if i < len(old) && old[i].Equal(&fes[i]) {
 			fes[i] = old[i]
 		} else {
 			same = false
@@ -447,10 +447,4 @@ func (s *State) replanForwarding(a netip.Addr) {
 			s.fwdAddrs = slices.Insert(s.fwdAddrs, i, a)
 		}
 	}
-}
-
-// sameFrontend tells whether two frontends forward the same way.
-func sameFrontend(a, b *dataplane.Frontend) bool {
-	return a.Addr == b.Addr && a.Protocol == b.Protocol && a.Port == b.Port && a.Affinity == b.Affinity &&
-		slices.Equal(a.Backends, b.Backends) && a.SourceRanges.Equal(b.SourceRanges)
 }

@@ -271,20 +271,3 @@ func TestStateChanges(t *testing.T) {
 		t.Errorf("ns/b's frontend after its endpoint turned unready: %v, want no backends", second[1].Backends)
 	}
 }
-
-// TestSameFrontendRanges: a change of ranges alone is a change the
-// dataplane must be given; no restriction and no client differ.
-func TestSameFrontendRanges(t *testing.T) {
-	fe := dataplane.Frontend{Addr: netip.MustParseAddr("203.0.113.65"), Protocol: dataplane.TCP, Port: 80}
-	ranges := []*dataplane.SourceRanges{nil, dataplane.AllowOnly(), dataplane.AllowOnly(netip.MustParsePrefix("198.51.100.0/24")),
-		dataplane.AllowOnly(netip.MustParsePrefix("198.51.100.0/25"))}
-	for i, a := range ranges {
-		for j, b := range ranges {
-			x, y := fe, fe
-			x.SourceRanges, y.SourceRanges = a, b
-			if got := sameFrontend(&x, &y); got != (i == j) {
-				t.Errorf("sameFrontend with ranges %v and %v = %v", a, b, got)
-			}
-		}
-	}
-}
