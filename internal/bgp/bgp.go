@@ -1,8 +1,10 @@
 // Package bgp owns the speaker's embedded GoBGP server. The rest of the
 // speaker hands it the complete desired state (the peers of this node and,
 // per peer, the prefixes to advertise with their attributes) through Set,
-// as often as it likes; one goroutine converges GoBGP to the latest state
-// without touching sessions whose settings did not change. See README.md.
+// and changes of some prefixes through Update, as often as it likes; one
+// goroutine converges GoBGP to the latest state without touching sessions
+// whose settings did not change, and after an Update compares only the
+// prefixes it named. See README.md.
 package bgp
 
 import (
@@ -91,6 +93,33 @@ type Desired struct {
 	Peers []Peer
 }
 
+// Changes are new routes for some prefixes: for every prefix, the route
+// to each peer, by name, that advertises it. A peer missing from a
+// prefix's map does not advertise it.
+type Changes map[netip.Prefix]map[string]Route
+
+// Apply makes d's routes what c says for the prefixes c names, and calls
+// touched (when not nil) for every peer and prefix it looked at. Peers
+// that c names but d has not are ignored.
+func (d *Desired) Apply(c Changes, touched func(peer string, pfx netip.Prefix)) {
+	for pfx, routes := range c {
+		for i := range d.Peers {
+			p := &d.Peers[i]
+			if r, ok := routes[p.Name]; ok {
+				if p.Routes == nil {
+					p.Routes = map[netip.Prefix]Route{}
+				}
+				p.Routes[pfx] = r
+			} else {
+				delete(p.Routes, pfx)
+			}
+			if touched != nil {
+				touched(p.Name, pfx)
+			}
+		}
+	}
+}
+
 // State is a session's BGP finite-state-machine state, or Disabled.
 type State string
 
@@ -157,15 +186,23 @@ type Server struct {
 	// kick has room for one pending convergence request.
 	kick chan struct{}
 
-	// mu guards desired, status and down.
+	// mu guards desired, pending, status and down. desired is the last
+	// Set not yet taken by Run, pending the Updates since.
 	mu      sync.Mutex
 	desired *Desired
+	pending Changes
 	status  map[string]*PeerStatus
 	// down holds, per configured peer, since when its session has not
 	// been established.
 	down map[string]time.Time
 
-	// Everything below belongs to the Run goroutine.
+	// Everything below belongs to the Run goroutine. want is the desired
+	// state it converges to; dirty holds, per peer, the prefixes that may
+	// differ from what GoBGP has been given, and whole the peers whose
+	// every prefix must be compared.
+	want     *Desired
+	dirty    map[string]map[netip.Prefix]bool
+	whole    map[string]bool
 	gobgp    *server.BgpServer
 	routerID netip.Addr
 	// applied is what GoBGP has been given, by peer name.
@@ -224,16 +261,42 @@ func New(o Options) *Server {
 		down:      map[string]time.Time{},
 		applied:   map[string]*appliedPeer{},
 		byAddress: map[netip.Addr]string{},
+		dirty:     map[string]map[netip.Prefix]bool{},
+		whole:     map[string]bool{},
 	}
 }
 
-// Set records the desired state; Run converges to it. It never blocks.
-// Neither d nor the Routes maps it holds may be changed afterwards.
+// Set records the complete desired state; Run converges to it, comparing
+// every prefix. It never blocks, and keeps copies of what it is given.
 func (s *Server) Set(d Desired) {
 	d.Peers = slices.Clone(d.Peers)
+	for i := range d.Peers {
+		d.Peers[i].Routes = maps.Clone(d.Peers[i].Routes)
+	}
 	s.mu.Lock()
-	s.desired = &d
+	s.desired, s.pending = &d, nil
 	s.mu.Unlock()
+	s.kickRun()
+}
+
+// Update changes the routes of the prefixes c names, on top of the last
+// Set and the Updates since; Run compares only those prefixes. It never
+// blocks. c is the server's afterwards: the caller must not change it.
+func (s *Server) Update(c Changes) {
+	if len(c) == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.pending == nil {
+		s.pending = c
+	} else {
+		maps.Copy(s.pending, c)
+	}
+	s.mu.Unlock()
+	s.kickRun()
+}
+
+func (s *Server) kickRun() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -270,14 +333,11 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-retry.C:
 		case <-backoff.C:
 		}
-		s.mu.Lock()
-		d := s.desired
-		s.mu.Unlock()
-		if d == nil {
+		if !s.takeDesired() {
 			continue
 		}
 		start := time.Now()
-		err := s.converge(*d)
+		err := s.converge(*s.want)
 		s.opts.Metrics.observeSync(time.Since(start), err)
 		s.updateMetrics()
 		if err != nil {
@@ -285,6 +345,31 @@ func (s *Server) Run(ctx context.Context) error {
 			retry.Reset(s.opts.RetryInterval)
 		}
 	}
+}
+
+// takeDesired makes the last Set and the Updates since the state to
+// converge to, and tells whether there is one.
+func (s *Server) takeDesired() bool {
+	s.mu.Lock()
+	d, c := s.desired, s.pending
+	s.desired, s.pending = nil, nil
+	s.mu.Unlock()
+	if d != nil {
+		s.want = d
+		for _, p := range d.Peers {
+			s.whole[p.Name] = true
+		}
+	}
+	if s.want == nil {
+		return false
+	}
+	s.want.Apply(c, func(peer string, pfx netip.Prefix) {
+		if s.dirty[peer] == nil {
+			s.dirty[peer] = map[netip.Prefix]bool{}
+		}
+		s.dirty[peer][pfx] = true
+	})
+	return true
 }
 
 // converge brings GoBGP to d, step by step; a step that fails is
@@ -327,6 +412,7 @@ func (s *Server) converge(d Desired) error {
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		p := want[name]
 		if p.Disabled != "" {
+			s.compareWhole(name)
 			continue
 		}
 		if a := s.applied[name]; a != nil && a.retry != s.retryFor(name) && s.isDown(name) {
@@ -337,6 +423,8 @@ func (s *Server) converge(d Desired) error {
 			errs = append(errs, s.deletePeer(name))
 		}
 		if s.applied[name] == nil {
+			// A new session starts with no routes: compare them all.
+			s.compareWhole(name)
 			if msg := p.unusable(); msg != "" {
 				// A setting this speaker cannot run is the peer's problem,
 				// reported on it, not a failure to retry.
@@ -349,9 +437,32 @@ func (s *Server) converge(d Desired) error {
 				continue
 			}
 		}
-		errs = append(errs, s.syncRoutes(name, p.Routes))
+		var only map[netip.Prefix]bool
+		if !s.whole[name] {
+			if only = s.dirty[name]; len(only) == 0 {
+				continue
+			}
+		}
+		err := s.syncRoutes(name, p.Routes, only)
+		if err == nil {
+			delete(s.whole, name)
+			delete(s.dirty, name)
+		}
+		errs = append(errs, err)
+	}
+	for name := range s.dirty {
+		if want[name] == nil {
+			delete(s.dirty, name)
+			delete(s.whole, name)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// compareWhole makes the next convergence compare every prefix of peer.
+func (s *Server) compareWhole(peer string) {
+	s.whole[peer] = true
+	delete(s.dirty, peer)
 }
 
 // updateStatusPeers makes the status list the desired peers.

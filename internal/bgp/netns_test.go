@@ -52,8 +52,9 @@ var helperOptions = Options{
 }
 
 type helperCommand struct {
-	Op      string   `json:"op"` // "set", "status" or "stats"
+	Op      string   `json:"op"` // "set", "update", "status" or "stats"
 	Desired *Desired `json:"desired,omitempty"`
+	Changes Changes  `json:"changes,omitempty"`
 }
 
 type helperReply struct {
@@ -86,6 +87,8 @@ func runHelper(level string, in io.Reader, out, logw io.Writer) int {
 		switch c.Op {
 		case "set":
 			s.Set(*c.Desired)
+		case "update":
+			s.Update(c.Changes)
 		case "status":
 			r.Status = s.Status()
 		case "stats":
@@ -270,6 +273,12 @@ func (s *speaker) do(c helperCommand) helperReply {
 func (s *speaker) set(d Desired) {
 	s.t.Helper()
 	s.do(helperCommand{Op: "set", Desired: &d})
+}
+
+// update hands c to Update.
+func (s *speaker) update(c Changes) {
+	s.t.Helper()
+	s.do(helperCommand{Op: "update", Changes: c})
 }
 
 func (s *speaker) status() []PeerStatus {

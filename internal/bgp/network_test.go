@@ -244,6 +244,64 @@ func TestFRRWithdrawAndChange(t *testing.T) {
 	}
 }
 
+// TestFRRUpdate changes some prefixes through Update, which compares only
+// those: routes move between peers, change and go, and a Set afterwards
+// still replaces everything.
+func TestFRRUpdate(t *testing.T) {
+	needNet(t)
+	t.Parallel()
+	l := newLab(t)
+	l.r1.start(fromSpk1)
+	l.r2.start(fromSpk2)
+	sp := l.startSpeaker("debug")
+	from1 := func(r frrRoute) frrRoute { r.Peer, r.NextHop = spk1.String(), spk1.String(); return r }
+	from2 := func(r frrRoute) frrRoute {
+		r.Peer, r.NextHop, r.LocalPref = spk2.String(), spk2.String(), localPref(100)
+		return r
+	}
+	c100 := Route{Communities: []uint32{community(65000, 100)}}
+	both := map[netip.Prefix]Route{pfx("203.0.113.10/32"): c100, pfx("203.0.113.11/32"): {}}
+	sp.set(Desired{RouterID: routerID, Peers: []Peer{peerR1(both), peerR2(both)}})
+	l.r1.waitRoutes(t, "ipv4", map[string]frrRoute{
+		"203.0.113.10/32": from1(frrRoute{Communities: "65000:100"}),
+		"203.0.113.11/32": from1(frrRoute{}),
+	})
+	l.r2.waitRoutes(t, "ipv4", map[string]frrRoute{
+		"203.0.113.10/32": from2(frrRoute{Communities: "65000:100"}),
+		"203.0.113.11/32": from2(frrRoute{}),
+	})
+
+	// .10 changes its community for r1 and leaves r2; .11 leaves r1; .12
+	// is new, for r2 only.
+	sp.update(Changes{
+		pfx("203.0.113.10/32"): {"r1": {Communities: []uint32{community(65000, 110)}}},
+		pfx("203.0.113.11/32"): {"r2": {}},
+		pfx("203.0.113.12/32"): {"r2": c100},
+	})
+	l.r1.waitRoutes(t, "ipv4", map[string]frrRoute{
+		"203.0.113.10/32": from1(frrRoute{Communities: "65000:110"}),
+	})
+	l.r2.waitRoutes(t, "ipv4", map[string]frrRoute{
+		"203.0.113.11/32": from2(frrRoute{}),
+		"203.0.113.12/32": from2(frrRoute{Communities: "65000:100"}),
+	})
+	want := []PeerStatus{
+		{Name: "r1", Address: r1v4, State: StateEstablished, Advertised: 1},
+		{Name: "r2", Address: r2v4, State: StateEstablished, Advertised: 2},
+	}
+	if diff := cmp.Diff(want, sp.status(), cmpStatus); diff != "" {
+		t.Errorf("Status after Update (-want +got)\n%s", diff)
+	}
+
+	// A Set replaces the routes the Updates made.
+	sp.set(Desired{RouterID: routerID, Peers: []Peer{peerR1(both), peerR2(nil)}})
+	l.r2.waitRoutes(t, "ipv4", map[string]frrRoute{})
+	l.r1.waitRoutes(t, "ipv4", map[string]frrRoute{
+		"203.0.113.10/32": from1(frrRoute{Communities: "65000:100"}),
+		"203.0.113.11/32": from1(frrRoute{}),
+	})
+}
+
 // tcpMD5Failures is the kernel's count of TCP segments dropped in ns
 // for a missing or wrong MD5 signature.
 func tcpMD5Failures(t *testing.T, ns string) int {

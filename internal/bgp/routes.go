@@ -12,11 +12,12 @@ import (
 	"github.com/ironlb/ironlb/internal/iprange"
 )
 
-// syncRoutes advertises, replaces and withdraws the peer's prefixes. New
-// and changed routes go out before withdrawals.
-func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
+// syncRoutes advertises, replaces and withdraws the peer's prefixes:
+// every prefix, or only those in only when it is not nil. New and
+// changed routes go out before withdrawals.
+func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route, only map[netip.Prefix]bool) error {
 	a := s.applied[name]
-	put, withdraw := diffRoutes(a.routes, want, a.Address.Is4())
+	put, withdraw := diffRoutes(a.routes, want, a.Address.Is4(), only)
 	var errs []error
 	for _, pfx := range put {
 		r := want[pfx]
@@ -56,8 +57,24 @@ func (s *Server) syncRoutes(name string, want map[netip.Prefix]Route) error {
 
 // diffRoutes says, for a session of one family (is4), which prefixes to
 // advertise or replace (new, or with other attributes) and which to
-// withdraw (gone, or of the other family), each sorted.
-func diffRoutes(have, want map[netip.Prefix]Route, is4 bool) (put, withdraw []netip.Prefix) {
+// withdraw (gone, or of the other family), each sorted. With only not
+// nil, it looks at those prefixes alone.
+func diffRoutes(have, want map[netip.Prefix]Route, is4 bool, only map[netip.Prefix]bool) (put, withdraw []netip.Prefix) {
+	if only != nil {
+		for pfx := range only {
+			r, wanted := want[pfx]
+			old, had := have[pfx]
+			switch {
+			case wanted && pfx.Addr().Is4() == is4 && (!had || !old.equal(r)):
+				put = append(put, pfx)
+			case had && (!wanted || pfx.Addr().Is4() != is4):
+				withdraw = append(withdraw, pfx)
+			}
+		}
+		slices.SortFunc(put, iprange.ComparePrefixes)
+		slices.SortFunc(withdraw, iprange.ComparePrefixes)
+		return put, withdraw
+	}
 	for pfx, r := range want {
 		if old, ok := have[pfx]; pfx.Addr().Is4() == is4 && (!ok || !old.equal(r)) {
 			put = append(put, pfx)

@@ -68,14 +68,24 @@ type State struct {
 type Changes struct {
 	// L2 are the addresses whose layer 2 plan is new, changed or gone.
 	L2 map[netip.Addr]bool
-	// Warnings, BGP and Forwarding: the warnings, the BGP plan or the
-	// frontends changed.
-	Warnings, BGP, Forwarding bool
+	// BGPPrefixes are the prefixes whose BGP plan may have changed (new,
+	// changed or gone).
+	BGPPrefixes map[netip.Prefix]bool
+	// Warnings, BGPPeers and Forwarding: the warnings, the BGP peers or
+	// the frontends changed.
+	Warnings, BGPPeers, Forwarding bool
 }
+
+// BGP tells whether the BGP plan changed.
+func (c Changes) BGP() bool { return c.BGPPeers || len(c.BGPPrefixes) > 0 }
 
 // Any tells whether anything changed.
 func (c Changes) Any() bool {
-	return len(c.L2) > 0 || c.Warnings || c.BGP || c.Forwarding
+	return len(c.L2) > 0 || c.Warnings || c.BGP() || c.Forwarding
+}
+
+func newChanges() Changes {
+	return Changes{L2: map[netip.Addr]bool{}, BGPPrefixes: map[netip.Prefix]bool{}}
 }
 
 // NewState returns the empty plan of node self, forwarding in mode.
@@ -85,7 +95,7 @@ func NewState(self string, mode ForwardingMode) *State {
 		nodes: map[string]Node{}, services: map[string]*Service{}, users: map[netip.Addr][]string{},
 		l2: map[netip.Addr]*L2{}, bgpAddr: map[netip.Addr][]bgpShare{}, pfxAddrs: map[netip.Prefix][]netip.Addr{},
 		fwd: map[netip.Addr][]dataplane.Frontend{}, fwdAt: map[netip.Addr]int{},
-		changes: Changes{L2: map[netip.Addr]bool{}},
+		changes: newChanges(),
 	}
 	s.bgp = BGPPlan{Routes: map[string]map[netip.Prefix]BGPRoute{}, Prefixes: map[netip.Prefix]*BGPPrefix{}}
 	s.rederive()
@@ -130,7 +140,7 @@ func (s *State) Frontends() []dataplane.Frontend {
 // TakeChanges returns what changed since it was last called.
 func (s *State) TakeChanges() Changes {
 	c := s.changes
-	s.changes = Changes{L2: map[netip.Addr]bool{}}
+	s.changes = newChanges()
 	return c
 }
 
@@ -262,7 +272,7 @@ func (s *State) rederive() {
 	s.bgpCtx = newBGPContext(s.cfg, self)
 	s.bgp.Peers = s.bgpCtx.peers
 	if !slices.Equal(peers, s.bgp.Peers) {
-		s.changes.BGP = true
+		s.changes.BGPPeers = true
 	}
 	// Addresses no longer used were re-planned when their last Service
 	// left; everything planned is used.
@@ -373,7 +383,7 @@ func removeAddr(list []netip.Addr, a netip.Addr) []netip.Addr {
 // replanPrefix puts pfx's routes and description together again from the
 // shares of the addresses it covers.
 func (s *State) replanPrefix(pfx netip.Prefix) {
-	s.changes.BGP = true
+	s.changes.BGPPrefixes[pfx] = true
 	if old := s.bgp.Prefixes[pfx]; old != nil {
 		for _, peer := range old.Peers {
 			delete(s.bgp.Routes[peer], pfx)

@@ -3,6 +3,7 @@ package planner
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -52,6 +53,43 @@ type walk struct {
 	mode    ForwardingMode
 	self    []netip.Addr
 	st      *State
+	// seen is the BGP plan as a consumer of TakeChanges alone knows it:
+	// a copy taken when the peers change, and the prefixes the changes
+	// name copied after every step.
+	seen BGPPlan
+}
+
+// follow brings seen up to date from c, as the speaker does.
+func (w *walk) follow(c Changes) {
+	plan := w.st.BGP()
+	if c.BGPPeers || w.seen.Routes == nil {
+		w.seen = BGPPlan{Peers: plan.Peers, Routes: map[string]map[netip.Prefix]BGPRoute{}, Prefixes: maps.Clone(plan.Prefixes)}
+		for peer, routes := range plan.Routes {
+			w.seen.Routes[peer] = maps.Clone(routes)
+		}
+		return
+	}
+	for pfx := range c.BGPPrefixes {
+		if d := plan.Prefixes[pfx]; d != nil {
+			w.seen.Prefixes[pfx] = d
+		} else {
+			delete(w.seen.Prefixes, pfx)
+		}
+		for _, peer := range plan.Peers {
+			r, ok := plan.Routes[peer.Name][pfx]
+			switch {
+			case ok && w.seen.Routes[peer.Name] == nil:
+				w.seen.Routes[peer.Name] = map[netip.Prefix]BGPRoute{pfx: r}
+			case ok:
+				w.seen.Routes[peer.Name][pfx] = r
+			default:
+				delete(w.seen.Routes[peer.Name], pfx)
+				if len(w.seen.Routes[peer.Name]) == 0 {
+					delete(w.seen.Routes, peer.Name)
+				}
+			}
+		}
+	}
 }
 
 var walkAddrs = func() []netip.Addr {
@@ -166,8 +204,12 @@ func (w *walk) diff() string {
 	if d := gocmp.Diff(l2Comparable(want), l2Comparable(w.st.Layer2())); d != "" {
 		return "layer 2 (-scratch +state):\n" + d
 	}
-	if d := gocmp.Diff(bgpComparable(BGP(w.in)), bgpComparable(w.st.BGP())); d != "" {
+	scratch := bgpComparable(BGP(w.in))
+	if d := gocmp.Diff(scratch, bgpComparable(w.st.BGP())); d != "" {
 		return "BGP (-scratch +state):\n" + d
+	}
+	if d := gocmp.Diff(scratch, bgpComparable(w.seen)); d != "" {
+		return "BGP as followed through TakeChanges (-scratch +followed):\n" + d
 	}
 	if d := gocmp.Diff(fwdComparable(Forwarding(w.in, w.mode, w.self)), fwdComparable(w.st.Frontends())); d != "" {
 		return "forwarding (-scratch +state):\n" + d
@@ -200,6 +242,7 @@ func fwdComparable(fes []dataplane.Frontend) []string {
 func (w *walk) run(steps int) (history []string, diff string) {
 	for range steps {
 		history = append(history, w.step())
+		w.follow(w.st.TakeChanges())
 		if d := w.diff(); d != "" {
 			return history, d
 		}
@@ -260,7 +303,7 @@ func TestStateChanges(t *testing.T) {
 	}
 	st.SetService(svc("ns/b", "203.0.113.65", false))
 	c := st.TakeChanges()
-	if len(c.L2) != 0 || !c.Forwarding || c.BGP {
+	if len(c.L2) != 0 || !c.Forwarding || c.BGP() {
 		t.Fatalf("an endpoint change: changes %+v, want forwarding only", c)
 	}
 	second := st.Frontends()

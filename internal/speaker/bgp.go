@@ -23,6 +23,9 @@ import (
 type BGP interface {
 	// Set hands over the complete desired state; it never blocks.
 	Set(bgp.Desired)
+	// Update hands over the routes of the prefixes that changed since;
+	// it never blocks.
+	Update(bgp.Changes)
 	// Status reports every desired peer.
 	Status() []bgp.PeerStatus
 }
@@ -35,13 +38,29 @@ const (
 	maxBGPStatusPrefixes = 100
 )
 
-// applyBGP hands the BGP side its desired state after a change of the
-// plan, the router ID or a password.
+// applyBGP hands the BGP side what changed: the whole desired state after
+// a change of the peers, the router ID or a password (paced, as its cost
+// grows with the Services), otherwise the routes of the prefixes that
+// changed.
 func (s *Speaker) applyBGP() {
-	if s.opts.BGP == nil {
+	plan := s.state.BGP()
+	if s.bgpFull {
+		if s.paced(&s.bgpPace, func() { s.setBGP(plan) }) {
+			s.bgpFull = false
+			clear(s.bgpPending)
+		}
 		return
 	}
-	plan := s.state.BGP()
+	if len(s.bgpPending) == 0 {
+		return
+	}
+	s.trackPrefixes(plan)
+	s.opts.BGP.Update(bgpChanges(plan, s.bgpPending))
+	clear(s.bgpPending)
+}
+
+// setBGP hands the BGP side the whole plan and records every prefix.
+func (s *Speaker) setBGP(plan planner.BGPPlan) {
 	now := time.Now()
 	for pfx := range plan.Prefixes {
 		if _, ok := s.bgpSince[pfx]; !ok {
@@ -53,8 +72,48 @@ func (s *Speaker) applyBGP() {
 			delete(s.bgpSince, pfx)
 		}
 	}
+	s.bgpOrder = slices.SortedFunc(maps.Keys(plan.Prefixes), iprange.ComparePrefixes)
 	s.bgpReported = s.bgpAnnouncements(plan)
 	s.opts.BGP.Set(bgpDesired(s.opts.Node, plan, s.selfIPv4, s.secrets.get))
+}
+
+// trackPrefixes records the pending prefixes' coming and going, and
+// reports the first prefixes again when one of them changed.
+func (s *Speaker) trackPrefixes(plan planner.BGPPlan) {
+	now, top := time.Now(), false
+	for pfx := range s.bgpPending {
+		i, found := slices.BinarySearchFunc(s.bgpOrder, pfx, iprange.ComparePrefixes)
+		switch planned := plan.Prefixes[pfx] != nil; {
+		case planned && !found:
+			s.bgpOrder = slices.Insert(s.bgpOrder, i, pfx)
+			s.bgpSince[pfx] = now
+		case !planned && found:
+			s.bgpOrder = slices.Delete(s.bgpOrder, i, i+1)
+			delete(s.bgpSince, pfx)
+		}
+		top = top || i < maxBGPStatusPrefixes
+	}
+	if top {
+		s.bgpReported = s.bgpAnnouncements(plan)
+	}
+}
+
+// bgpChanges are the routes of the prefixes in changed, to each peer
+// that advertises them.
+func bgpChanges(plan planner.BGPPlan, changed map[netip.Prefix]bool) bgp.Changes {
+	out := make(bgp.Changes, len(changed))
+	for pfx := range changed {
+		routes := map[string]bgp.Route{}
+		if p := plan.Prefixes[pfx]; p != nil {
+			for _, peer := range p.Peers {
+				if r, ok := plan.Routes[peer][pfx]; ok {
+					routes[peer] = route(r)
+				}
+			}
+		}
+		out[pfx] = routes
+	}
+	return out
 }
 
 // bgpDesired is what the BGP side is given for plan: the router ID (the
@@ -157,12 +216,12 @@ func (s *Speaker) peerEvent(ctx context.Context, name, eventType, reason, format
 	s.opts.Events.Eventf(&p, nil, eventType, reason, "Peer", format, args...)
 }
 
-// bgpAnnouncements are the first prefixes of plan as the
+// bgpAnnouncements are the first prefixes of plan (in bgpOrder) as the
 // NodeAnnouncement reports them.
 func (s *Speaker) bgpAnnouncements(plan planner.BGPPlan) []v1alpha1.BGPAnnouncement {
-	pfxs := slices.SortedFunc(maps.Keys(plan.Prefixes), iprange.ComparePrefixes)
-	out := make([]v1alpha1.BGPAnnouncement, 0, min(len(pfxs), maxBGPStatusPrefixes))
-	for _, pfx := range pfxs[:min(len(pfxs), maxBGPStatusPrefixes)] {
+	pfxs := s.bgpOrder[:min(len(s.bgpOrder), maxBGPStatusPrefixes)]
+	out := make([]v1alpha1.BGPAnnouncement, 0, len(pfxs))
+	for _, pfx := range pfxs {
 		p := plan.Prefixes[pfx]
 		out = append(out, v1alpha1.BGPAnnouncement{
 			Prefix: pfx.String(), Services: p.Services, Peers: p.Peers, Since: metaTime(s.bgpSince[pfx]),

@@ -3,6 +3,7 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -33,6 +34,8 @@ type fakeBGP struct {
 	err     error
 	states  map[string]bgp.State
 	changed func()
+	// sets and updates count the calls of Set and Update.
+	sets, updates int
 }
 
 func (f *fakeBGP) Set(d bgp.Desired) {
@@ -51,6 +54,32 @@ func (f *fakeBGP) Set(d bgp.Desired) {
 		}
 	}
 	f.desired = &d
+	f.sets++
+}
+
+// Update applies c to a copy of the last desired state, so that what
+// peer returned earlier stays as it was.
+func (f *fakeBGP) Update(c bgp.Changes) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.desired == nil {
+		f.err = fmt.Errorf("Update before Set")
+		return
+	}
+	d := *f.desired
+	d.Peers = slices.Clone(d.Peers)
+	for i := range d.Peers {
+		d.Peers[i].Routes = maps.Clone(d.Peers[i].Routes)
+	}
+	d.Apply(c, nil)
+	f.desired = &d
+	f.updates++
+}
+
+func (f *fakeBGP) calls() (sets, updates int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sets, f.updates
 }
 
 func (f *fakeBGP) Status() []bgp.PeerStatus {
@@ -236,6 +265,10 @@ func TestBGP(t *testing.T) {
 	f.setState("r-ebgp", bgp.StateActive)
 	expectEvent(t, "default", "r-ebgp", ReasonSessionDown, "bgp-a")
 
+	// From here on only Services change: the BGP side is given the
+	// prefixes that changed, never the whole state again.
+	setsBefore, _ := f.calls()
+
 	// The last endpoint becomes unready: withdrawn everywhere.
 	var slice discoveryv1.EndpointSlice
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-1"}, &slice); err != nil {
@@ -262,6 +295,9 @@ func TestBGP(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectRoutes(t, f, "r-ebgp", map[netip.Prefix]bgp.Route{})
+	if sets, updates := f.calls(); sets != setsBefore || updates == 0 {
+		t.Errorf("Service changes were handed over by %d Sets and %d Updates, want Updates alone", sets-setsBefore, updates)
+	}
 	if f.err != nil {
 		t.Error(f.err)
 	}

@@ -88,7 +88,7 @@ func (s *Speaker) readNodes(ctx context.Context) error {
 		}
 	}
 	if selfIPv4 != s.selfIPv4 {
-		s.selfIPv4, s.bgpDirty = selfIPv4, true
+		s.selfIPv4, s.bgpFull = selfIPv4, true
 	}
 	s.state.SetNodes(planned)
 	s.state.SetSelfAddrs(selfAddrs)

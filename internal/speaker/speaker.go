@@ -163,16 +163,20 @@ type Speaker struct {
 	services map[string]*corev1.ObjectReference
 
 	// BGP, also the sync goroutine's: when each prefix was first
-	// advertised, the first prefixes as reported, the sessions as last
-	// reported, the peers' passwords, this node's IPv4 address (the
-	// default router ID), and whether the plan changed since the BGP side
-	// was last given it.
+	// advertised, every prefix sorted, the first prefixes as reported,
+	// the sessions as last reported, the peers' passwords, this node's
+	// IPv4 address (the default router ID); bgpFull: the BGP side must be
+	// given the whole state again (the peers, a password or the router ID
+	// changed), bgpPending: the prefixes changed since it was last given
+	// them.
 	bgpSince    map[netip.Prefix]time.Time
+	bgpOrder    []netip.Prefix
 	bgpReported []v1alpha1.BGPAnnouncement
 	bgpStatus   []bgp.PeerStatus
 	secrets     *passwords
 	selfIPv4    netip.Addr
-	bgpDirty    bool
+	bgpFull     bool
+	bgpPending  map[netip.Prefix]bool
 	// forwarded: Forwarding was given a list; fwdDirty: the frontends
 	// changed since. bgpPace and fwdPace space out the two handoffs
 	// during bursts; wakeAt is when a sync was last asked for by a pacer.
@@ -225,7 +229,8 @@ func New(o Options) *Speaker {
 		dirty:      dirtySet{config: true, nodes: true, all: true},
 		state:      planner.NewState(o.Node, mode),
 		services:   map[string]*corev1.ObjectReference{},
-		bgpDirty:   true,
+		bgpFull:    true,
+		bgpPending: map[netip.Prefix]bool{},
 		ranking:    election.NewRanking(o.ClaimVersion.OrLatest()),
 		heard:      map[netip.Addr]time.Time{},
 		handingOff: map[netip.Addr]bool{},
@@ -312,7 +317,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	if !s.wakeAt.IsZero() && !time.Now().Before(s.wakeAt) {
 		s.wakeAt = time.Time{}
 	}
-	s.bgpDirty = s.bgpDirty || d.bgp
+	s.bgpFull = s.bgpFull || d.bgp
 	if err := s.read(ctx, d); err != nil {
 		// Read again what could not be read; what was read stays planned.
 		s.mu.Lock()
@@ -324,9 +329,7 @@ func (s *Speaker) sync(ctx context.Context) error {
 	s.updateMembers(s.now())
 	s.apply()
 	if s.opts.BGP != nil {
-		if s.bgpDirty && s.paced(&s.bgpPace, s.applyBGP) {
-			s.bgpDirty = false
-		}
+		s.applyBGP()
 		s.bgpEvents(ctx, s.opts.BGP.Status())
 	}
 	s.status.set(s.report())
@@ -335,8 +338,8 @@ func (s *Speaker) sync(ctx context.Context) error {
 }
 
 // handOn gives the election table the layer 2 addresses that changed, the
-// dataplane the frontends when they changed, and marks the BGP side for
-// an update.
+// dataplane the frontends when they changed, and records what the BGP
+// side is to be given.
 func (s *Speaker) handOn(c planner.Changes) {
 	l2 := s.state.Layer2().L2
 	for a := range c.L2 {
@@ -346,7 +349,12 @@ func (s *Speaker) handOn(c planner.Changes) {
 			s.ranking.Remove(a)
 		}
 	}
-	s.bgpDirty = s.bgpDirty || c.BGP
+	if s.opts.BGP != nil {
+		s.bgpFull = s.bgpFull || c.BGPPeers
+		for pfx := range c.BGPPrefixes {
+			s.bgpPending[pfx] = true
+		}
+	}
 	// The first list always goes out, even an empty one: the dataplane
 	// waits for it before replacing what an earlier run left.
 	s.fwdDirty = s.fwdDirty || c.Forwarding || !s.forwarded
