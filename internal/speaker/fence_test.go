@@ -188,6 +188,24 @@ func TestKnownSpeakers(t *testing.T) {
 		t.Errorf("known %v, want %v", got, want)
 	}
 
+	// The crashed speaker comes back: the pods are read again only once
+	// an event has said something changed.
+	var sc corev1.Pod
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "sp-c"}, &sc); err != nil {
+		t.Fatal(err)
+	}
+	sc.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if err := c.Status().Update(ctx, &sc); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := k.get(), []string{"kn-a", "kn-b", "kn-self"}; !slices.Equal(got, want) {
+		t.Errorf("known before an event %v, want the last %v", got, want)
+	}
+	k.invalidate()
+	if got, want := k.get(), []string{"kn-a", "kn-b", "kn-c", "kn-self"}; !slices.Equal(got, want) {
+		t.Errorf("known after an event %v, want %v", got, want)
+	}
+
 	// A fixed list of peers: every member seen since the start.
 	m := &members{}
 	k = newKnown(RunOptions{Options: Options{Node: "s-a"}, Join: []string{"192.0.2.2"}}, c, m)

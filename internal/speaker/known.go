@@ -25,6 +25,11 @@ import (
 //
 // With a fixed list of peers (--memberlist-join) there are no pods to
 // read: every speaker seen alive since this one started counts.
+//
+// The pods are read again only after invalidate: Run calls it on every
+// event of a speaker pod, and of a Node added, deleted or changing
+// readiness (the informer's cache holds the change by then), so that
+// syncs for Service changes do not list the pods every time.
 type known struct {
 	reader   client.Reader // cached
 	node     string
@@ -33,14 +38,22 @@ type known struct {
 	static   bool
 	members  Members
 
-	mu   sync.Mutex
-	last []string        // guarded by mu
-	seen map[string]bool // guarded by mu; static only
+	mu    sync.Mutex
+	last  []string        // guarded by mu
+	stale bool            // guarded by mu: last must be read again
+	seen  map[string]bool // guarded by mu; static only
 }
 
 func newKnown(o RunOptions, cached client.Reader, members Members) *known {
 	return &known{reader: cached, node: o.Node, ns: o.PodNamespace, selector: o.PodSelector,
-		static: len(o.Join) > 0 || o.PodNamespace == "", members: members, seen: map[string]bool{o.Node: true}}
+		static: len(o.Join) > 0 || o.PodNamespace == "", members: members, seen: map[string]bool{o.Node: true}, stale: true}
+}
+
+// invalidate makes the next get read the pods again.
+func (k *known) invalidate() {
+	k.mu.Lock()
+	k.stale = true
+	k.mu.Unlock()
 }
 
 // get returns the known speakers, this one included. It reads only caches
@@ -54,11 +67,15 @@ func (k *known) get() []string {
 		}
 		return slices.Sorted(maps.Keys(k.seen))
 	}
+	if !k.stale {
+		return slices.Clone(k.last)
+	}
 	ctx := context.Background()
 	var pods corev1.PodList
 	if err := k.reader.List(ctx, &pods, client.InNamespace(k.ns), client.MatchingLabelsSelector{Selector: k.selector}); err != nil {
 		return slices.Clone(k.last)
 	}
+	k.stale = false
 	out := []string{k.node}
 	for i := range pods.Items {
 		p := &pods.Items[i]

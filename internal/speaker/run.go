@@ -99,7 +99,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		return err
 	}
 	left := joinOnceSynced(l.run, o, mgr, p)
-	if err := watchSpeakerPods(ctx, o, mgr, p.sp); err != nil {
+	if err := watchSpeakerPods(ctx, o, mgr, p); err != nil {
 		return err
 	}
 
@@ -155,6 +155,7 @@ type parts struct {
 	bgp       *bgp.Server
 	dp        *dataplane.Dataplane // nil when not forwarding
 	members   *clusterRef
+	known     *known // nil without fencing
 }
 
 // assemble builds the speaker and its edges, filling in the parts of o
@@ -173,7 +174,8 @@ func assemble(ctx context.Context, mgr manager.Manager, o *RunOptions) (*parts, 
 	o.Membership.Meta = ClaimMeta(o.ClaimVersion)
 	o.Announcer, o.Members = p.announcer, p.members
 	if o.Fencing {
-		o.Known = newKnown(*o, mgr.GetClient(), p.members).get
+		p.known = newKnown(*o, mgr.GetClient(), p.members)
+		o.Known = p.known.get
 	}
 	o.BGP.Log = o.Log.With("component", "bgp")
 	o.BGP.Metrics = bgp.NewMetrics(ctrlmetrics.Registry)
@@ -299,19 +301,39 @@ func joinOnceSynced(ctx context.Context, o RunOptions, mgr manager.Manager, p *p
 	}
 }
 
-// watchSpeakerPods asks for a sync on every change of the speaker pods
-// when fencing reads the known speakers from them (and their Nodes): a
-// change of either may change the quorum.
-func watchSpeakerPods(ctx context.Context, o RunOptions, mgr manager.Manager, sp *Speaker) error {
-	if !o.Fencing || len(o.Join) > 0 || o.PodNamespace == "" {
+// watchSpeakerPods, when fencing reads the known speakers from the
+// speaker pods and their Nodes, makes the known speakers be read again
+// and asks for a sync on every change of a speaker pod and on every Node
+// added, deleted or turning (not) ready: each may change the quorum.
+func watchSpeakerPods(ctx context.Context, o RunOptions, mgr manager.Manager, p *parts) error {
+	if p.known == nil || p.known.static {
 		return nil
 	}
-	inf, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{})
+	changed := func(any) {
+		p.known.invalidate()
+		p.sp.Trigger()
+	}
+	pods, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{})
 	if err != nil {
 		return fmt.Errorf("watching the speaker pods: %w", err)
 	}
-	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { sp.Trigger() }, UpdateFunc: func(any, any) { sp.Trigger() }, DeleteFunc: func(any) { sp.Trigger() },
+	if _, err := pods.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: changed, UpdateFunc: func(_, new any) { changed(new) }, DeleteFunc: changed,
+	}); err != nil {
+		return err
+	}
+	nodes, err := mgr.GetCache().GetInformer(ctx, &corev1.Node{})
+	if err != nil {
+		return fmt.Errorf("watching the Nodes: %w", err)
+	}
+	_, err = nodes.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: changed,
+		UpdateFunc: func(old, new any) {
+			if readyChanged(old, new) {
+				changed(new)
+			}
+		},
+		DeleteFunc: changed,
 	})
 	return err
 }
