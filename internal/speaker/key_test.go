@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ironlb/ironlb/config/v1alpha1"
 	"github.com/ironlb/ironlb/internal/membership"
 	"github.com/ironlb/ironlb/internal/testenv"
 	"github.com/ironlb/ironlb/internal/testutil"
@@ -124,5 +125,31 @@ func TestMembershipRetries(t *testing.T) {
 	cancel()
 	if !<-ran {
 		t.Error("runMembership says memberlist never ran")
+	}
+}
+
+// TestSpecChanged: the controller's status writes on ironlb's objects
+// do not make the speaker read the configuration again; spec, label and
+// annotation changes do.
+func TestSpecChanged(t *testing.T) {
+	pool := func(gen int64, labels map[string]string, allocated int32) *v1alpha1.IPPool {
+		p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "p", Generation: gen, Labels: labels, ResourceVersion: fmt.Sprint(allocated)}}
+		p.Status.IPv4 = &v1alpha1.AddressCounts{}
+		p.Status.Conditions = []metav1.Condition{{Type: "Valid", Message: fmt.Sprint(allocated)}}
+		return p
+	}
+	for _, c := range []struct {
+		name     string
+		old, new any
+		want     bool
+	}{
+		{"status only", pool(1, nil, 1), pool(1, nil, 2), false},
+		{"spec", pool(1, nil, 1), pool(2, nil, 1), true},
+		{"labels", pool(1, nil, 1), pool(1, map[string]string{"a": "b"}, 1), true},
+		{"not an object", "x", pool(1, nil, 1), true},
+	} {
+		if got := specChanged(c.old, c.new); got != c.want {
+			t.Errorf("%s: specChanged %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -398,6 +400,9 @@ func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
 			changed = func(any) { s.changed(dirtySet{nodes: true}) }
 		}
 		isNode := o.changed == nil
+		_, isService := o.obj.(*corev1.Service)
+		_, isSlice := o.obj.(*discoveryv1.EndpointSlice)
+		isConfig := !isNode && !isService && !isSlice
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: changed,
 			UpdateFunc: func(old, new any) {
@@ -406,6 +411,9 @@ func (s *Speaker) watch(ctx context.Context, c cache.Cache) error {
 						s.Trigger() // the known speakers, for fencing
 					}
 					return // heartbeats
+				}
+				if isConfig && !specChanged(old, new) {
+					return // the controller's status of an IPPool, say
 				}
 				changed(new)
 			},
@@ -447,6 +455,17 @@ func nodeChanged(old, new any) bool {
 	}
 	pa, pb := nodeFor(a), nodeFor(b)
 	return pa.NetworkUnavailable != pb.NetworkUnavailable || !labels.Equals(pa.Labels, pb.Labels)
+}
+
+// specChanged tells whether an update of one of ironlb's objects may
+// change the configuration: its spec (the generation), labels or
+// annotations. The speaker reads nothing else of them; the controller
+// writes IPPool status all the time while it assigns addresses.
+func specChanged(old, new any) bool {
+	a, ok1 := old.(metav1.Object)
+	b, ok2 := new.(metav1.Object)
+	return !ok1 || !ok2 || a.GetGeneration() != b.GetGeneration() ||
+		!maps.Equal(a.GetLabels(), b.GetLabels()) || !maps.Equal(a.GetAnnotations(), b.GetAnnotations())
 }
 
 // readyChanged tells whether a Node update changed its Ready condition.
