@@ -234,7 +234,7 @@ func (r *bgpRun) scale(scale []int) ([]string, error) {
 	var scaleRows []string
 	have := 0
 	for _, n := range scale {
-		baseline, err := r.baseline(have, n)
+		baseline, watched, err := r.baseline(have, n)
 		if err != nil {
 			return nil, err
 		}
@@ -256,7 +256,8 @@ func (r *bgpRun) scale(scale []int) ([]string, error) {
 		}
 		have = n
 		took := created.Sub(t0)
-		scaleRows = append(scaleRows, fmt.Sprintf("| %d | %.1f s | %.1f s | %.2f | %.1f s | %s MiB |", n, baseline.Seconds(), took.Seconds(),
+		scaleRows = append(scaleRows, fmt.Sprintf("| %d | %.1f s | %.1f s (%.2f) | %.1f s | %.2f | %.1f s | %s MiB |", n, baseline.Seconds(),
+			watched.Seconds(), watched.Seconds()/baseline.Seconds(), took.Seconds(),
 			took.Seconds()/baseline.Seconds(), held.Sub(created).Seconds(), strings.Join(rss, " / ")))
 		fmt.Fprintln(os.Stderr, scaleRows[len(scaleRows)-1])
 	}
@@ -278,38 +279,56 @@ func (r *bgpRun) routerHolds(n int, within time.Duration) error {
 }
 
 // baseline creates the baseline Services from..to-1 with every speaker
-// stopped, and returns how long that took; then it deletes them, starts
-// the speakers again and waits until the router holds the from scale
-// Services again.
-func (r *bgpRun) baseline(from, to int) (time.Duration, error) {
+// stopped, and returns how long that took; then again with a bare
+// watcher per node running instead of the speakers (see watchers). After
+// each it deletes them; then it starts the speakers again and waits until
+// the router holds the from scale Services again.
+func (r *bgpRun) baseline(from, to int) (bare, watched time.Duration, err error) {
 	l := r.l
 	for _, n := range l.Plan.Nodes {
 		if err := l.StopSpeaker(n.Name); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
+	if bare, err = r.createTimed(from, to, "speakers stopped"); err != nil {
+		return 0, 0, err
+	}
+	w, err := startWatchers(r.ctx, l.CP.Kubeconfig, len(l.Plan.Nodes))
+	if err != nil {
+		return 0, 0, err
+	}
+	watched, err = r.createTimed(from, to, fmt.Sprintf("speakers stopped, %d bare watchers", len(l.Plan.Nodes)))
+	w.stop()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, n := range l.Plan.Nodes {
+		if err := l.StartSpeaker(n.Name); err != nil {
+			return 0, 0, err
+		}
+	}
+	for _, n := range l.Plan.Nodes {
+		if _, err := l.WaitSpeakerReady(n.Name); err != nil {
+			return 0, 0, err
+		}
+	}
+	return bare, watched, r.routerHolds(from, 5*time.Minute)
+}
+
+// createTimed creates the baseline Services from..to-1, records the CPU
+// each program used meanwhile under what, deletes them again and
+// returns how long creating them took.
+func (r *bgpRun) createTimed(from, to int, what string) (time.Duration, error) {
+	l := r.l
 	t0, cpu0, req0 := time.Now(), cpuTimes(l.Processes()), apiRequests(r.ctx, l.Clientset)
 	if err := scaleServices(r.ctx, l.Clientset, l.Plan.Nodes[0].Name, baselineSet, from, to); err != nil {
 		return 0, err
 	}
 	took := time.Since(t0)
 	cpu := cpuSpent(cpu0, cpuTimes(l.Processes()))
-	r.cpu = append(r.cpu, fmt.Sprintf("- %d Services, speakers stopped: %s", to, cpu))
-	fmt.Fprintf(os.Stderr, "%d Services, speakers stopped: CPU %s\n  API %s\n", to, cpu, requestsSpent(req0, apiRequests(r.ctx, l.Clientset)))
-	if err := deleteServices(r.ctx, l.Clientset, baselineSet, from, to); err != nil {
-		return 0, err
-	}
-	for _, n := range l.Plan.Nodes {
-		if err := l.StartSpeaker(n.Name); err != nil {
-			return 0, err
-		}
-	}
-	for _, n := range l.Plan.Nodes {
-		if _, err := l.WaitSpeakerReady(n.Name); err != nil {
-			return 0, err
-		}
-	}
-	return took, r.routerHolds(from, 5*time.Minute)
+	r.cpu = append(r.cpu, fmt.Sprintf("- %d Services, %s: %s", to, what, cpu))
+	fmt.Fprintf(os.Stderr, "%d Services, %s: %.1f s, CPU %s\n  API %s\n", to, what, took.Seconds(), cpu, requestsSpent(req0, apiRequests(r.ctx, l.Clientset)))
+	return took, deleteServices(r.ctx, l.Clientset, baselineSet, from, to)
 }
 
 // serviceSet names a set of scale Services and places their addresses.
@@ -457,13 +476,17 @@ IPv6 LoadBalancer Services (externalTrafficPolicy Cluster), each with a ready
 endpoint, created by 16 clients at once; each row adds to the one before.
 Before each row, as many Services are created with the three speakers
 stopped (the controller runs), timed, and deleted again: the baseline,
-which the API server and the controller set. "Held" is when the router has
+which the API server and the controller set. Then once more with a bare
+watcher per node instead of the speakers: an informer of all Services and
+EndpointSlices and nothing else, over its own connection, which is what
+every per-node agent of any load balancer needs; its ratio to the baseline
+is the floor the speakers' ratio stands on. "Held" is when the router has
 every prefix from every node; memory is each speaker's resident set then.
 The router sends the speakers no routes (a route-map denies all), as
 internal/bgp's README advises.
 
-| Services | created, speakers stopped | created, speakers running | ratio | then held after | speaker memory (node1 / node2 / node3) |
-|---|---|---|---|---|---|
+| Services | created, speakers stopped | bare watchers instead (ratio) | created, speakers running | ratio | then held after | speaker memory (node1 / node2 / node3) |
+|---|---|---|---|---|---|---|
 %s
 
 CPU time used while the Services were created, by program (the three
