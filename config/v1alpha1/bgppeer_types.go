@@ -8,6 +8,7 @@ import (
 // open a session with.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same address family as peerAddress",fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN and dynamicASN"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || !self.holdTime.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || !self.keepaliveTime.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || (duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) <= duration(self.holdTime)))",message="keepaliveTime must be at least 1s and not longer than holdTime, or 0s when holdTime is 0s",fieldPath=".keepaliveTime"
 type BGPPeerSpec struct {
 	// PeerAddress is the router's address.
@@ -16,9 +17,19 @@ type BGPPeerSpec struct {
 	PeerAddress string `json:"peerAddress"`
 
 	// PeerASN is the router's autonomous system number (1-4294967295).
+	// Set exactly one of peerASN and dynamicASN.
+	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=4294967295
-	PeerASN int64 `json:"peerASN"`
+	PeerASN int64 `json:"peerASN,omitempty"`
+
+	// DynamicASN accepts the router's AS number from its OPEN message
+	// instead of a fixed peerASN: internal (the router is in myASN; iBGP)
+	// or external (any AS but myASN; eBGP: a router that answers with
+	// myASN is refused and the session reported).
+	// +optional
+	// +kubebuilder:validation:Enum=internal;external
+	DynamicASN string `json:"dynamicASN,omitempty"`
 
 	// MyASN is the speakers' autonomous system number (1-4294967295).
 	// The session is iBGP when it equals peerASN, eBGP otherwise.
@@ -59,6 +70,29 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self != '' && self.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$')",message="must be a whole number of seconds, written like 30s or 1m"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || self == '' || duration(self) <= duration('65535s')",message="must be at most 65535s"
 	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
+
+	// ConnectTime is how long the speaker waits between attempts to open
+	// the session while it is down: a whole number of seconds from 1s to
+	// 65535s, by default 5s. A session that stays down is tried less
+	// often, its interval doubling each minute up to 2m (or ConnectTime,
+	// if longer).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self != '' && self.matches('^(([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$')",message="must be a whole number of seconds, written like 5s or 1m"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || self == '' || (duration(self) >= duration('1s') && duration(self) <= duration('65535s'))",message="must be from 1s to 65535s"
+	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
+
+	// MaxReceivedPrefixes is how many prefixes of each address family the
+	// router may send before the speaker closes the session with a
+	// NOTIFICATION (Cease, maximum number of prefixes reached) and reports
+	// it; it tries again after ConnectTime. The speaker uses none of the
+	// routes it receives, so routers are best told to send none.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	MaxReceivedPrefixes *int64 `json:"maxReceivedPrefixes,omitempty"`
 
 	// EBGPMultiHop allows an eBGP router that is not directly connected.
 	// +optional

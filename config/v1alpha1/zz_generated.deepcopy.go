@@ -293,6 +293,16 @@ func (in *BGPPeerSpec) DeepCopyInto(out *BGPPeerSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.ConnectTime != nil {
+		in, out := &in.ConnectTime, &out.ConnectTime
+		*out = new(v1.Duration)
+		**out = **in
+	}
+	if in.MaxReceivedPrefixes != nil {
+		in, out := &in.MaxReceivedPrefixes, &out.MaxReceivedPrefixes
+		*out = new(int64)
+		**out = **in
+	}
 	if in.PasswordSecretRef != nil {
 		in, out := &in.PasswordSecretRef, &out.PasswordSecretRef
 		*out = new(SecretKeyRef)

@@ -28,7 +28,8 @@ type Session struct {
 	Address netip.Addr
 	Port    uint16
 	// ASN is the router's autonomous system, LocalASN this speaker's; the
-	// session is iBGP when they are equal.
+	// session is iBGP when they are equal. ASN 0 takes whatever external
+	// AS the router's OPEN names: a router that names LocalASN is refused.
 	ASN, LocalASN uint32
 	// SourceAddress is the zero Addr when the kernel picks it.
 	SourceAddress netip.Addr
@@ -38,6 +39,13 @@ type Session struct {
 	// Password is the TCP MD5 password; empty means none.
 	Password        string
 	GracefulRestart bool
+	// ConnectTime is the interval between connection attempts while the
+	// session is down (0: Options.ConnectRetry); it grows as
+	// Options.BackoffStep says when the session stays down.
+	ConnectTime time.Duration
+	// MaxReceived is how many prefixes the router may send, per family,
+	// before the session is closed with a NOTIFICATION (0: no limit).
+	MaxReceived uint32
 }
 
 // unusable says why the session cannot be run as set, or "".
@@ -147,8 +155,9 @@ type PeerStatus struct {
 	// attempts now: it grows while the session stays down (zero while
 	// the session is not configured).
 	ConnectRetry time.Duration
-	// Message says why the session is not in use (Disabled, or GoBGP
-	// refused it), empty otherwise.
+	// Message says why the session is not in use (Disabled, GoBGP
+	// refused it, the router sent too many prefixes or named the wrong
+	// AS), empty otherwise.
 	Message string
 }
 
@@ -205,7 +214,9 @@ type Server struct {
 	whole    map[string]bool
 	gobgp    *server.BgpServer
 	routerID netip.Addr
-	// applied is what GoBGP has been given, by peer name.
+	// applied is what GoBGP has been given, by peer name. Run changes the
+	// map under mu; the watch callback reads it under mu, and only the
+	// Session and added of its peers, which never change.
 	applied map[string]*appliedPeer
 	// byAddress maps a configured session's address to its peer name; it
 	// is read by the watch callback, under mu.
@@ -217,14 +228,26 @@ type Server struct {
 	stuckCall string
 	// watchStop ends the session-state watch.
 	watchStop context.CancelFunc
+	// refused holds, per peer, when and with which settings its session
+	// was closed for the router's fault: it named this speaker's own AS to
+	// a session for any external AS, or sent more prefixes than allowed.
+	// The peer is added again after its connect retry, or at once when its
+	// settings change. Set by the watch and log callbacks, under mu.
+	refused map[string]refusal
+}
+
+type refusal struct {
+	at      time.Time
+	session Session
 }
 
 type appliedPeer struct {
 	Session
 	vrf    string
 	routes map[netip.Prefix]Route
-	// retry is the connect retry GoBGP was given.
+	// retry is the connect retry GoBGP was given; added is when.
 	retry time.Duration
+	added time.Time
 }
 
 // New returns a server; nothing runs until Run.
@@ -263,6 +286,7 @@ func New(o Options) *Server {
 		byAddress: map[netip.Addr]string{},
 		dirty:     map[string]map[netip.Prefix]bool{},
 		whole:     map[string]bool{},
+		refused:   map[string]refusal{},
 	}
 }
 
@@ -405,50 +429,12 @@ func (s *Server) converge(d Desired) error {
 	for _, name := range slices.Sorted(maps.Keys(s.applied)) {
 		a := s.applied[name]
 		p := want[name]
-		if p == nil || p.Disabled != "" || p.Session != a.Session {
+		if p == nil || p.Disabled != "" || p.Session != a.Session || s.isRefused(name) {
 			errs = append(errs, s.deletePeer(name))
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
-		p := want[name]
-		if p.Disabled != "" {
-			s.compareWhole(name)
-			continue
-		}
-		if a := s.applied[name]; a != nil && a.retry != s.retryFor(name) && s.isDown(name) {
-			// The session is down, so adding it again with the new
-			// interval costs nothing. (An established session keeps
-			// whatever interval it had until it drops.)
-			s.log.Info("BGP session still down; changing how often it is tried", "peer", name, "connectRetry", s.retryFor(name))
-			errs = append(errs, s.deletePeer(name))
-		}
-		if s.applied[name] == nil {
-			// A new session starts with no routes: compare them all.
-			s.compareWhole(name)
-			if msg := p.unusable(); msg != "" {
-				// A setting this speaker cannot run is the peer's problem,
-				// reported on it, not a failure to retry.
-				s.setMessage(name, msg)
-				continue
-			}
-			if err := s.addPeer(p); err != nil {
-				s.setMessage(name, err.Error())
-				errs = append(errs, err)
-				continue
-			}
-		}
-		var only map[netip.Prefix]bool
-		if !s.whole[name] {
-			if only = s.dirty[name]; len(only) == 0 {
-				continue
-			}
-		}
-		err := s.syncRoutes(name, p.Routes, only)
-		if err == nil {
-			delete(s.whole, name)
-			delete(s.dirty, name)
-		}
-		errs = append(errs, err)
+		errs = append(errs, s.convergePeer(want[name]))
 	}
 	for name := range s.dirty {
 		if want[name] == nil {
@@ -457,6 +443,53 @@ func (s *Server) converge(d Desired) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// convergePeer adds p's session when it is not running and may run, and
+// brings its routes up to date.
+func (s *Server) convergePeer(p *Peer) error {
+	name := p.Name
+	if p.Disabled != "" {
+		s.compareWhole(name)
+		return nil
+	}
+	var errs []error
+	if a := s.applied[name]; a != nil && a.retry != s.retryFor(p) && s.isDown(name) {
+		// The session is down, so adding it again with the new interval
+		// costs nothing. (An established session keeps whatever interval
+		// it had until it drops.)
+		s.log.Info("BGP session still down; changing how often it is tried", "peer", name, "connectRetry", s.retryFor(p))
+		errs = append(errs, s.deletePeer(name))
+	}
+	if s.applied[name] == nil && s.refusedUntil(p).After(time.Now()) {
+		return errors.Join(errs...)
+	}
+	if s.applied[name] == nil {
+		// A new session starts with no routes: compare them all.
+		s.compareWhole(name)
+		if msg := p.unusable(); msg != "" {
+			// A setting this speaker cannot run is the peer's problem,
+			// reported on it, not a failure to retry.
+			s.setMessage(name, msg)
+			return errors.Join(errs...)
+		}
+		if err := s.addPeer(p); err != nil {
+			s.setMessage(name, err.Error())
+			return errors.Join(append(errs, err)...)
+		}
+	}
+	var only map[netip.Prefix]bool
+	if !s.whole[name] {
+		if only = s.dirty[name]; len(only) == 0 {
+			return errors.Join(errs...)
+		}
+	}
+	err := s.syncRoutes(name, p.Routes, only)
+	if err == nil {
+		delete(s.whole, name)
+		delete(s.dirty, name)
+	}
+	return errors.Join(append(errs, err)...)
 }
 
 // compareWhole makes the next convergence compare every prefix of peer.
@@ -474,6 +507,7 @@ func (s *Server) updateStatusPeers(want map[string]*Peer) {
 		if p == nil {
 			delete(s.status, name)
 			delete(s.down, name)
+			delete(s.refused, name)
 			s.opts.Metrics.forget(name)
 			continue
 		}

@@ -41,6 +41,9 @@ type router struct {
 	quiet bool
 	// port, when set, is the port bgpd listens on instead of 179.
 	port int
+	// originate are prefixes the router sends every neighbor of their
+	// family.
+	originate []netip.Prefix
 
 	dir  string
 	cmd  *exec.Cmd
@@ -67,7 +70,7 @@ func (r *router) config(neighbors []frrNeighbor) string {
 	if !r.quiet {
 		b.WriteString("debug bgp updates in\n")
 	}
-	fmt.Fprintf(&b, "!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n timers bgp 3 9\n", r.asn, r.id)
+	fmt.Fprintf(&b, "!\nrouter bgp %d\n bgp router-id %s\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n no bgp network import-check\n timers bgp 3 9\n", r.asn, r.id)
 	for _, n := range neighbors {
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n", n.Addr, n.ASN)
 		if n.Password != "" {
@@ -82,6 +85,11 @@ func (r *router) config(neighbors []frrNeighbor) string {
 		for _, n := range neighbors {
 			if n.Addr.Is4() == (fam == "ipv4") {
 				fmt.Fprintf(&b, "  neighbor %s activate\n", n.Addr)
+			}
+		}
+		for _, p := range r.originate {
+			if p.Addr().Is4() == (fam == "ipv4") {
+				fmt.Fprintf(&b, "  network %s\n", p)
 			}
 		}
 		b.WriteString(" exit-address-family\n")

@@ -60,6 +60,9 @@ func seconds(d time.Duration) uint64 { return uint64(d / time.Second) }
 // apiPeer is GoBGP's configuration of a session, enslaved to vrf.
 func apiPeer(p *Peer, vrf string, connectRetry time.Duration) *api.Peer {
 	afi := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: family(p.Address), Enabled: true}}
+	if p.MaxReceived > 0 {
+		afi.PrefixLimits = &api.PrefixLimit{Family: family(p.Address), MaxPrefixes: p.MaxReceived}
+	}
 	out := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),

@@ -25,21 +25,63 @@ func (s *Server) peerEvent(r *api.WatchEventResponse) {
 	name, ok := s.byAddress[addr.Unmap()]
 	st := s.status[name]
 	changed := ok && st != nil && st.State != state && st.State != StateDisabled
+	refuse := false
+	if a := s.applied[name]; ok && st != nil && a != nil && ev.Peer.State.AdminState == api.PeerState_PFX_CT && s.refused[name].at.Before(a.added) {
+		// GoBGP closed the session with a NOTIFICATION (Cease, maximum
+		// number of prefixes reached) and keeps it down.
+		st.Message = fmt.Sprintf("the router sent more than %d prefixes (maxReceivedPrefixes), so the session was closed with a NOTIFICATION and is tried again after its connect retry; the speaker uses none of the routes it receives: filter them on the router (a deny-all outbound route-map towards the speakers) or raise maxReceivedPrefixes", a.MaxReceived)
+		s.refused[name] = refusal{at: time.Now(), session: a.Session}
+		refuse = true
+	} else if changed && state == StateEstablished && a != nil && a.ASN == 0 && ev.Peer.State.PeerAsn == a.LocalASN {
+		// A session for any external AS, and the router is in ours.
+		st.Message = fmt.Sprintf("the router at %s answered with AS %d, this speaker's own, but the peer is for an external AS (dynamicASN external); use dynamicASN internal or fix the router's AS", addr, a.LocalASN)
+		s.refused[name] = refusal{at: time.Now(), session: a.Session}
+		refuse = true
+	}
 	if changed {
 		st.State, st.Since = state, time.Now()
-		if state == StateEstablished {
+		if state == StateEstablished && !refuse {
 			st.Message = ""
 			delete(s.down, name)
+			delete(s.refused, name)
 		} else if _, down := s.down[name]; !down {
 			s.down[name] = time.Now()
 		}
 	}
 	s.mu.Unlock()
 	if changed {
-		s.log.Info("BGP session state", "peer", name, "address", addr, "state", state)
+		s.log.Info("BGP session state", "peer", name, "address", addr, "state", state, "peerASN", ev.Peer.State.PeerAsn)
 		s.opts.Metrics.setSession(name, state == StateEstablished)
 		s.opts.Changed()
 	}
+	if refuse {
+		s.log.Error("BGP session closed for the router's fault; trying again after the connect retry", "peer", name, "address", addr, "problem", st.Message)
+		s.opts.Changed()
+		s.kickRun()
+	}
+}
+
+// isRefused tells whether the peer's session was refused since it was
+// last added.
+func (s *Server) isRefused(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refused[name]
+	a := s.applied[name]
+	return ok && a != nil && r.at.After(a.added)
+}
+
+// refusedUntil is when a refused peer may be added again: its connect
+// retry after the refusal; the zero time when it was not refused, or its
+// session's settings changed since.
+func (s *Server) refusedUntil(p *Peer) time.Time {
+	s.mu.Lock()
+	r, ok := s.refused[p.Name]
+	s.mu.Unlock()
+	if !ok || r.session != p.Session {
+		return time.Time{}
+	}
+	return r.at.Add(s.retryFor(p))
 }
 
 func stateOf(st api.PeerState_SessionState) State {
@@ -80,7 +122,7 @@ func (s *Server) addPeer(p *Peer) error {
 		s.down[p.Name] = time.Now()
 	}
 	s.mu.Unlock()
-	retry := s.retryFor(p.Name)
+	retry := s.retryFor(p)
 	if err := s.call("AddPeer", func(ctx context.Context) error {
 		return s.gobgp.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, vrf, retry)})
 	}); err != nil {
@@ -89,11 +131,14 @@ func (s *Server) addPeer(p *Peer) error {
 		})
 		return fmt.Errorf("peer %s: %w", p.Name, err)
 	}
-	s.applied[p.Name] = &appliedPeer{Session: p.Session, vrf: vrf, routes: map[netip.Prefix]Route{}, retry: retry}
 	s.mu.Lock()
+	s.applied[p.Name] = &appliedPeer{Session: p.Session, vrf: vrf, routes: map[netip.Prefix]Route{}, retry: retry, added: time.Now()}
 	s.byAddress[p.Address.Unmap()] = p.Name
 	if st := s.status[p.Name]; st != nil {
-		st.Message, st.ConnectRetry = "", retry
+		st.ConnectRetry = retry
+		if _, refused := s.refused[p.Name]; !refused {
+			st.Message = ""
+		}
 	}
 	s.mu.Unlock()
 	s.log.Info("BGP peer added", "peer", p.Name, "address", p.Address, "asn", p.ASN, "localASN", p.LocalASN, "ibgp", p.IBGP())
@@ -110,8 +155,8 @@ func (s *Server) deletePeer(name string) error {
 	if err != nil {
 		return fmt.Errorf("peer %s: %w", name, err)
 	}
-	delete(s.applied, name)
 	s.mu.Lock()
+	delete(s.applied, name)
 	delete(s.byAddress, a.Address.Unmap())
 	if st := s.status[name]; st != nil {
 		st.ConnectRetry = 0
@@ -131,15 +176,20 @@ func (s *Server) deletePeer(name string) error {
 	return nil
 }
 
-// retryFor is the connect retry the peer's session should have now.
-func (s *Server) retryFor(name string) time.Duration {
+// retryFor is the connect retry the peer's session should have now: its
+// ConnectTime (or Options.ConnectRetry), backing off while it stays down.
+func (s *Server) retryFor(p *Peer) time.Duration {
+	base := s.opts.ConnectRetry
+	if p.ConnectTime > 0 {
+		base = p.ConnectTime
+	}
 	s.mu.Lock()
-	since, down := s.down[name]
+	since, down := s.down[p.Name]
 	s.mu.Unlock()
 	if !down {
-		return s.opts.ConnectRetry
+		return base
 	}
-	return backoff(s.opts.ConnectRetry, s.opts.BackoffStep, s.opts.MaxConnectRetry, time.Since(since))
+	return backoff(base, s.opts.BackoffStep, max(base, s.opts.MaxConnectRetry), time.Since(since))
 }
 
 // isDown tells whether the peer's session is not established.

@@ -81,8 +81,8 @@ func (s *Server) stopServer() error {
 		s.gobgp.Stop()
 	}
 	s.gobgp, s.routerID = nil, netip.Addr{}
-	s.applied = map[string]*appliedPeer{}
 	s.mu.Lock()
+	s.applied = map[string]*appliedPeer{}
 	s.byAddress = map[netip.Addr]string{}
 	for _, st := range s.status {
 		if st.State != StateDisabled {

@@ -95,8 +95,15 @@ type BGPPeer struct {
 	Name    string
 	Address netip.Addr
 	Port    uint16
-	ASN     uint32
-	MyASN   uint32
+	// ASN is the router's AS: spec.peerASN, myASN for dynamicASN
+	// internal, 0 for dynamicASN external (any AS but MyASN).
+	ASN   uint32
+	MyASN uint32
+	// ConnectTime is the interval between connection attempts (0: the
+	// speaker's default); MaxReceived how many prefixes per family the
+	// router may send.
+	ConnectTime time.Duration
+	MaxReceived uint32
 	// SourceAddress is the zero Addr when unset.
 	SourceAddress netip.Addr
 	HoldTime      time.Duration

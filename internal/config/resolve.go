@@ -17,7 +17,12 @@ import (
 // Defaults applied when a field is unset (the CRD schema sets the same ones
 // for objects that come from the cluster or through the file loader).
 const (
-	DefaultHoldTime            = 90 * time.Second
+	DefaultHoldTime = 90 * time.Second
+	// DefaultMaxReceivedPrefixes bounds what a router may send (and the
+	// speaker keep in memory) when its BGPPeer does not say: routes are
+	// never used, a full table would cost hundreds of MB, and a few
+	// hundred internal prefixes from a fabric are common.
+	DefaultMaxReceivedPrefixes = 1000
 	DefaultPeerPort            = 179
 	DefaultAggregationLength   = 32
 	DefaultAggregationLengthV6 = 128
@@ -320,8 +325,22 @@ func (r *resolver) resolvePeer(in *v1alpha1.BGPPeer) (*BGPPeer, bool) {
 		}
 		return uint32(v)
 	}
-	out.ASN = asn("spec.peerASN", s.PeerASN)
 	out.MyASN = asn("spec.myASN", s.MyASN)
+	switch {
+	case s.DynamicASN != "" && s.PeerASN != 0:
+		fail("spec.dynamicASN", invalid("%q: set either peerASN (%d) or dynamicASN, not both", s.DynamicASN, s.PeerASN))
+	case s.DynamicASN == "internal":
+		out.ASN = out.MyASN
+	case s.DynamicASN == "external":
+		out.ASN = 0
+	case s.DynamicASN != "":
+		fail("spec.dynamicASN", invalid("%q: must be internal or external", s.DynamicASN))
+	case s.PeerASN == 0:
+		fail("spec.peerASN", invalid("required: a number from 1 to 4294967295, or set spec.dynamicASN to internal or external"))
+	default:
+		out.ASN = asn("spec.peerASN", s.PeerASN)
+	}
+	peerLimits(s, out, fail)
 	switch {
 	case s.PeerPort == 0:
 		out.Port = DefaultPeerPort
@@ -355,6 +374,26 @@ func (r *resolver) resolvePeer(in *v1alpha1.BGPPeer) (*BGPPeer, bool) {
 		fail("spec.nodeSelector", err)
 	}
 	return out, ok
+}
+
+// peerLimits resolves the peer's connect time and how many prefixes the
+// router may send.
+func peerLimits(s v1alpha1.BGPPeerSpec, out *BGPPeer, fail func(field string, err error)) {
+	if s.ConnectTime != nil {
+		c := s.ConnectTime.Duration
+		if c < time.Second || c > 65535*time.Second || c%time.Second != 0 {
+			fail("spec.connectTime", invalid("%s: must be a whole number of seconds from 1s to 65535s", c))
+		}
+		out.ConnectTime = c
+	}
+	out.MaxReceived = DefaultMaxReceivedPrefixes
+	if m := s.MaxReceivedPrefixes; m != nil {
+		if *m < 1 || *m > 1<<32-1 {
+			fail("spec.maxReceivedPrefixes", invalid("%d: must be from 1 to 4294967295", *m))
+		} else {
+			out.MaxReceived = uint32(*m)
+		}
+	}
 }
 
 func parseAddr(s string) (netip.Addr, error) {

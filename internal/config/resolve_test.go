@@ -176,6 +176,24 @@ func TestResolve(t *testing.T) {
 			want: summary{Peers: []string{"ok"}, Problems: []string{"BGPPeer/asn0 spec.peerASN", "BGPPeer/family spec.sourceAddress", "BGPPeer/hold spec.holdTime", "BGPPeer/keepalive spec.keepaliveTime"}},
 		},
 		{
+			name: "dynamic AS, connect time and received prefixes",
+			in: Snapshot{BGPPeers: []v1alpha1.BGPPeer{
+				peer("both", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) { s.DynamicASN = "internal" }),
+				peer("bad-dynamic", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.DynamicASN = 0, "confederation" }),
+				peer("connect", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) { s.ConnectTime = &metav1.Duration{Duration: 1500 * time.Millisecond} }),
+				peer("max", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) { s.MaxReceivedPrefixes = ptr[int64](0) }),
+				peer("internal", "198.51.100.2", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.DynamicASN = 0, "internal" }),
+				peer("external", "198.51.100.3", func(s *v1alpha1.BGPPeerSpec) {
+					s.PeerASN, s.DynamicASN = 0, "external"
+					s.ConnectTime, s.MaxReceivedPrefixes = &metav1.Duration{Duration: 2 * time.Second}, ptr[int64](10)
+				}),
+			}},
+			want: summary{Peers: []string{"external", "internal"}, Problems: []string{
+				"BGPPeer/bad-dynamic spec.dynamicASN", "BGPPeer/both spec.dynamicASN", "BGPPeer/connect spec.connectTime", "BGPPeer/max spec.maxReceivedPrefixes"}},
+			msgs: []string{`"confederation": must be internal or external`, `set either peerASN (64512) or dynamicASN, not both`,
+				"1.5s: must be a whole number of seconds from 1s to 65535s", "0: must be from 1 to 4294967295"},
+		},
+		{
 			name: "duplicate names (from a file)",
 			in:   Snapshot{IPPools: []v1alpha1.IPPool{pool("p", 0, "203.0.113.0/28"), pool("p", 0, "203.0.113.16/28")}},
 			want: summary{Pools: []string{"p"}, Problems: []string{"IPPool/p metadata.name"}},
@@ -193,6 +211,37 @@ func TestResolve(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResolvePeerASN: the router's AS as the model holds it for a fixed
+// and each dynamic peerASN, and the defaults of the new fields.
+func TestResolvePeerASN(t *testing.T) {
+	c, ps := Resolve(Snapshot{BGPPeers: []v1alpha1.BGPPeer{
+		peer("fixed", "198.51.100.1"),
+		peer("internal", "198.51.100.2", func(s *v1alpha1.BGPPeerSpec) { s.PeerASN, s.DynamicASN = 0, "internal" }),
+		peer("external", "198.51.100.3", func(s *v1alpha1.BGPPeerSpec) {
+			s.PeerASN, s.DynamicASN = 0, "external"
+			s.ConnectTime, s.MaxReceivedPrefixes = &metav1.Duration{Duration: 2 * time.Second}, ptr[int64](10)
+		}),
+	}})
+	if err := ps.Err(); err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		ASN, MaxReceived uint32
+		IBGP             bool
+		ConnectTime      time.Duration
+	}
+	want := map[string]got{
+		"fixed":    {ASN: 64512, MaxReceived: DefaultMaxReceivedPrefixes},
+		"internal": {ASN: 64513, MaxReceived: DefaultMaxReceivedPrefixes, IBGP: true},
+		"external": {ASN: 0, MaxReceived: 10, ConnectTime: 2 * time.Second},
+	}
+	for _, p := range c.BGPPeers {
+		if g := (got{p.ASN, p.MaxReceived, p.IBGP(), p.ConnectTime}); g != want[p.Name] {
+			t.Errorf("peer %s: %+v, want %+v", p.Name, g, want[p.Name])
+		}
 	}
 }
 

@@ -55,8 +55,45 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("valid peer refused: %v", errs.ToAggregate())
 	}
 	spec := obj["spec"].(map[string]any)
-	if spec["peerPort"] != int64(179) || spec["holdTime"] != "90s" {
+	if spec["peerPort"] != int64(179) || spec["holdTime"] != "90s" || spec["maxReceivedPrefixes"] != int64(1000) {
 		t.Errorf("defaults not applied: %v", spec)
+	}
+
+	// The router's AS: exactly one of peerASN and dynamicASN.
+	for _, c := range []struct {
+		name string
+		set  map[string]any
+		want []string // empty: valid
+	}{
+		{"dynamic external", map[string]any{"peerASN": nil, "dynamicASN": "external"}, nil},
+		{"both", map[string]any{"dynamicASN": "internal"}, []string{"set exactly one of peerASN and dynamicASN"}},
+		{"neither", map[string]any{"peerASN": nil}, []string{"set exactly one of peerASN and dynamicASN"}},
+		{"unknown dynamic", map[string]any{"peerASN": nil, "dynamicASN": "any"}, []string{"spec.dynamicASN", "internal", "external"}},
+		{"connect time", map[string]any{"connectTime": "0s"}, []string{"spec.connectTime", "from 1s to 65535s"}},
+		{"received prefixes", map[string]any{"maxReceivedPrefixes": int64(0)}, []string{"spec.maxReceivedPrefixes"}},
+	} {
+		o := map[string]any{"apiVersion": "ironlb.io/v1alpha1", "kind": "BGPPeer", "metadata": map[string]any{"name": "p"},
+			"spec": map[string]any{"peerAddress": "198.51.100.1", "peerASN": int64(64500), "myASN": int64(64512)}}
+		sp := o["spec"].(map[string]any)
+		for k, val := range c.set {
+			if val == nil {
+				delete(sp, k)
+			} else {
+				sp[k] = val
+			}
+		}
+		msg := v.Validate(context.Background(), gvk, o).ToAggregate()
+		switch {
+		case len(c.want) == 0 && msg != nil:
+			t.Errorf("%s: refused: %v", c.name, msg)
+		case len(c.want) > 0 && msg == nil:
+			t.Errorf("%s: accepted, want %q", c.name, c.want)
+		}
+		for _, w := range c.want {
+			if msg != nil && !strings.Contains(msg.Error(), w) {
+				t.Errorf("%s: errors %q lack %q", c.name, msg, w)
+			}
+		}
 	}
 
 	spec["holdTime"] = "2s"

@@ -57,13 +57,9 @@ func (c *converter) peerASNs(src source, spec *bgpPeerSpec, out *v1alpha1.BGPPee
 	out.PeerASN = int64(spec.PeerASN)
 	switch {
 	case spec.PeerASN != 0 && spec.DynamicASN != "":
-		c.warn(src, "spec.dynamicASN", "dropped: ironlb has no dynamic peer AS; peerASN %d is used", spec.PeerASN)
-	case spec.DynamicASN == "internal":
-		out.PeerASN = out.MyASN
-		c.warn(src, "spec.dynamicASN", "ironlb has no dynamic peer AS: an internal peer has the speakers' AS, so peerASN is set to %d", out.MyASN)
-	case spec.DynamicASN == "external":
-		c.warn(src, "", "not converted: spec.dynamicASN external has no ironlb equivalent, and the router's AS number is not in the input; write this BGPPeer with the router's peerASN by hand")
-		return false, nil
+		c.warn(src, "spec.dynamicASN", "dropped: ironlb takes peerASN or dynamicASN, not both; peerASN %d is used", spec.PeerASN)
+	case spec.DynamicASN != "":
+		out.DynamicASN = spec.DynamicASN
 	case spec.PeerASN == 0:
 		return false, src.failf("spec.peerASN", "required: a number from 1 to 4294967295 (or spec.dynamicASN)")
 	}
@@ -110,9 +106,6 @@ func (c *converter) peerPassword(o *object, spec *bgpPeerSpec, p *v1alpha1.BGPPe
 // for.
 func (c *converter) peerDropped(o *object, spec *bgpPeerSpec) {
 	src := o.src
-	if spec.ConnectTime != nil {
-		c.warn(src, "spec.connectTime", "dropped: ironlb has no per-peer connect time; the speakers retry every speaker.bgp.connectRetry (a chart value, 5s by default)")
-	}
 	if spec.BFDProfile != "" {
 		if prof, ok := c.bfdProfiles[o.meta.Namespace+"/"+spec.BFDProfile]; ok {
 			prof.used = true
@@ -150,6 +143,16 @@ func (c *converter) timers(src source, spec *bgpPeerSpec, out *v1alpha1.BGPPeerS
 	ka, kaSet, err := c.seconds(src, "spec.keepaliveTime", spec.KeepaliveTime)
 	if err != nil {
 		return err
+	}
+	connect, connectSet, err := c.seconds(src, "spec.connectTime", spec.ConnectTime)
+	if err != nil {
+		return err
+	}
+	if connectSet {
+		if connect < 1 || connect > 65535 {
+			return src.failf("spec.connectTime", "%s: must be from 1s to 65535s", *spec.ConnectTime)
+		}
+		out.ConnectTime = &metav1.Duration{Duration: time.Duration(connect) * time.Second}
 	}
 	if !kaSet && !holdSet {
 		return nil

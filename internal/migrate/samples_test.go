@@ -87,9 +87,7 @@ var sampleWant = map[string]struct {
 	"bgppeer_with_bfdprofile.yaml": {objects: 1, warnings: []warn{
 		{"BGPPeer/peer", "spec.bfdProfile", `ironlb has no BFD (profile "testbfdprofile")`},
 	}},
-	"bgppeer_with_session_options.yaml": {objects: 1, warnings: []warn{
-		{"BGPPeer/peer", "spec.connectTime", "speaker.bgp.connectRetry"},
-	}},
+	"bgppeer_with_session_options.yaml": {objects: 1, warnings: []warn{}},
 	"bgppeer_with_vrf.yaml": {objects: 1, warnings: []warn{
 		{"BGPPeer/peer", "spec.vrf", `not in VRF "red"`},
 	}},

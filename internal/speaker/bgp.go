@@ -155,6 +155,7 @@ func session(p *config.BGPPeer) bgp.Session {
 		Address: p.Address, Port: p.Port, ASN: p.ASN, LocalASN: p.MyASN,
 		SourceAddress: p.SourceAddress, HoldTime: p.HoldTime, KeepaliveTime: p.KeepaliveTime,
 		MultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
+		ConnectTime: p.ConnectTime, MaxReceived: p.MaxReceived,
 	}
 }
 

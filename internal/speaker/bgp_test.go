@@ -206,7 +206,7 @@ func TestBGP(t *testing.T) {
 		t.Errorf("router ID %v, want the node's InternalIP 198.51.100.11", got)
 	}
 	e, _ := f.peer("r-ebgp")
-	wantSession := bgp.Session{Address: netip.MustParseAddr("198.51.100.1"), Port: 179, ASN: 64500, LocalASN: 64512, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, MultiHop: true, GracefulRestart: true}
+	wantSession := bgp.Session{Address: netip.MustParseAddr("198.51.100.1"), Port: 179, ASN: 64500, LocalASN: 64512, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, MultiHop: true, GracefulRestart: true, MaxReceived: 1000}
 	if diff := cmp.Diff(wantSession, e.Session, cmpopts.EquateComparable(netip.Addr{})); diff != "" || e.Disabled != "" {
 		t.Errorf("eBGP session (-want +got):\n%s disabled %q", diff, e.Disabled)
 	}
