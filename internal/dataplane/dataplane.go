@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/ironlb/ironlb/internal/pace"
 )
 
 // Protocol is a frontend's transport protocol, as nft writes it.
@@ -203,32 +205,16 @@ func (d *Dataplane) Run(ctx context.Context) error {
 		busy := d.fresh
 		d.mu.Unlock()
 		if busy {
+			// Each nft run reads the whole table back from the kernel:
+			// while lists keep coming, pace the runs (see package pace);
+			// the lists that arrive meanwhile go in one sync.
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(burstPause(time.Since(start))):
+			case <-time.After(pace.Pause(time.Since(start))):
 			}
 		}
 	}
-}
-
-// burstFactor and maxBurstPause bound the pause between syncs while lists
-// keep coming (thousands of Services created, a rollout): each nft run
-// reads the whole table back from the kernel, so back-to-back runs of
-// three speakers took most of a small machine's CPU, and slowed the very
-// API server that was creating the Services. After a sync during which
-// another list arrived, Run waits burstFactor times as long as the sync
-// took (so that nft uses at most about a tenth of a CPU), at most
-// maxBurstPause; the lists that arrive meanwhile go in one sync. A list
-// after a quiet moment is applied at once.
-const (
-	burstFactor   = 9
-	maxBurstPause = time.Second
-)
-
-// burstPause is the pause after a sync that took took, during a burst.
-func burstPause(took time.Duration) time.Duration {
-	return min(burstFactor*took, maxBurstPause)
 }
 
 // Sync makes the tables forward fes, now. Run calls it; it must not be

@@ -223,18 +223,3 @@ func TestIncrementalDuplicates(t *testing.T) {
 }
 
 func (k frontendKey) String() string { return fmt.Sprintf("%s %s/%d", k.addr, k.proto, k.port) }
-
-// TestBurstPause: during a burst, the pause after a sync is nine times
-// what the sync took, so that nft uses at most a tenth of a CPU, and never
-// more than a second.
-func TestBurstPause(t *testing.T) {
-	for _, tc := range []struct{ took, want time.Duration }{
-		{time.Millisecond, 9 * time.Millisecond},
-		{15 * time.Millisecond, 135 * time.Millisecond},
-		{200 * time.Millisecond, time.Second},
-	} {
-		if got := burstPause(tc.took); got != tc.want {
-			t.Errorf("burstPause(%v) = %v, want %v", tc.took, got, tc.want)
-		}
-	}
-}

@@ -30,6 +30,7 @@ import (
 	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/kube"
 	"github.com/ironlb/ironlb/internal/membership"
+	"github.com/ironlb/ironlb/internal/pace"
 	"github.com/ironlb/ironlb/internal/planner"
 )
 
@@ -182,8 +183,8 @@ type Speaker struct {
 	// during bursts; wakeAt is when a sync was last asked for by a pacer.
 	forwarded bool
 	fwdDirty  bool
-	bgpPace   pacer
-	fwdPace   pacer
+	bgpPace   pace.Pacer
+	fwdPace   pace.Pacer
 	wakeAt    time.Time
 	// ranges logs unreadable source ranges once per change.
 	ranges rangeLog
@@ -365,9 +366,9 @@ func (s *Speaker) handOn(c planner.Changes) {
 
 // paced runs handOff when p lets it, and reports whether it ran;
 // otherwise it asks for a sync when it may.
-func (s *Speaker) paced(p *pacer, handOff func()) bool {
+func (s *Speaker) paced(p *pace.Pacer, handOff func()) bool {
 	start := time.Now()
-	if w := p.wait(start); w > 0 {
+	if w := p.Wait(start); w > 0 {
 		if s.wakeAt.IsZero() || start.Add(w).Before(s.wakeAt) {
 			s.wakeAt = start.Add(w)
 			time.AfterFunc(w, s.Trigger)
@@ -375,7 +376,7 @@ func (s *Speaker) paced(p *pacer, handOff func()) bool {
 		return false
 	}
 	handOff()
-	p.done(start, time.Now())
+	p.Done(start, time.Now())
 	return true
 }
 
