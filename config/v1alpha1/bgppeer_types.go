@@ -8,7 +8,7 @@ import (
 // open a session with.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same address family as peerAddress",fieldPath=".sourceAddress"
-// +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN and dynamicASN"
+// +kubebuilder:validation:XValidation:rule="has(self.peerASN) != has(self.dynamicASN)",message="set exactly one of peerASN and dynamicASN",fieldPath=".peerASN"
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || !self.holdTime.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || !self.keepaliveTime.matches('^(0|([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?)$') || (duration(self.holdTime) == duration('0s') ? duration(self.keepaliveTime) == duration('0s') : (duration(self.keepaliveTime) >= duration('1s') && duration(self.keepaliveTime) <= duration(self.holdTime)))",message="keepaliveTime must be at least 1s and not longer than holdTime, or 0s when holdTime is 0s",fieldPath=".keepaliveTime"
 type BGPPeerSpec struct {
 	// PeerAddress is the router's address.
