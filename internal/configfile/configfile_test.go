@@ -470,15 +470,17 @@ func TestDefaults(t *testing.T) {
 		BGPPeers: map[string]v1alpha1.BGPPeerSpec{
 			"defaulted": {
 				PeerAddress: "198.51.100.1", PeerASN: 64500, MyASN: 64512,
-				PeerPort:          179,
-				HoldTime:          &metav1.Duration{Duration: 90 * time.Second},
-				PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "md5", Namespace: "ironlb-system", Key: "password"},
+				PeerPort:            179,
+				HoldTime:            &metav1.Duration{Duration: 90 * time.Second},
+				MaxReceivedPrefixes: ptr[int64](1000),
+				PasswordSecretRef:   &v1alpha1.SecretKeyRef{Name: "md5", Namespace: "ironlb-system", Key: "password"},
 			},
 			"explicit": {
 				PeerAddress: "2001:db8::1", PeerASN: 64512, MyASN: 64512,
-				PeerPort:      1179,
-				HoldTime:      &metav1.Duration{Duration: time.Minute},
-				KeepaliveTime: &metav1.Duration{Duration: 20 * time.Second},
+				PeerPort:            1179,
+				HoldTime:            &metav1.Duration{Duration: time.Minute},
+				KeepaliveTime:       &metav1.Duration{Duration: 20 * time.Second},
+				MaxReceivedPrefixes: ptr[int64](1000),
 			},
 		},
 		BGPAdvertisements: map[string]v1alpha1.BGPAdvertisementSpec{
