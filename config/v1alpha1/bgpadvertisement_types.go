@@ -27,6 +27,14 @@ type BGPAdvertisementSpec struct {
 	// +optional
 	NodeSelector *Selector `json:"nodeSelector,omitempty"`
 
+	// ServiceSelector limits the advertisement to the Services whose
+	// labels it matches; unset or empty means every Service of the pools.
+	// An address that several Services share is advertised when the
+	// selector matches at least one of them that has a ready endpoint
+	// (on the node, for externalTrafficPolicy Local).
+	// +optional
+	ServiceSelector *Selector `json:"serviceSelector,omitempty"`
+
 	// AggregationLength is the prefix length IPv4 Service addresses are
 	// advertised with (32: each address on its own).
 	// +optional

@@ -22,6 +22,13 @@ type L2AdvertisementSpec struct {
 	// +optional
 	NodeSelector *Selector `json:"nodeSelector,omitempty"`
 
+	// ServiceSelector limits the advertisement to the Services whose
+	// labels it matches; unset or empty means every Service of the pools.
+	// An address that several Services share is announced when the
+	// selector matches at least one of them.
+	// +optional
+	ServiceSelector *Selector `json:"serviceSelector,omitempty"`
+
 	// Interfaces are the network interfaces to answer on. Unset means
 	// every interface that is up, has an Ethernet address and is not a
 	// loopback, except those a node has for pods, tunnels and containers:
@@ -35,7 +42,29 @@ type L2AdvertisementSpec struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=set
 	Interfaces []InterfaceName `json:"interfaces,omitempty"`
+
+	// Placement says how the addresses of the selected pools are shared
+	// out among the nodes that may announce them. Hash (the default) gives
+	// each address to the node ranking highest for it, like a random
+	// draw, so one node may hold more than its share. Balanced gives no
+	// node more than ceil(K/N) of a pool's K addresses among N nodes, at
+	// the cost of moving a few more addresses when a node joins or leaves;
+	// it takes effect once every speaker speaks claim version 3. A pool
+	// is placed Balanced when any L2Advertisement announcing it asks so.
+	// +optional
+	// +kubebuilder:default=Hash
+	Placement L2Placement `json:"placement,omitempty"`
 }
+
+// L2Placement is how layer 2 addresses are shared out among nodes.
+// +kubebuilder:validation:Enum=Hash;Balanced
+type L2Placement string
+
+// The placements of an L2Advertisement.
+const (
+	L2PlacementHash     L2Placement = "Hash"
+	L2PlacementBalanced L2Placement = "Balanced"
+)
 
 // InterfaceName is the name of a network interface on a node.
 // +kubebuilder:validation:MinLength=1
@@ -60,6 +89,7 @@ type AdvertisementStatus struct {
 // +kubebuilder:resource:scope=Cluster,shortName=l2adv,categories=ironlb
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:printcolumn:name="Placement",type=string,JSONPath=`.spec.placement`,priority=1
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type L2Advertisement struct {

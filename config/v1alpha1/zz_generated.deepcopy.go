@@ -163,6 +163,11 @@ func (in *BGPAdvertisementSpec) DeepCopyInto(out *BGPAdvertisementSpec) {
 		*out = new(Selector)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.ServiceSelector != nil {
+		in, out := &in.ServiceSelector, &out.ServiceSelector
+		*out = new(Selector)
+		(*in).DeepCopyInto(*out)
+	}
 	if in.AggregationLength != nil {
 		in, out := &in.AggregationLength, &out.AggregationLength
 		*out = new(int32)
@@ -558,6 +563,11 @@ func (in *L2AdvertisementSpec) DeepCopyInto(out *L2AdvertisementSpec) {
 	}
 	if in.NodeSelector != nil {
 		in, out := &in.NodeSelector, &out.NodeSelector
+		*out = new(Selector)
+		(*in).DeepCopyInto(*out)
+	}
+	if in.ServiceSelector != nil {
+		in, out := &in.ServiceSelector, &out.ServiceSelector
 		*out = new(Selector)
 		(*in).DeepCopyInto(*out)
 	}

@@ -292,7 +292,7 @@ func TestSchemaRefuses(t *testing.T) {
 		{"forwarding.mode=iptables", "/forwarding/mode"},
 		{"memberlist.key=too-short", "/memberlist/key"},
 		{"speaker.handoff=5", "/speaker/handoff"},
-		{"speaker.claimVersion=3", "/speaker/claimVersion"},
+		{"speaker.claimVersion=4", "/speaker/claimVersion"},
 		{"speaker.claimSwitchDelay=soon", "/speaker/claimSwitchDelay"},
 		{"speaker.fencing=maybe", "/speaker/fencing"},
 		{"memberlist.joinTimeout=later", "/memberlist/joinTimeout"},

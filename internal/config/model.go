@@ -86,8 +86,15 @@ type L2Advertisement struct {
 	Pools []*Pool
 	// NodeSelector selects the nodes that announce; never nil.
 	NodeSelector labels.Selector
+	// ServiceSelector limits the advertisement to the Services it
+	// matches; nil means every Service (see SelectsService).
+	ServiceSelector labels.Selector
 	// Interfaces to answer on; nil means every up, non-loopback interface.
 	Interfaces []string
+	// Balanced: the pools' addresses are placed in balance over the nodes
+	// (spec.placement Balanced) rather than by the hash ranking alone. A
+	// pool is balanced when any advertisement announcing it is.
+	Balanced bool
 }
 
 // BGPPeer is a valid BGPPeer.
@@ -129,7 +136,10 @@ type BGPAdvertisement struct {
 	// Peers are the peers advertised to, sorted by name.
 	Peers []*BGPPeer
 	// NodeSelector selects the nodes that advertise; never nil.
-	NodeSelector        labels.Selector
+	NodeSelector labels.Selector
+	// ServiceSelector limits the advertisement to the Services it
+	// matches; nil means every Service (see SelectsService).
+	ServiceSelector     labels.Selector
 	AggregationLength   int
 	AggregationLengthV6 int
 	// LocalPref is nil when unset.
@@ -189,4 +199,16 @@ func (p *Pool) Allows(namespace string, namespaceLabels, serviceLabels labels.Se
 	nsRestricted := p.Namespaces != nil || p.NamespaceSelector != nil
 	nsOK := !nsRestricted || p.Namespaces[namespace] || (p.NamespaceSelector != nil && p.NamespaceSelector.Matches(namespaceLabels))
 	return nsOK && (p.ServiceSelector == nil || p.ServiceSelector.Matches(serviceLabels))
+}
+
+// SelectsService tells whether the advertisement applies to a Service
+// with these labels.
+func (a *L2Advertisement) SelectsService(svc labels.Set) bool {
+	return a.ServiceSelector == nil || a.ServiceSelector.Matches(svc)
+}
+
+// SelectsService tells whether the advertisement applies to a Service
+// with these labels.
+func (a *BGPAdvertisement) SelectsService(svc labels.Set) bool {
+	return a.ServiceSelector == nil || a.ServiceSelector.Matches(svc)
 }

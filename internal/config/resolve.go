@@ -224,6 +224,15 @@ func toSelector(s *v1alpha1.Selector) (labels.Selector, error) {
 	return sel, nil
 }
 
+// serviceSelector converts an advertisement's serviceSelector; unset or
+// empty gives nil, which selects every Service without a lookup.
+func serviceSelector(s *v1alpha1.Selector) (labels.Selector, error) {
+	if s == nil || len(s.MatchLabels) == 0 && len(s.MatchExpressions) == 0 {
+		return nil, nil
+	}
+	return toSelector(s)
+}
+
 // resolvePoolRefs resolves ipPools and ipPoolSelector. A name that no
 // IPPool has is an error; a name of an invalid pool is skipped (the pool
 // itself is reported), so one bad pool does not take others down with it.
@@ -274,8 +283,18 @@ func (r *resolver) resolveL2Advertisements(in []v1alpha1.L2Advertisement) {
 			ok = r.fail(kind, a.Name, "spec.nodeSelector", err)
 		}
 		out.NodeSelector = sel
+		if out.ServiceSelector, err = serviceSelector(a.Spec.ServiceSelector); err != nil {
+			ok = r.fail(kind, a.Name, "spec.serviceSelector", err)
+		}
 		for _, ifi := range a.Spec.Interfaces {
 			out.Interfaces = append(out.Interfaces, string(ifi))
+		}
+		switch a.Spec.Placement {
+		case "", v1alpha1.L2PlacementHash:
+		case v1alpha1.L2PlacementBalanced:
+			out.Balanced = true
+		default:
+			ok = r.fail(kind, a.Name, "spec.placement", invalid("%q: must be %s or %s", a.Spec.Placement, v1alpha1.L2PlacementHash, v1alpha1.L2PlacementBalanced))
 		}
 		if ok {
 			r.cfg.L2Advertisements = append(r.cfg.L2Advertisements, out)
@@ -436,6 +455,9 @@ func (r *resolver) resolveBGPAdvertisements(in []v1alpha1.BGPAdvertisement, peer
 		var err error
 		if out.NodeSelector, err = toSelector(s.NodeSelector); err != nil {
 			fail("spec.nodeSelector", err)
+		}
+		if out.ServiceSelector, err = serviceSelector(s.ServiceSelector); err != nil {
+			fail("spec.serviceSelector", err)
 		}
 		if s.LocalPref != nil {
 			if *s.LocalPref < 0 || *s.LocalPref > 1<<32-1 {

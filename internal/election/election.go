@@ -52,9 +52,17 @@ const (
 	// nanoseconds of a cryptographic hash, which keeps the table's
 	// incremental updates cheap.
 	ClaimV2 ClaimVersion = 2
+	// ClaimV3 has the claims of ClaimV2 and adds balanced placement: the
+	// addresses of an eligible set marked balanced (Nodes.Balance) are
+	// placed by Balanced instead of going to the highest claim. Sets not
+	// so marked have the same owners as under ClaimV2, so a cluster moving
+	// between the two moves only balanced addresses. A speaker that does
+	// not speak ClaimV3 would rank balanced addresses by claim alone, so
+	// the cluster places them only once every alive speaker speaks it.
+	ClaimV3 ClaimVersion = 3
 
 	// LatestClaim is the newest version this code speaks.
-	LatestClaim = ClaimV2
+	LatestClaim = ClaimV3
 )
 
 // ParseClaimVersion checks a version number given by a user or read from
@@ -152,6 +160,9 @@ type Nodes struct {
 	names    []string // sorted, no duplicates
 	prefixes []uint64 // namePrefix of each name
 	key      string
+	// balanced: the addresses of this set are placed by Balanced (from
+	// ClaimV3 on) rather than by the highest claim.
+	balanced bool
 }
 
 // NewNodes returns the set of the names given.
@@ -165,6 +176,20 @@ func NewNodes(names ...string) *Nodes {
 	}
 	return &Nodes{names: s, prefixes: p, key: strings.Join(s, "\x00")}
 }
+
+// Balance returns the same nodes, marked so that the addresses given this
+// set are spread evenly over its alive nodes (Balanced) rather than each
+// going to its highest claim. A marked set is another set than the
+// unmarked one with the same names.
+func (n *Nodes) Balance() *Nodes {
+	if n.balanced {
+		return n
+	}
+	return &Nodes{names: n.names, prefixes: n.prefixes, key: "balanced\x01" + n.key, balanced: true}
+}
+
+// Balanced tells whether the set is marked by Balance.
+func (n *Nodes) Balanced() bool { return n.balanced }
 
 // Names returns the sorted names; the caller must not modify them.
 func (n *Nodes) Names() []string { return n.names }
@@ -187,11 +212,17 @@ type Table struct {
 	nodeGroups map[string]map[*group]bool
 	// owned indexes, per node, the addresses it owns.
 	owned map[string]map[netip.Addr]bool
+	// dirty are the placed groups (balanced sets under ClaimV3) whose
+	// owners must be worked out again before the next read (settle).
+	dirty map[*group]bool
 }
 
 type group struct {
 	nodes *Nodes
 	addrs map[netip.Addr]bool
+	// ranked holds, for a placed group only, each address's best alive
+	// nodes (see balance.go).
+	ranked map[netip.Addr]*ranked
 }
 
 type entry struct {
@@ -209,6 +240,7 @@ func New(v ClaimVersion) *Table {
 		groups:     map[string]*group{},
 		nodeGroups: map[string]map[*group]bool{},
 		owned:      map[string]map[netip.Addr]bool{},
+		dirty:      map[*group]bool{},
 	}
 }
 
@@ -217,6 +249,7 @@ func (t *Table) Version() ClaimVersion { return t.version }
 
 // Owner returns the node that announces addr.
 func (t *Table) Owner(addr netip.Addr) (string, bool) {
+	t.settle()
 	e := t.addrs[addr]
 	if e == nil || e.owner == "" {
 		return "", false
@@ -226,6 +259,7 @@ func (t *Table) Owner(addr netip.Addr) (string, bool) {
 
 // Owned returns the addresses node owns, in no particular order.
 func (t *Table) Owned(node string) []netip.Addr {
+	t.settle()
 	out := make([]netip.Addr, 0, len(t.owned[node]))
 	for a := range t.owned[node] {
 		out = append(out, a)
@@ -241,7 +275,9 @@ func (t *Table) Addrs() int { return len(t.addrs) }
 
 // SetEligible sets the nodes that may announce addr (selected by an
 // advertisement, not excluded, and for externalTrafficPolicy Local holding
-// a ready endpoint) and reports whether its owner changed.
+// a ready endpoint) and reports whether its owner changed. For a balanced
+// set the owners are worked out again at the next read, and it reports
+// whether addr changed set.
 func (t *Table) SetEligible(addr netip.Addr, nodes *Nodes) bool {
 	e := t.addrs[addr]
 	if e == nil {
@@ -255,6 +291,9 @@ func (t *Table) SetEligible(addr netip.Addr, nodes *Nodes) bool {
 	g := t.groups[nodes.key]
 	if g == nil {
 		g = &group{nodes: nodes, addrs: map[netip.Addr]bool{}}
+		if t.placed(g) {
+			g.ranked = map[netip.Addr]*ranked{}
+		}
 		t.groups[nodes.key] = g
 		for _, n := range nodes.names {
 			if t.nodeGroups[n] == nil {
@@ -265,6 +304,11 @@ func (t *Table) SetEligible(addr netip.Addr, nodes *Nodes) bool {
 	}
 	g.addrs[addr] = true
 	e.group = g
+	if g.ranked != nil {
+		g.ranked[addr] = &ranked{entry: e}
+		t.dirty[g] = true
+		return true
+	}
 	return t.elect(addr, e)
 }
 
@@ -285,9 +329,14 @@ func (t *Table) detach(addr netip.Addr, e *entry) {
 	}
 	e.group = nil
 	delete(g.addrs, addr)
+	if g.ranked != nil {
+		delete(g.ranked, addr)
+		t.dirty[g] = true
+	}
 	if len(g.addrs) > 0 {
 		return
 	}
+	delete(t.dirty, g)
 	delete(t.groups, g.nodes.key)
 	for _, n := range g.nodes.names {
 		delete(t.nodeGroups[n], g)
@@ -297,15 +346,22 @@ func (t *Table) detach(addr netip.Addr, e *entry) {
 	}
 }
 
-// NodeUp records a speaker joining and returns the addresses it now owns.
+// NodeUp records a speaker joining and returns the addresses whose owner
+// changed: those it now owns and, in balanced sets, those moved to make
+// room.
 func (t *Table) NodeUp(node string) []netip.Addr {
 	if t.alive[node] {
 		return nil
 	}
+	t.settle()
 	t.alive[node] = true
 	var changed []netip.Addr
 	prefix := namePrefix(node)
 	for g := range t.nodeGroups[node] {
+		if g.ranked != nil {
+			t.rankUp(g, node)
+			continue
+		}
 		for addr := range g.addrs {
 			e := t.addrs[addr]
 			if c := t.version.claimFrom(prefix, addr); e.owner == "" || beats(node, c, e.owner, e.claim) {
@@ -314,21 +370,31 @@ func (t *Table) NodeUp(node string) []netip.Addr {
 			}
 		}
 	}
-	return changed
+	return append(changed, t.settleChanged()...)
 }
 
-// NodeDown records a speaker leaving and returns the addresses it owned,
-// now owned by others or by nobody.
+// NodeDown records a speaker leaving and returns the addresses whose owner
+// changed: those it owned, now owned by others or by nobody, and in
+// balanced sets those moved to even out the load.
 func (t *Table) NodeDown(node string) []netip.Addr {
 	if !t.alive[node] {
 		return nil
 	}
+	t.settle()
 	delete(t.alive, node)
-	changed := t.Owned(node)
-	for _, addr := range changed {
-		t.elect(addr, t.addrs[addr])
+	var changed []netip.Addr
+	for _, addr := range t.Owned(node) {
+		if e := t.addrs[addr]; e.group.ranked == nil {
+			t.elect(addr, e)
+			changed = append(changed, addr)
+		}
 	}
-	return changed
+	for g := range t.nodeGroups[node] {
+		if g.ranked != nil {
+			t.rankDown(g, node)
+		}
+	}
+	return append(changed, t.settleChanged()...)
 }
 
 // elect recomputes addr's owner from scratch and reports a change.

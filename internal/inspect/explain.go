@@ -84,7 +84,7 @@ func Explain(s *Snapshot, namespace, name string) (*Explanation, error) {
 
 	cfg, _ := s.resolve()
 	in := planner.Input{Config: cfg, Nodes: s.plannerNodes(), Services: s.plannerServices()}
-	w := plans{cfg: cfg, l2: planner.Layer2(in), bgp: expectedBGP(in)}
+	w := plans{cfg: cfg, l2: planner.Layer2(in), bgp: expectedBGP(in), services: in.Services}
 	for _, ps := range in.Services {
 		if ps.Key == e.Service {
 			w.local = ps
@@ -106,6 +106,8 @@ type plans struct {
 	l2    planner.Plan
 	bgp   map[string][]netip.Prefix
 	local planner.Service
+	// services are all the Services as the planner sees them.
+	services []planner.Service
 }
 
 // explainAddress reports one of the Service's addresses: its pool, who
@@ -137,7 +139,13 @@ func (s *Snapshot) explainAddress(w plans, a netip.Addr) (AddressReport, []strin
 		if plan := w.l2.L2[a]; plan != nil {
 			ar.Layer2Eligible = plan.Eligible.Names()
 		}
-		next = append(next, s.layer2Hints(a, ar, l2Advs, w.local)...)
+		hint, left := selectorHint(a, w.local, w.services, l2Selective(l2Advs))
+		if hint != "" {
+			next = append(next, hint)
+		}
+		if !left {
+			next = append(next, s.layer2Hints(a, ar, l2Advs, w.local)...)
+		}
 	}
 	if len(bgpAdvs) > 0 {
 		ar.BGPExpected = []string{}
@@ -147,7 +155,13 @@ func (s *Snapshot) explainAddress(w plans, a netip.Addr) (AddressReport, []strin
 			}
 		}
 		slices.Sort(ar.BGPExpected)
-		next = append(next, s.bgpHints(a, ar, bgpAdvs, w.local)...)
+		hint, left := selectorHint(a, w.local, w.services, bgpSelective(bgpAdvs))
+		if hint != "" {
+			next = append(next, hint)
+		}
+		if !left {
+			next = append(next, s.bgpHints(a, ar, bgpAdvs, w.local)...)
+		}
 	}
 	return ar, next
 }

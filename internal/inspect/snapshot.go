@@ -135,7 +135,7 @@ func (s *Snapshot) plannerServices() []planner.Service {
 	out := make([]planner.Service, 0, len(s.Services))
 	for i := range s.Services {
 		svc := &s.Services[i]
-		ps := planner.Service{Key: key(svc), Addrs: addrsOf(svc), Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+		ps := planner.Service{Key: key(svc), Addrs: addrsOf(svc), Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal, Labels: labels.Set(svc.Labels)}
 		for _, ep := range s.endpointsOf(svc) {
 			if !ep.Ready {
 				continue

@@ -40,7 +40,8 @@ type BGPPrefix struct {
 }
 
 // BGP plans what Self advertises. A Service's address is advertised, by
-// each BGPAdvertisement covering its pool and selecting Self, as its
+// each BGPAdvertisement covering its pool, selecting Self and selecting
+// the Service (spec.serviceSelector), as its
 // prefix (the address, or the aggregate of the advertisement's
 // aggregation length) to the advertisement's peers that select Self and
 // share the address's family. It is advertised only while the Service has
@@ -130,6 +131,9 @@ func (c *bgpContext) shares(self string, a netip.Addr, svc *Service, out []bgpSh
 		return out
 	}
 	for _, adv := range c.advs[pool.Name] {
+		if !adv.SelectsService(svc.Labels) {
+			continue
+		}
 		bits := adv.AggregationLength
 		if a.Is6() {
 			bits = adv.AggregationLengthV6

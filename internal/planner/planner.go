@@ -51,6 +51,9 @@ type Service struct {
 	// SourceRanges are the clients the Service accepts
 	// (loadBalancerSourceRanges); nil: every client.
 	SourceRanges *dataplane.SourceRanges
+	// Labels are the Service's labels, which advertisements'
+	// serviceSelectors match.
+	Labels labels.Set
 }
 
 // Input is everything a plan depends on.
@@ -100,6 +103,13 @@ type poolPlan struct {
 	interfaces []string
 	all        bool // some advertisement selecting Self names no interface
 	advs       []string
+	// selective is set when an advertisement of the pool has a
+	// serviceSelector: the plan of an address then depends on its
+	// Services (forServices).
+	selective *selectivePool
+	// balanced: some advertisement announcing the pool asks for balanced
+	// placement, so its eligible set is marked (election.Nodes.Balance).
+	balanced bool
 }
 
 // Layer2 plans every address of the Services that belongs to a pool
@@ -155,6 +165,7 @@ func poolPlans(in Input, usable []Node) (map[string]*poolPlan, []Warning) {
 				pools[p.Name] = pp
 			}
 			names[p.Name] = append(names[p.Name], selected...)
+			pp.balanced = pp.balanced || adv.Balanced
 			if slices.Contains(selected, in.Self) {
 				pp.advs = append(pp.advs, adv.Name)
 				if len(adv.Interfaces) == 0 {
@@ -166,6 +177,9 @@ func poolPlans(in Input, usable []Node) (map[string]*poolPlan, []Warning) {
 	}
 	for name, pp := range pools {
 		pp.eligible = election.NewNodes(names[name]...)
+		if pp.balanced {
+			pp.eligible = pp.eligible.Balance()
+		}
 		if pp.all {
 			pp.interfaces = nil
 		} else {
@@ -174,6 +188,7 @@ func poolPlans(in Input, usable []Node) (map[string]*poolPlan, []Warning) {
 		}
 		slices.Sort(pp.advs)
 	}
+	markSelective(in, usable, pools)
 	return pools, warnings
 }
 
@@ -182,13 +197,17 @@ func poolPlans(in Input, usable []Node) (map[string]*poolPlan, []Warning) {
 func addressPlans(in Input, pools map[string]*poolPlan) (map[netip.Addr]*L2, map[netip.Addr]bool) {
 	plans := map[netip.Addr]*L2{}
 	local := map[netip.Addr]bool{}
+	users := servicesByAddr(in.Services, pools)
 	for _, svc := range in.Services {
 		for _, a := range svc.Addrs {
 			pool := in.Config.PoolFor(a)
 			if pool == nil || pools[pool.Name] == nil {
 				continue
 			}
-			pp := pools[pool.Name]
+			pp := pools[pool.Name].forServices(users[a])
+			if pp == nil {
+				continue
+			}
 			l := plans[a]
 			if l == nil {
 				l = &L2{Pool: pool.Name, Eligible: pp.eligible, Interfaces: pp.interfaces, Advertisements: pp.advs}
@@ -216,9 +235,18 @@ func narrowLocal(plans map[netip.Addr]*L2, services []Service, local map[netip.A
 	}
 	for a, svcs := range users {
 		if nodes, narrowed := localNodes(plans[a].Eligible, svcs); narrowed {
-			plans[a].Eligible = election.NewNodes(nodes...)
+			plans[a].Eligible = sameMark(plans[a].Eligible, nodes)
 		}
 	}
+}
+
+// sameMark is the set of nodes, marked balanced when pool's set is.
+func sameMark(pool *election.Nodes, nodes []string) *election.Nodes {
+	set := election.NewNodes(nodes...)
+	if pool.Balanced() {
+		return set.Balance()
+	}
+	return set
 }
 
 // localNodes works out where an address used by svcs may be announced,

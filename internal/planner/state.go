@@ -8,7 +8,6 @@ import (
 
 	"github.com/ironlb/ironlb/internal/config"
 	"github.com/ironlb/ironlb/internal/dataplane"
-	"github.com/ironlb/ironlb/internal/election"
 	"github.com/ironlb/ironlb/internal/iprange"
 )
 
@@ -315,12 +314,13 @@ func (s *State) servicesOf(a netip.Addr) []*Service {
 func (s *State) replanL2(a netip.Addr) {
 	var l *L2
 	if pool := s.poolFor(a); pool != nil && s.pools[pool.Name] != nil && len(s.users[a]) > 0 {
-		pp := s.pools[pool.Name]
-		l = &L2{Pool: pool.Name, Eligible: pp.eligible, Interfaces: pp.interfaces, Advertisements: pp.advs, Services: slices.Clone(s.users[a])}
 		svcs := s.servicesOf(a)
-		if slices.ContainsFunc(svcs, func(svc *Service) bool { return svc.Local }) {
-			if nodes, narrowed := localNodes(pp.eligible, svcs); narrowed {
-				l.Eligible = election.NewNodes(nodes...)
+		if pp := s.pools[pool.Name].forServices(svcs); pp != nil {
+			l = &L2{Pool: pool.Name, Eligible: pp.eligible, Interfaces: pp.interfaces, Advertisements: pp.advs, Services: slices.Clone(s.users[a])}
+			if slices.ContainsFunc(svcs, func(svc *Service) bool { return svc.Local }) {
+				if nodes, narrowed := localNodes(pp.eligible, svcs); narrowed {
+					l.Eligible = sameMark(pp.eligible, nodes)
+				}
 			}
 		}
 	}
@@ -340,7 +340,7 @@ func (s *State) replanL2(a netip.Addr) {
 
 func sameL2(a, b *L2) bool {
 	return a.Pool == b.Pool && slices.Equal(a.Services, b.Services) && slices.Equal(a.Interfaces, b.Interfaces) &&
-		slices.Equal(a.Advertisements, b.Advertisements) && slices.Equal(a.Eligible.Names(), b.Eligible.Names())
+		slices.Equal(a.Advertisements, b.Advertisements) && slices.Equal(a.Eligible.Names(), b.Eligible.Names()) && a.Eligible.Balanced() == b.Eligible.Balanced()
 }
 
 // replanBGPShares works out a's shares of the BGP plan, and appends to

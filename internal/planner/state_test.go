@@ -103,14 +103,25 @@ var walkAddrs = func() []netip.Addr {
 
 var walkNodes = []string{"a1", "a2", "b1"}
 
-// walkConfigs are stateL2Config and the same without the rack-a BGP
-// advertisement and the eth1-only L2 advertisement.
+// walkConfigs are stateL2Config, the same without the rack-a BGP
+// advertisement and the eth1-only L2 advertisement, and the full one with
+// the rack-a L2 advertisement placed Balanced (which alone changes no
+// name, node or interface of any plan: only the placement of l2only).
 func walkConfigs(t testing.TB) []*config.Config {
 	full := load(t, stateL2Config)
 	trimmed := *full
 	trimmed.BGPAdvertisements = slices.DeleteFunc(slices.Clone(full.BGPAdvertisements), func(a *config.BGPAdvertisement) bool { return a.Name == "rack-a" })
 	trimmed.L2Advertisements = slices.DeleteFunc(slices.Clone(full.L2Advertisements), func(a *config.L2Advertisement) bool { return a.Name == "l2-all" })
-	return []*config.Config{full, &trimmed}
+	balanced := *full
+	balanced.L2Advertisements = slices.Clone(full.L2Advertisements)
+	for i, a := range balanced.L2Advertisements {
+		if a.Name == "l2-rack-a" {
+			b := *a
+			b.Balanced = true
+			balanced.L2Advertisements[i] = &b
+		}
+	}
+	return []*config.Config{full, &trimmed, &balanced, walkSelective(t)}
 }
 
 func newWalk(t testing.TB, configs []*config.Config, seed uint64, mode ForwardingMode, mutant bool) *walk {
@@ -135,7 +146,7 @@ func (w *walk) setNode(n Node) {
 // randomService is a Service of one of twelve keys in two namespaces.
 func (w *walk) randomService() Service {
 	r := w.rnd
-	svc := Service{Key: fmt.Sprintf("ns%d/s%d", r.IntN(2), r.IntN(6)), Local: r.IntN(3) == 0}
+	svc := Service{Key: fmt.Sprintf("ns%d/s%d", r.IntN(2), r.IntN(6)), Local: r.IntN(3) == 0, Labels: walkLabels[r.IntN(len(walkLabels))]}
 	for range 1 + r.IntN(2) {
 		if a := walkAddrs[r.IntN(len(walkAddrs))]; !slices.Contains(svc.Addrs, a) {
 			svc.Addrs = append(svc.Addrs, a)
@@ -166,7 +177,9 @@ func (w *walk) randomService() Service {
 // step makes one random change and says which.
 func (w *walk) step() string {
 	r := w.rnd
-	switch n := r.IntN(20); {
+	switch n := r.IntN(22); {
+	case n >= 20 && len(w.in.Services) > 0:
+		return w.relabel()
 	case n < 10:
 		svc := w.randomService()
 		w.in.Services = slices.DeleteFunc(w.in.Services, func(o Service) bool { return o.Key == svc.Key })
@@ -187,7 +200,7 @@ func (w *walk) step() string {
 		}
 		w.setNode(node)
 		return fmt.Sprintf("node %v", node)
-	case n < 19:
+	case n < 19 || n >= 20:
 		w.in.Config = w.configs[r.IntN(len(w.configs))]
 		w.st.SetConfig(w.in.Config)
 		return "config"
@@ -225,6 +238,9 @@ func l2Comparable(p Plan) map[string]any {
 			eligible = nil // no node, however it is spelled
 		}
 		out[a.String()] = got{l.Services, l.Pool, eligible, l.Interfaces, l.Advertisements}
+		if l.Eligible.Balanced() {
+			out[a.String()+" placement"] = "Balanced"
+		}
 	}
 	return out
 }

@@ -44,6 +44,7 @@ const (
 // changed.
 func (s *Speaker) applyBGP() {
 	plan := s.state.BGP()
+	s.summarizeBGPEvents()
 	if s.bgpFull {
 		if s.paced(&s.bgpPace, func() { s.setBGP(plan) }) {
 			s.bgpFull = false
@@ -56,6 +57,7 @@ func (s *Speaker) applyBGP() {
 	}
 	s.trackPrefixes(plan)
 	s.opts.BGP.Update(bgpChanges(plan, s.bgpPending))
+	s.bgpServiceEvents(plan, s.bgpPending)
 	clear(s.bgpPending)
 }
 
@@ -75,6 +77,7 @@ func (s *Speaker) setBGP(plan planner.BGPPlan) {
 	s.bgpOrder = slices.SortedFunc(maps.Keys(plan.Prefixes), iprange.ComparePrefixes)
 	s.bgpReported = s.bgpAnnouncements(plan)
 	s.opts.BGP.Set(bgpDesired(s.opts.Node, plan, s.selfIPv4, s.secrets.get))
+	s.bgpServiceEvents(plan, nil)
 }
 
 // trackPrefixes records the pending prefixes' coming and going, and

@@ -55,7 +55,7 @@ func internalIPs(n *corev1.Node) []netip.Addr {
 // (fail closed), and the caller logs it.
 func serviceFor(svc *corev1.Service, endpoints []planner.Endpoint) (ps planner.Service, badRanges error) {
 	key := svc.Namespace + "/" + svc.Name
-	ps = planner.Service{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	ps = planner.Service{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal, Labels: labels.Set(svc.Labels)}
 	ps.SourceRanges, badRanges = sourceRangesOf(svc)
 	for _, in := range svc.Status.LoadBalancer.Ingress {
 		if a, err := netip.ParseAddr(in.IP); err == nil && !slices.Contains(ps.Addrs, a.Unmap()) {

@@ -178,6 +178,9 @@ type Speaker struct {
 	selfIPv4    netip.Addr
 	bgpFull     bool
 	bgpPending  map[netip.Prefix]bool
+	// bgpSvcEvents works out the Services' AnnouncedBGP and WithdrawnBGP
+	// events (bgpevents.go); nil until the first.
+	bgpSvcEvents *bgpEventLog
 	// forwarded: Forwarding was given a list; fwdDirty: the frontends
 	// changed since. bgpPace and fwdPace space out the two handoffs
 	// during bursts; wakeAt is when a sync was last asked for by a pacer.
