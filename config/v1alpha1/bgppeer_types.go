@@ -95,8 +95,20 @@ type BGPPeerSpec struct {
 	MaxReceivedPrefixes *int64 `json:"maxReceivedPrefixes,omitempty"`
 
 	// EBGPMultiHop allows an eBGP router that is not directly connected.
+	// With bfd set, such a peer runs multihop BFD (RFC 5883, UDP port
+	// 4784) instead of single hop.
 	// +optional
 	EBGPMultiHop bool `json:"ebgpMultiHop,omitempty"`
+
+	// BFD, when set, runs a BFD session (RFC 5880) beside the BGP session,
+	// single hop (RFC 5881) or, with ebgpMultiHop, multihop (RFC 5883).
+	// When a BFD session that was Up goes Down, the speaker closes the BGP
+	// session at once (the router drops the node's routes without waiting
+	// for the hold time) and opens it again when BFD is Up. A BFD session
+	// that never came up does not hold BGP back. The router must run BFD
+	// for this address too.
+	// +optional
+	BFD *BFDSettings `json:"bfd,omitempty"`
 
 	// PasswordSecretRef names a Secret holding the TCP MD5 password of the
 	// session.
@@ -119,6 +131,47 @@ type BGPPeerSpec struct {
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address in dotted-quad form"
 	RouterID string `json:"routerID,omitempty"`
+}
+
+// BFDSettings are the timers of a peer's BFD session. The intervals are
+// what this side asks for: the session runs at the slower of its own and
+// the router's.
+type BFDSettings struct {
+	// ReceiveInterval is the shortest interval between received BFD
+	// packets this side can handle: whole milliseconds from 10ms to 60s,
+	// by default 300ms.
+	// +optional
+	// +kubebuilder:default="300ms"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self != '' && self.matches('^(([0-9]{1,2}m)?([0-9]{1,5}s)?([0-9]{1,8}ms)?)$')",message="must be a whole number of milliseconds, written like 300ms, 1s or 1s500ms"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]{1,2}m)?([0-9]{1,5}s)?([0-9]{1,8}ms)?)$') || self == '' || (duration(self) >= duration('10ms') && duration(self) <= duration('60s'))",message="must be from 10ms to 60s"
+	ReceiveInterval *metav1.Duration `json:"receiveInterval,omitempty"`
+
+	// TransmitInterval is the interval between sent BFD packets this side
+	// would like while the session is Up (it sends one a second before):
+	// whole milliseconds from 10ms to 60s, by default 300ms.
+	// +optional
+	// +kubebuilder:default="300ms"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self != '' && self.matches('^(([0-9]{1,2}m)?([0-9]{1,5}s)?([0-9]{1,8}ms)?)$')",message="must be a whole number of milliseconds, written like 300ms, 1s or 1s500ms"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^(([0-9]{1,2}m)?([0-9]{1,5}s)?([0-9]{1,8}ms)?)$') || self == '' || (duration(self) >= duration('10ms') && duration(self) <= duration('60s'))",message="must be from 10ms to 60s"
+	TransmitInterval *metav1.Duration `json:"transmitInterval,omitempty"`
+
+	// DetectMultiplier is how many of this side's transmit intervals the
+	// router waits without a packet before it declares the session down
+	// (2-255, by default 3).
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=2
+	// +kubebuilder:validation:Maximum=255
+	DetectMultiplier *int32 `json:"detectMultiplier,omitempty"`
+
+	// EchoMode must be false: the speaker does not send BFD echo packets.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!self",message="echo mode is not supported: set false or leave it out"
+	EchoMode bool `json:"echoMode,omitempty"`
 }
 
 // SecretKeyRef points at one key of a Secret.

@@ -110,6 +110,13 @@ type BGPSession struct {
 	Since metav1.Time `json:"since,omitempty"`
 	// Advertised is how many prefixes are advertised to the peer.
 	Advertised int32 `json:"advertised"`
+	// BFD is the state of the peer's BFD session: Up; Down, Init or
+	// AdminDown while it is not up; empty when the peer has no bfd block.
+	// While a BFD session that was Up is Down, the BGP session is held
+	// down.
+	// +optional
+	// +kubebuilder:validation:Enum=Up;Down;Init;AdminDown
+	BFD string `json:"bfd,omitempty"`
 	// Message says what is wrong, when something is.
 	// +optional
 	Message string `json:"message,omitempty"`

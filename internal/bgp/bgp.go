@@ -87,6 +87,9 @@ type Peer struct {
 	// Disabled, when not empty, keeps the session down and says why (a
 	// password Secret that cannot be read, for instance).
 	Disabled string
+	// BFD, when set, runs a BFD session with the router beside the BGP
+	// session (see bfd.go); changing it does not restart BGP.
+	BFD *BFD
 	// Routes are the prefixes advertised to this peer. Prefixes of the
 	// other address family than the session's are not sent.
 	Routes map[netip.Prefix]Route
@@ -151,6 +154,9 @@ type PeerStatus struct {
 	Since time.Time
 	// Advertised is how many prefixes are handed to the session.
 	Advertised int
+	// BFD is the state of the peer's BFD session ("Up", "Down", "Init",
+	// "AdminDown"), empty when it has none.
+	BFD string
 	// ConnectRetry is the session's interval between connection
 	// attempts now: it grows while the session stays down (zero while
 	// the session is not configured).
@@ -226,6 +232,8 @@ type Server struct {
 	// when no call is outstanding.
 	stuck     chan struct{}
 	stuckCall string
+	// bfd runs the peers' BFD sessions.
+	bfd bfdSide
 	// watchStop ends the session-state watch.
 	watchStop context.CancelFunc
 	// refused holds, per peer, when and with which settings its session
@@ -276,7 +284,7 @@ func New(o Options) *Server {
 	if o.Changed == nil {
 		o.Changed = func() {}
 	}
-	return &Server{
+	s := &Server{
 		opts:      o,
 		log:       o.Log,
 		kick:      make(chan struct{}, 1),
@@ -288,6 +296,8 @@ func New(o Options) *Server {
 		whole:     map[string]bool{},
 		refused:   map[string]refusal{},
 	}
+	s.bfd = newBFDSide(s)
+	return s
 }
 
 // Set records the complete desired state; Run converges to it, comparing
@@ -329,11 +339,16 @@ func (s *Server) kickRun() {
 
 // Status reports every desired peer, sorted by name.
 func (s *Server) Status() []PeerStatus {
+	bfdProblems := s.bfdMessages()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]PeerStatus, 0, len(s.status))
 	for _, name := range slices.Sorted(maps.Keys(s.status)) {
-		out = append(out, *s.status[name])
+		st := *s.status[name]
+		if msg := bfdProblems[name]; msg != "" && st.Message == "" {
+			st.Message = msg
+		}
+		out = append(out, st)
 	}
 	return out
 }
@@ -349,10 +364,16 @@ func (s *Server) Run(ctx context.Context) error {
 	// them less often.
 	backoff := time.NewTicker(s.opts.BackoffStep / 2)
 	defer backoff.Stop()
+	bfdCtx, stopBFD := context.WithCancel(context.Background())
+	defer stopBFD()
+	bfdDone := s.runBFD(bfdCtx)
 	for {
 		select {
 		case <-ctx.Done():
-			return s.shutdown()
+			err := s.shutdown()
+			stopBFD()
+			<-bfdDone
+			return err
 		case <-s.kick:
 		case <-retry.C:
 		case <-backoff.C:
@@ -408,6 +429,7 @@ func (s *Server) converge(d Desired) error {
 		}
 	}
 	s.updateStatusPeers(want)
+	s.setBFD(want)
 	if active == 0 && s.gobgp == nil {
 		return nil
 	}
@@ -429,7 +451,7 @@ func (s *Server) converge(d Desired) error {
 	for _, name := range slices.Sorted(maps.Keys(s.applied)) {
 		a := s.applied[name]
 		p := want[name]
-		if p == nil || p.Disabled != "" || p.Session != a.Session || s.isRefused(name) {
+		if p == nil || p.Disabled != "" || p.Session != a.Session || s.isRefused(name) || s.bfdHeld(name) {
 			errs = append(errs, s.deletePeer(name))
 		}
 	}
@@ -449,7 +471,7 @@ func (s *Server) converge(d Desired) error {
 // brings its routes up to date.
 func (s *Server) convergePeer(p *Peer) error {
 	name := p.Name
-	if p.Disabled != "" {
+	if p.Disabled != "" || s.bfdHeld(name) {
 		s.compareWhole(name)
 		return nil
 	}

@@ -12,6 +12,7 @@ type Metrics struct {
 	up         *prometheus.GaugeVec
 	advertised *prometheus.GaugeVec
 	syncs      *prometheus.HistogramVec
+	bfdUp      *prometheus.GaugeVec
 }
 
 // NewMetrics makes the metrics and registers them with reg (when reg is
@@ -31,9 +32,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time taken to bring the embedded BGP server to the desired state.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"result"}),
+		bfdUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ironlb_bfd_session_up",
+			Help: "1 when the BFD session with the peer is Up, 0 otherwise; absent for peers without BFD.",
+		}, []string{"peer"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.up, m.advertised, m.syncs)
+		reg.MustRegister(m.up, m.advertised, m.syncs, m.bfdUp)
 	}
 	return m
 }
@@ -72,4 +77,22 @@ func (m *Metrics) observeSync(d time.Duration, err error) {
 		result = "error"
 	}
 	m.syncs.WithLabelValues(result).Observe(d.Seconds())
+}
+
+func (m *Metrics) setBFD(peer string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.bfdUp.WithLabelValues(peer).Set(v)
+}
+
+// forgetBFD drops a peer that no longer has a BFD session.
+func (m *Metrics) forgetBFD(peer string) {
+	if m != nil {
+		m.bfdUp.DeleteLabelValues(peer)
+	}
 }

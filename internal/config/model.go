@@ -111,6 +111,8 @@ type BGPPeer struct {
 	// router may send.
 	ConnectTime time.Duration
 	MaxReceived uint32
+	// BFD is nil when the peer runs no BFD session.
+	BFD *BFD
 	// SourceAddress is the zero Addr when unset.
 	SourceAddress netip.Addr
 	HoldTime      time.Duration
@@ -123,6 +125,13 @@ type BGPPeer struct {
 	NodeSelector labels.Selector
 	// RouterID is the zero Addr when unset (the node's address is used).
 	RouterID netip.Addr
+}
+
+// BFD is a peer's BFD session settings, defaults applied. Multihop BFD
+// is used when the peer's EBGPMultiHop is set.
+type BFD struct {
+	ReceiveInterval, TransmitInterval time.Duration
+	DetectMultiplier                  uint8
 }
 
 // IBGP tells whether the session is internal BGP.

@@ -395,9 +395,10 @@ func (r *resolver) resolvePeer(in *v1alpha1.BGPPeer) (*BGPPeer, bool) {
 	return out, ok
 }
 
-// peerLimits resolves the peer's connect time and how many prefixes the
-// router may send.
+// peerLimits resolves the peer's connect time, how many prefixes the
+// router may send, and its BFD session.
 func peerLimits(s v1alpha1.BGPPeerSpec, out *BGPPeer, fail func(field string, err error)) {
+	out.BFD = peerBFD(s.BFD, fail)
 	if s.ConnectTime != nil {
 		c := s.ConnectTime.Duration
 		if c < time.Second || c > 65535*time.Second || c%time.Second != 0 {
@@ -413,6 +414,45 @@ func peerLimits(s v1alpha1.BGPPeerSpec, out *BGPPeer, fail func(field string, er
 			out.MaxReceived = uint32(*m)
 		}
 	}
+}
+
+// Bounds and defaults of a peer's bfd block (the defaults are FRR's).
+const (
+	DefaultBFDInterval   = 300 * time.Millisecond
+	DefaultBFDMultiplier = 3
+	minBFDInterval       = 10 * time.Millisecond
+	maxBFDInterval       = 60 * time.Second
+)
+
+// peerBFD resolves the peer's bfd block.
+func peerBFD(in *v1alpha1.BFDSettings, fail func(field string, err error)) *BFD {
+	if in == nil {
+		return nil
+	}
+	out := &BFD{ReceiveInterval: DefaultBFDInterval, TransmitInterval: DefaultBFDInterval, DetectMultiplier: DefaultBFDMultiplier}
+	interval := func(field string, d *metav1.Duration, to *time.Duration) {
+		if d == nil {
+			return
+		}
+		if v := d.Duration; v < minBFDInterval || v > maxBFDInterval || v%time.Millisecond != 0 {
+			fail(field, invalid("%s: must be a whole number of milliseconds from 10ms to 60s", v))
+			return
+		}
+		*to = d.Duration
+	}
+	interval("spec.bfd.receiveInterval", in.ReceiveInterval, &out.ReceiveInterval)
+	interval("spec.bfd.transmitInterval", in.TransmitInterval, &out.TransmitInterval)
+	if m := in.DetectMultiplier; m != nil {
+		if *m < 2 || *m > 255 {
+			fail("spec.bfd.detectMultiplier", invalid("%d: must be from 2 to 255", *m))
+		} else {
+			out.DetectMultiplier = uint8(*m)
+		}
+	}
+	if in.EchoMode {
+		fail("spec.bfd.echoMode", invalid("true: echo mode is not supported, only false (leave it out)"))
+	}
+	return out
 }
 
 func parseAddr(s string) (netip.Addr, error) {

@@ -194,6 +194,27 @@ func TestResolve(t *testing.T) {
 				"1.5s: must be a whole number of seconds from 1s to 65535s", "0: must be from 1 to 4294967295"},
 		},
 		{
+			name: "bfd block",
+			in: Snapshot{BGPPeers: []v1alpha1.BGPPeer{
+				peer("short", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) {
+					s.BFD = &v1alpha1.BFDSettings{ReceiveInterval: &metav1.Duration{Duration: 5 * time.Millisecond}}
+				}),
+				peer("fraction", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) {
+					s.BFD = &v1alpha1.BFDSettings{TransmitInterval: &metav1.Duration{Duration: 1500 * time.Microsecond}}
+				}),
+				peer("long", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) {
+					s.BFD = &v1alpha1.BFDSettings{TransmitInterval: &metav1.Duration{Duration: time.Minute + time.Millisecond}}
+				}),
+				peer("mult", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSettings{DetectMultiplier: ptr[int32](1)} }),
+				peer("echo", "198.51.100.1", func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSettings{EchoMode: true} }),
+				peer("ok", "198.51.100.2", func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSettings{} }),
+			}},
+			want: summary{Peers: []string{"ok"}, Problems: []string{"BGPPeer/echo spec.bfd.echoMode", "BGPPeer/fraction spec.bfd.transmitInterval",
+				"BGPPeer/long spec.bfd.transmitInterval", "BGPPeer/mult spec.bfd.detectMultiplier", "BGPPeer/short spec.bfd.receiveInterval"}},
+			msgs: []string{"echo mode is not supported, only false", "1.5ms: must be a whole number of milliseconds from 10ms to 60s",
+				"1m0.001s: must be a whole number of milliseconds from 10ms to 60s", "1: must be from 2 to 255", "5ms: must be a whole number of milliseconds from 10ms to 60s"},
+		},
+		{
 			name: "duplicate names (from a file)",
 			in:   Snapshot{IPPools: []v1alpha1.IPPool{pool("p", 0, "203.0.113.0/28"), pool("p", 0, "203.0.113.16/28")}},
 			want: summary{Pools: []string{"p"}, Problems: []string{"IPPool/p metadata.name"}},
@@ -390,6 +411,32 @@ func TestPoolAllows(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.pool.Allows(tt.ns, tt.nsLabels, tt.svc); got != tt.want {
 			t.Errorf("%s: Allows = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestResolveBFD: the bfd block's defaults and given values in the model;
+// no block, no BFD.
+func TestResolveBFD(t *testing.T) {
+	c, ps := Resolve(Snapshot{BGPPeers: []v1alpha1.BGPPeer{
+		peer("none", "198.51.100.1"),
+		peer("defaults", "198.51.100.2", func(s *v1alpha1.BGPPeerSpec) { s.BFD = &v1alpha1.BFDSettings{} }),
+		peer("given", "198.51.100.3", func(s *v1alpha1.BGPPeerSpec) {
+			s.BFD = &v1alpha1.BFDSettings{ReceiveInterval: &metav1.Duration{Duration: 50 * time.Millisecond},
+				TransmitInterval: &metav1.Duration{Duration: time.Second}, DetectMultiplier: ptr[int32](255)}
+		}),
+	}})
+	if err := ps.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*BFD{
+		"none":     nil,
+		"defaults": {ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 300 * time.Millisecond, DetectMultiplier: 3},
+		"given":    {ReceiveInterval: 50 * time.Millisecond, TransmitInterval: time.Second, DetectMultiplier: 255},
+	}
+	for _, p := range c.BGPPeers {
+		if diff := cmp.Diff(want[p.Name], p.BFD); diff != "" {
+			t.Errorf("peer %s BFD (-want +got):\n%s", p.Name, diff)
 		}
 	}
 }

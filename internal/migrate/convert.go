@@ -51,6 +51,7 @@ type alias struct {
 
 type bfdProfile struct {
 	src  source
+	spec *bfdProfileSpec
 	used bool
 }
 
@@ -76,7 +77,7 @@ func (c *converter) run(objs []*object) error {
 				return err
 			}
 		case *bfdProfileSpec:
-			c.bfdProfiles[o.meta.Namespace+"/"+o.meta.Name] = &bfdProfile{src: o.src}
+			c.bfdProfiles[o.meta.Namespace+"/"+o.meta.Name] = &bfdProfile{src: o.src, spec: spec}
 		}
 	}
 	for _, o := range objs {
@@ -102,7 +103,7 @@ func (c *converter) run(objs []*object) error {
 	}
 	for _, o := range objs {
 		if _, ok := o.spec.(*bfdProfileSpec); ok && !c.bfdProfiles[o.meta.Namespace+"/"+o.meta.Name].used {
-			c.warn(o.src, "", "not converted: ironlb has no BFD, and no BGPPeer of the input uses this profile")
+			c.warn(o.src, "", "not converted: ironlb has no BFDProfile kind (a BGPPeer's bfd block holds the settings), and no BGPPeer of the input uses this profile")
 		}
 	}
 	return nil
@@ -295,22 +296,25 @@ func (c *converter) oneSelector(src source, field string, list []metav1.LabelSel
 
 // split returns the selectors of the objects one MetalLB advertisement
 // becomes: one object when its selector lists merge, otherwise one per
-// combination of pool selector and node selector, which together select
-// what the advertisement did. Names are the advertisement's, with -1, -2…
-// when there are several.
-func (c *converter) split(o *object, pools, nodes []metav1.LabelSelector) (names []string, poolSels, nodeSels []*v1alpha1.Selector) {
+// combination of pool, node and Service selector, which together select
+// what the advertisement did (an address is announced when any of them
+// announces it). Names are the advertisement's, with -1, -2… when there
+// are several.
+func (c *converter) split(o *object, pools, nodes, services []metav1.LabelSelector) (names []string, sels []splitSelectors) {
 	pc, pm := selectorChoices(pools)
 	nc, nm := selectorChoices(nodes)
+	sc, sm := selectorChoices(services)
 	for _, p := range pc {
 		for _, n := range nc {
-			poolSels = append(poolSels, p)
-			nodeSels = append(nodeSels, n)
+			for _, sv := range sc {
+				sels = append(sels, splitSelectors{pools: p, nodes: n, services: sv})
+			}
 		}
 	}
-	if len(poolSels) == 1 {
-		return []string{o.meta.Name}, poolSels, nodeSels
+	if len(sels) == 1 {
+		return []string{o.meta.Name}, sels
 	}
-	for i := range poolSels {
+	for i := range sels {
 		names = append(names, fmt.Sprintf("%s-%d", o.meta.Name, i+1))
 	}
 	kind := o.src.kind
@@ -318,20 +322,21 @@ func (c *converter) split(o *object, pools, nodes []metav1.LabelSelector) (names
 		field  string
 		n      int
 		merged bool
-	}{{"spec.ipAddressPoolSelectors", len(pools), pm}, {"spec.nodeSelectors", len(nodes), nm}} {
+	}{{"spec.ipAddressPoolSelectors", len(pools), pm}, {"spec.nodeSelectors", len(nodes), nm}, {"spec.serviceSelectors", len(services), sm}} {
 		if !f.merged {
 			c.warn(o.src, f.field, "%d selectors that cannot be merged into ironlb's single selector: written as %d %ss (%s), one per selector, which together select the same",
 				f.n, len(names), kind, strings.Join(names, ", "))
 		}
 	}
-	return names, poolSels, nodeSels
+	return names, sels
+}
+
+// splitSelectors are the selectors of one object that split returns.
+type splitSelectors struct {
+	pools, nodes, services *v1alpha1.Selector
 }
 
 func (c *converter) l2Advertisement(o *object, spec *l2AdvertisementSpec) {
-	if len(spec.ServiceSelectors) > 0 {
-		c.warn(o.src, "spec.serviceSelectors", "dropped: ironlb announces every Service of the selected pools; "+
-			"to announce only some Services, give them a pool of their own (IPPool spec.allocateTo.serviceSelector) and advertise that pool")
-	}
 	if len(spec.PreferredNodeSelectors) > 0 {
 		c.warn(o.src, "spec.preferredNodeSelectors", "dropped: ironlb picks the announcing node by a hash ranking of the eligible nodes; "+
 			"to keep announcements on some nodes, narrow spec.nodeSelector")
@@ -340,15 +345,16 @@ func (c *converter) l2Advertisement(o *object, spec *l2AdvertisementSpec) {
 	for _, i := range unique(spec.Interfaces) {
 		interfaces = append(interfaces, v1alpha1.InterfaceName(i))
 	}
-	names, poolSels, nodeSels := c.split(o, spec.IPAddressPoolSelectors, spec.NodeSelectors)
+	names, sels := c.split(o, spec.IPAddressPoolSelectors, spec.NodeSelectors, spec.ServiceSelectors)
 	for i, name := range names {
 		a := &v1alpha1.L2Advertisement{TypeMeta: typeMeta(v1alpha1.KindL2Advertisement), ObjectMeta: meta(o)}
 		a.Name = name
 		a.Spec = v1alpha1.L2AdvertisementSpec{
-			IPPools:        unique(spec.IPAddressPools),
-			IPPoolSelector: poolSels[i],
-			NodeSelector:   nodeSels[i],
-			Interfaces:     interfaces,
+			IPPools:         unique(spec.IPAddressPools),
+			IPPoolSelector:  sels[i].pools,
+			NodeSelector:    sels[i].nodes,
+			ServiceSelector: sels[i].services,
+			Interfaces:      interfaces,
 		}
 		c.add(a, o.src)
 	}
@@ -357,10 +363,6 @@ func (c *converter) l2Advertisement(o *object, spec *l2AdvertisementSpec) {
 func (c *converter) bgpAdvertisement(o *object, spec *bgpAdvertisementSpec) error {
 	if spec.ASPathPrepend > 0 {
 		c.warn(o.src, "spec.asPathPrepend", "dropped: ironlb does not prepend to the AS path; routers can lower the preference of these routes instead (local preference, MED)")
-	}
-	if len(spec.ServiceSelectors) > 0 {
-		c.warn(o.src, "spec.serviceSelectors", "dropped: ironlb advertises every Service of the selected pools; "+
-			"to advertise only some Services, give them a pool of their own (IPPool spec.allocateTo.serviceSelector) and advertise that pool")
 	}
 	var communities []v1alpha1.Community
 	for i, s := range spec.Communities {
@@ -381,15 +383,16 @@ func (c *converter) bgpAdvertisement(o *object, spec *bgpAdvertisementSpec) erro
 	if spec.LocalPref > 0 { // MetalLB treats 0 as unset
 		localPref = new(int64(spec.LocalPref))
 	}
-	names, poolSels, nodeSels := c.split(o, spec.IPAddressPoolSelectors, spec.NodeSelectors)
+	names, sels := c.split(o, spec.IPAddressPoolSelectors, spec.NodeSelectors, spec.ServiceSelectors)
 	for i, name := range names {
 		a := &v1alpha1.BGPAdvertisement{TypeMeta: typeMeta(v1alpha1.KindBGPAdvertisement), ObjectMeta: meta(o)}
 		a.Name = name
 		a.Spec = v1alpha1.BGPAdvertisementSpec{
 			IPPools:             unique(spec.IPAddressPools),
-			IPPoolSelector:      poolSels[i],
+			IPPoolSelector:      sels[i].pools,
 			Peers:               unique(spec.Peers),
-			NodeSelector:        nodeSels[i],
+			NodeSelector:        sels[i].nodes,
+			ServiceSelector:     sels[i].services,
 			AggregationLength:   spec.AggregationLength,
 			AggregationLengthV6: spec.AggregationLengthV6,
 			LocalPref:           localPref,

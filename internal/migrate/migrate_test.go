@@ -367,7 +367,7 @@ spec:
 		warnings: []warn{{"L2Advertisement/l2", "spec.nodeSelectors", "written as 2 L2Advertisements (l2-1, l2-2)"}},
 	},
 	{
-		name: "serviceSelectors: dropped with a warning",
+		name: "serviceSelectors: one selector carried over",
 		in: l2Header + `spec:
   serviceSelectors: [{matchLabels: {app: a}}]`,
 		want: `
@@ -375,9 +375,55 @@ apiVersion: ironlb.io/v1alpha1
 kind: L2Advertisement
 metadata:
   name: l2
-spec: {}
+spec:
+  serviceSelector:
+    matchLabels:
+      app: a
 `,
-		warnings: []warn{{"L2Advertisement/l2", "spec.serviceSelectors", "give them a pool of their own"}},
+	},
+	{
+		name: "serviceSelectors that merge into one In requirement",
+		in: l2Header + `spec:
+  serviceSelectors: [{matchLabels: {app: a}}, {matchExpressions: [{key: app, operator: In, values: [b]}]}]`,
+		want: `
+apiVersion: ironlb.io/v1alpha1
+kind: L2Advertisement
+metadata:
+  name: l2
+spec:
+  serviceSelector:
+    matchExpressions:
+    - key: app
+      operator: In
+      values:
+      - a
+      - b
+`,
+	},
+	{
+		name: "serviceSelectors that do not merge: one advertisement per selector",
+		in: l2Header + `spec:
+  serviceSelectors: [{matchLabels: {app: a}}, {matchLabels: {tier: b}}]`,
+		want: `
+apiVersion: ironlb.io/v1alpha1
+kind: L2Advertisement
+metadata:
+  name: l2-1
+spec:
+  serviceSelector:
+    matchLabels:
+      app: a
+---
+apiVersion: ironlb.io/v1alpha1
+kind: L2Advertisement
+metadata:
+  name: l2-2
+spec:
+  serviceSelector:
+    matchLabels:
+      tier: b
+`,
+		warnings: []warn{{"L2Advertisement/l2", "spec.serviceSelectors", "written as 2 L2Advertisements (l2-1, l2-2)"}},
 	},
 	{
 		name: "preferredNodeSelectors: dropped with a warning",
@@ -560,17 +606,22 @@ spec: {}
 		warnings: []warn{{"BGPAdvertisement/adv", "spec.asPathPrepend", "does not prepend"}},
 	},
 	{
-		name: "serviceSelectors: dropped with a warning",
+		name: "serviceSelectors: carried over",
 		in: bgpAdvHeader + `spec:
-  serviceSelectors: [{matchLabels: {app: a}}]`,
+  serviceSelectors: [{matchExpressions: [{key: app, operator: NotIn, values: [db]}]}]`,
 		want: `
 apiVersion: ironlb.io/v1alpha1
 kind: BGPAdvertisement
 metadata:
   name: adv
-spec: {}
+spec:
+  serviceSelector:
+    matchExpressions:
+    - key: app
+      operator: NotIn
+      values:
+      - db
 `,
-		warnings: []warn{{"BGPAdvertisement/adv", "spec.serviceSelectors", "give them a pool of their own"}},
 	},
 }
 
@@ -676,15 +727,32 @@ func peerCases() []convertCase {
 			warnings: []warn{{"BGPPeer/tor", "spec.password", "only from Secrets"}},
 		},
 		{
-			name: "bfdProfile: warned on the peer; the profile it uses needs no warning of its own",
+			name: "bfdProfile: its settings become the peer's bfd block; the profile needs no warning of its own",
 			in: peerHeader + minimal + "  bfdProfile: fast\n---\n" + `
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
 metadata: {name: fast, namespace: metallb-system}
-spec: {receiveInterval: 100, transmitInterval: 100}
+spec: {receiveInterval: 100, transmitInterval: 150, detectMultiplier: 5}
 `,
-			want:     peerOut + minimalOut,
-			warnings: []warn{{"BGPPeer/tor", "spec.bfdProfile", `no BFD (profile "fast")`}},
+			want: peerOut + "  bfd:\n    detectMultiplier: 5\n    receiveInterval: 100ms\n    transmitInterval: 150ms\n" + minimalOut,
+		},
+		{
+			name: "bfdProfile: echo and passive mode are warned of",
+			in: peerHeader + minimal + "  bfdProfile: echo\n---\n" + `
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: echo, namespace: metallb-system}
+spec: {echoMode: true, passiveMode: true}
+`,
+			want: peerOut + "  bfd: {}\n" + minimalOut,
+			warnings: []warn{{"BGPPeer/tor", "spec.bfd", `"echo" asks for echo mode`},
+				{"BGPPeer/tor", "spec.bfd", `"echo" is passive`}},
+		},
+		{
+			name:     "bfdProfile not in the input: defaults, with a warning",
+			in:       peerHeader + minimal + "  bfdProfile: elsewhere\n",
+			want:     peerOut + "  bfd: {}\n" + minimalOut,
+			warnings: []warn{{"BGPPeer/tor", "spec.bfdProfile", `BFDProfile "elsewhere" is not in the input`}},
 		},
 		{
 			name: "a BFDProfile no peer uses",

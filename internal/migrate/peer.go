@@ -32,6 +32,7 @@ func (c *converter) peer(o *object, spec *bgpPeerSpec) error {
 		return err
 	}
 	c.peerPassword(o, spec, p)
+	c.peerBFD(o, spec, p)
 	c.peerDropped(o, spec)
 	c.add(p, src)
 	return nil
@@ -106,12 +107,6 @@ func (c *converter) peerPassword(o *object, spec *bgpPeerSpec, p *v1alpha1.BGPPe
 // for.
 func (c *converter) peerDropped(o *object, spec *bgpPeerSpec) {
 	src := o.src
-	if spec.BFDProfile != "" {
-		if prof, ok := c.bfdProfiles[o.meta.Namespace+"/"+spec.BFDProfile]; ok {
-			prof.used = true
-		}
-		c.warn(src, "spec.bfdProfile", "dropped: ironlb has no BFD (profile %q); for faster failure detection set a short holdTime (3s at the least) with keepaliveTime a third of it", spec.BFDProfile)
-	}
 	if spec.VRF != "" {
 		c.warn(src, "spec.vrf", "dropped: ironlb opens sessions in the node's default routing table, not in VRF %q", spec.VRF)
 	}
@@ -199,4 +194,42 @@ func (c *converter) seconds(src source, field string, s *string) (secs int64, se
 		c.warn(src, field, "%s rounded down to %ds: ironlb takes whole seconds", *s, secs)
 	}
 	return secs, true, nil
+}
+
+// peerBFD turns the BFDProfile the peer names into the peer's bfd block.
+// MetalLB's intervals are milliseconds, as ironlb's bounds (10ms–60s)
+// and defaults (300ms, multiplier 3) are.
+func (c *converter) peerBFD(o *object, spec *bgpPeerSpec, p *v1alpha1.BGPPeer) {
+	if spec.BFDProfile == "" {
+		return
+	}
+	src, name := o.src, spec.BFDProfile
+	p.Spec.BFD = &v1alpha1.BFDSettings{}
+	prof, ok := c.bfdProfiles[o.meta.Namespace+"/"+name]
+	if !ok {
+		c.warn(src, "spec.bfdProfile", "BFDProfile %q is not in the input: spec.bfd is set with ironlb's defaults (300ms, multiplier 3); copy the profile's values into it", name)
+		return
+	}
+	prof.used = true
+	ms := func(v *uint32) *metav1.Duration {
+		if v == nil {
+			return nil
+		}
+		return &metav1.Duration{Duration: time.Duration(*v) * time.Millisecond}
+	}
+	ps, b := prof.spec, p.Spec.BFD
+	b.ReceiveInterval, b.TransmitInterval = ms(ps.ReceiveInterval), ms(ps.TransmitInterval)
+	if m := ps.DetectMultiplier; m != nil {
+		mult := int32(min(*m, 1000))
+		b.DetectMultiplier = &mult
+	}
+	if ps.EchoMode != nil && *ps.EchoMode {
+		c.warn(src, "spec.bfd", "BFDProfile %q asks for echo mode, which ironlb does not support: the session runs without it", name)
+	}
+	if ps.PassiveMode != nil && *ps.PassiveMode {
+		c.warn(src, "spec.bfd", "BFDProfile %q is passive: ironlb's speakers always start the BFD session themselves", name)
+	}
+	if ps.MinimumTTL != nil && spec.EBGPMultiHop {
+		c.warn(src, "spec.bfd", "BFDProfile %q sets minimumTtl %d: ironlb's multihop BFD accepts any TTL", name, *ps.MinimumTTL)
+	}
 }

@@ -83,9 +83,9 @@ var sampleWant = map[string]struct {
 			t.Errorf("nodeSelector %+v, want the two selectors merged into %+v", sel, want)
 		}
 	}},
-	"bgppeer_simple.yaml": {objects: 1},
+	"bgppeer_simple.yaml":          {objects: 1},
 	"bgppeer_with_bfdprofile.yaml": {objects: 1, warnings: []warn{
-		{"BGPPeer/peer", "spec.bfdProfile", `ironlb has no BFD (profile "testbfdprofile")`},
+		// The profile becomes the peer's bfd block: nothing to warn of.
 	}},
 	"bgppeer_with_session_options.yaml": {objects: 1, warnings: []warn{}},
 	"bgppeer_with_vrf.yaml": {objects: 1, warnings: []warn{

@@ -134,7 +134,7 @@ func bgpDesired(node string, plan planner.BGPPlan, selfIPv4 netip.Addr, password
 		}
 	}
 	for _, p := range plan.Peers {
-		bp := bgp.Peer{Name: p.Name, Session: session(p), Routes: make(map[netip.Prefix]bgp.Route, len(plan.Routes[p.Name]))}
+		bp := bgp.Peer{Name: p.Name, Session: session(p), BFD: bfdSettings(p), Routes: make(map[netip.Prefix]bgp.Route, len(plan.Routes[p.Name]))}
 		for pfx, r := range plan.Routes[p.Name] {
 			bp.Routes[pfx] = route(r)
 		}
@@ -160,6 +160,15 @@ func session(p *config.BGPPeer) bgp.Session {
 		MultiHop: p.EBGPMultiHop, GracefulRestart: p.GracefulRestart,
 		ConnectTime: p.ConnectTime, MaxReceived: p.MaxReceived,
 	}
+}
+
+// bfdSettings is the peer's BFD session, nil when it has none.
+func bfdSettings(p *config.BGPPeer) *bgp.BFD {
+	if p.BFD == nil {
+		return nil
+	}
+	return &bgp.BFD{ReceiveInterval: p.BFD.ReceiveInterval, TransmitInterval: p.BFD.TransmitInterval,
+		DetectMultiplier: p.BFD.DetectMultiplier}
 }
 
 func route(r planner.BGPRoute) bgp.Route {
@@ -242,6 +251,7 @@ func (s *Speaker) reportBGP(st *v1alpha1.NodeAnnouncementStatus) {
 		st.BGPSessions = append(st.BGPSessions, v1alpha1.BGPSession{
 			Peer: p.Name, Address: p.Address.String(), State: string(p.State),
 			Since: metaTime(p.Since), Advertised: int32(p.Advertised), Message: p.Message,
+			BFD: p.BFD,
 		})
 	}
 	st.BGPSessionSummary = sessionSummary(st.BGPSessions)

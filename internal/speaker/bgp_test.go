@@ -97,6 +97,9 @@ func (f *fakeBGP) Status() []bgp.PeerStatus {
 		if p.Disabled != "" {
 			st.State = bgp.StateDisabled
 		}
+		if p.BFD != nil {
+			st.BFD = "Up"
+		}
 		out = append(out, st)
 	}
 	return out
@@ -180,6 +183,7 @@ func TestBGP(t *testing.T) {
 		&v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "bgp"}, Spec: v1alpha1.IPPoolSpec{Addresses: []v1alpha1.AddressRange{"203.0.113.96/28"}}},
 		&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "r-ebgp"}, Spec: v1alpha1.BGPPeerSpec{
 			PeerAddress: "198.51.100.1", PeerASN: 64500, MyASN: 64512, HoldTime: &hold, GracefulRestart: true, EBGPMultiHop: true,
+			BFD: &v1alpha1.BFDSettings{TransmitInterval: &metav1.Duration{Duration: 100 * time.Millisecond}},
 		}},
 		&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "r-ibgp"}, Spec: v1alpha1.BGPPeerSpec{
 			PeerAddress: "198.51.100.2", PeerASN: 64512, MyASN: 64512,
@@ -209,6 +213,10 @@ func TestBGP(t *testing.T) {
 	wantSession := bgp.Session{Address: netip.MustParseAddr("198.51.100.1"), Port: 179, ASN: 64500, LocalASN: 64512, HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, MultiHop: true, GracefulRestart: true, MaxReceived: 1000}
 	if diff := cmp.Diff(wantSession, e.Session, cmpopts.EquateComparable(netip.Addr{})); diff != "" || e.Disabled != "" {
 		t.Errorf("eBGP session (-want +got):\n%s disabled %q", diff, e.Disabled)
+	}
+	wantBFD := &bgp.BFD{ReceiveInterval: 300 * time.Millisecond, TransmitInterval: 100 * time.Millisecond, DetectMultiplier: 3}
+	if diff := cmp.Diff(wantBFD, e.BFD); diff != "" {
+		t.Errorf("eBGP peer's BFD (-want +got):\n%s", diff)
 	}
 	i, _ := f.peer("r-ibgp")
 	if !strings.Contains(i.Disabled, "Secret default/bgp-md5") {
@@ -254,11 +262,11 @@ func TestBGP(t *testing.T) {
 		st := na.Status
 		var states []string
 		for _, s := range st.BGPSessions {
-			states = append(states, s.Peer+"="+s.State+"/"+fmt.Sprint(s.Advertised))
+			states = append(states, s.Peer+"="+s.State+"/"+fmt.Sprint(s.Advertised)+"/bfd="+s.BFD)
 		}
 		ok := st.BGPPrefixes == 1 && len(st.BGP) == 1 && st.BGP[0].Prefix == "203.0.113.97/32" &&
 			slices.Equal(st.BGP[0].Services, []string{ns + "/web"}) && slices.Equal(st.BGP[0].Peers, []string{"r-ebgp", "r-ibgp"}) &&
-			slices.Equal(states, []string{"r-ebgp=Established/1", "r-ibgp=Active/1"}) &&
+			slices.Equal(states, []string{"r-ebgp=Established/1/bfd=Up", "r-ibgp=Active/1/bfd="}) &&
 			st.BGPSessionSummary == "r-ebgp=Established,r-ibgp=Active" // kubectl's column
 		return ok, fmt.Sprintf("%+v sessions %v", st, states)
 	})
