@@ -38,9 +38,17 @@ generate: $(BIN)/controller-gen ## regenerate CRDs and deepcopy code from config
 
 test: deps tools lint unit fuzz image-check ## every test: what CI runs
 
-unit: tools build
+# How the lab (make lab, the lab-* measurements, the e2e suite) runs the
+# controller and the speakers: image, from the images of make images, with
+# the chart's security context, as a cluster does; or binary, the binaries
+# in bin/, quicker to iterate on (make lab LAB_RUNTIME=binary).
+LAB_RUNTIME ?= image
+LAB_IMAGES := $(if $(filter image,$(LAB_RUNTIME)),images)
+export IRONLB_LAB_RUNTIME := $(LAB_RUNTIME)
+
+unit: tools build $(LAB_IMAGES)
 	go test -race ./...
-	cd e2e && go test -race -count=1 -p 1 -timeout 45m ./... # one lab at a time; never cached, as the tests run the binaries in bin/
+	cd e2e && go test -race -count=1 -p 1 -timeout 45m ./... # one lab at a time; never cached, as the tests run the binaries in bin/ and the images in _output/images
 
 # Short fuzz runs of the parsers and the resolver; longer ones: make fuzz FUZZTIME=5m
 fuzz:
@@ -129,21 +137,22 @@ image-names:
 image-check:
 	hack/check-speaker-rootfs.sh
 
-# LAB_ARGS adds flags of e2e/cmd/lab (-name, -nodes, -dir) to make lab.
+# LAB_ARGS adds flags of e2e/cmd/lab (-name, -nodes, -dir) to make lab;
+# LAB_RUNTIME (above) chooses images or binaries.
 LAB_ARGS ?=
-lab: deps tools build ## bring up the lab, run the demo, stay up until interrupted (root)
+lab: deps tools build $(LAB_IMAGES) ## bring up the lab, run the demo, stay up until interrupted (root)
 	cd e2e && go run ./cmd/lab -dir $(CURDIR)/_output/lab -bin $(BIN) $(LAB_ARGS) up
 
-lab-failover: deps tools build ## measure layer 2 failover on a lab and write docs/failover.md (root, about ten minutes)
+lab-failover: deps tools build $(LAB_IMAGES) ## measure layer 2 failover on a lab and write docs/failover.md (root, about ten minutes)
 	cd e2e && go run ./cmd/lab -name ilbm -dir $(CURDIR)/_output/lab-failover -bin $(BIN) -out $(CURDIR)/docs/failover.md measure
 
-lab-bgp: deps tools build ## measure BGP on a lab and write docs/bgp.md (root, about half an hour)
+lab-bgp: deps tools build $(LAB_IMAGES) ## measure BGP on a lab and write docs/bgp.md (root, about half an hour)
 	cd e2e && go run ./cmd/lab -name ilbb -dir $(CURDIR)/_output/lab-bgp -bin $(BIN) -trials 10 -out $(CURDIR)/docs/bgp.md measure-bgp
 
-lab-forwarding: deps tools build ## measure HTTP through failovers and LB-vs-direct throughput on a lab, write docs/forwarding-lab.md (root, under ten minutes)
+lab-forwarding: deps tools build $(LAB_IMAGES) ## measure HTTP through failovers and LB-vs-direct throughput on a lab, write docs/forwarding-lab.md (root, under ten minutes)
 	cd e2e && go run ./cmd/lab -name ilbf -dir $(CURDIR)/_output/lab-forwarding -bin $(BIN) -trials 5 -out $(CURDIR)/docs/forwarding-lab.md measure-forwarding
 
-lab-faults: deps tools build ## measure what a client sees through restarts, partitions, a pulled cable, a frozen API server and key rotation on a lab, write docs/faults.md (root, about 40 minutes)
+lab-faults: deps tools build $(LAB_IMAGES) ## measure what a client sees through restarts, partitions, a pulled cable, a frozen API server and key rotation on a lab, write docs/faults.md (root, about 40 minutes)
 	cd e2e && go run ./cmd/lab -name ilbq -dir $(CURDIR)/_output/lab-faults -bin $(BIN) -trials 10 -out $(CURDIR)/docs/faults.md measure-faults
 
 lab-down: deps ## remove what a killed lab left behind (root)

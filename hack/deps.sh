@@ -2,17 +2,19 @@
 # Installs the Debian packages that `make lab` and `make test` need, when one
 # is missing: the lab's control plane (etcd), its router (FRR), the kernel
 # tools the speaker and the tests drive (nft, ip, ping, arping, ndisc6,
-# tcpdump), graphviz for the architecture picture and docker.io, the
+# tcpdump), graphviz for the architecture picture, docker.io, the
 # container engine in which `make test` runs the images (e2e/images starts a
-# dockerd of its own and stops it after). Go is the one thing a machine must
-# bring itself.
+# dockerd of its own and stops it after), and podman with runc, with which
+# the lab runs the controller and the speakers from their images (each lab
+# has podman storage of its own; no daemon runs). Go is the one thing a
+# machine must bring itself.
 #
 # Installing needs root; a user without it is told which packages are
 # missing and the command that installs them. DEPS_PACKAGES overrides the
 # list (the tests use it).
 set -euo pipefail
 
-read -r -a packages <<<"${DEPS_PACKAGES:-make git curl ca-certificates etcd-server frr nftables iproute2 iputils-ping arping ndisc6 tcpdump graphviz binutils docker.io}"
+read -r -a packages <<<"${DEPS_PACKAGES:-make git curl ca-certificates etcd-server frr nftables iproute2 iputils-ping arping ndisc6 tcpdump graphviz binutils docker.io podman runc}"
 
 missing=()
 for p in "${packages[@]}"; do

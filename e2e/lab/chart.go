@@ -31,11 +31,13 @@ import (
 )
 
 // The lab installs ironlb from its Helm chart, as a cluster would, with
-// one difference: it runs the controller and the speakers as processes
-// (there is no container runtime), with the arguments and environment of
-// the chart's Deployment and DaemonSet and the tokens of the chart's
-// ServiceAccounts. So a flag the binaries reject, or a permission the
-// chart's RBAC lacks, breaks the lab.
+// one difference: it runs the controller and the speakers itself (there is
+// no kubelet), from their images with podman and the security context of
+// the chart (container.go), or as processes of the binaries, with the
+// arguments and environment of the chart's Deployment and DaemonSet and
+// the tokens of the chart's ServiceAccounts. So a flag the binaries
+// reject, a permission the chart's RBAC lacks, or a file or capability
+// the image lacks, breaks the lab.
 const (
 	ChartRelease   = "ironlb"
 	ChartNamespace = "ironlb-system"

@@ -29,14 +29,22 @@ type Binaries struct {
 	// Helm (make tools) renders Chart, ironlb's chart, which the lab
 	// installs.
 	Helm, Chart string
+	// Images holds the image archives of make images (controller.tar,
+	// speaker.tar), which the lab runs with RuntimeImage.
+	Images string
 }
 
 // BinariesIn finds the lab's programs in a folder (the repository's bin/,
-// filled by make tools and make build), and the chart beside it.
+// filled by make tools and make build), and the chart and the images'
+// folder beside it (whose archives Binaries.ImageArchives checks), or the
+// images' folder ImagesEnv names.
 func BinariesIn(bin string) (Binaries, error) {
 	b := Binaries{Etcd: filepath.Join(bin, "etcd"), APIServer: filepath.Join(bin, "kube-apiserver"), ControllerManager: filepath.Join(bin, "kube-controller-manager"),
 		Controller: filepath.Join(bin, "controller"), Speaker: filepath.Join(bin, "speaker"),
-		Helm: filepath.Join(bin, "helm"), Chart: filepath.Join(bin, "..", "charts", "ironlb")}
+		Helm: filepath.Join(bin, "helm"), Chart: filepath.Join(bin, "..", "charts", "ironlb"), Images: filepath.Join(bin, "..", "_output", "images")}
+	if dir := os.Getenv(ImagesEnv); dir != "" {
+		b.Images = dir
+	}
 	for _, p := range []string{b.Etcd, b.APIServer, b.ControllerManager, b.Controller, b.Speaker, b.Helm, b.Chart} {
 		if _, err := os.Stat(p); err != nil {
 			return b, err

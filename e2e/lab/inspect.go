@@ -38,11 +38,20 @@ func (l *Lab) NFTTables(node string) ([]string, error) {
 }
 
 // SpeakerCleanup runs `speaker --cleanup` in a node's namespace, as an
-// operator removing ironlb would, and returns what it printed.
+// operator removing ironlb would, and returns what it printed: from the
+// speaker's image, with the chart's security context, when the lab runs
+// the images.
 func (l *Lab) SpeakerCleanup(node string) (string, error) {
 	n, err := l.node(node)
 	if err != nil {
 		return "", err
+	}
+	if l.podman != nil {
+		out, err := l.podman.runOnce(l.speaker, n.NetNS, "--cleanup")
+		if err != nil {
+			return out, fmt.Errorf("speaker --cleanup from its image in %s: %w", n.NetNS, err)
+		}
+		return out, nil
 	}
 	cmd := exec.Command("ip", "netns", "exec", n.NetNS, l.bin.Speaker, "--cleanup")
 	cmd.Env = append(cmd.Environ(), l.speakerEnv...)

@@ -42,6 +42,10 @@ type Options struct {
 	// the lab starts, when it starts and whenever StartSpeaker starts one
 	// again (a lab of old speakers, say: --claim-version=1).
 	SpeakerArgs []string
+	// Runtime runs the controller and the speakers from the images in
+	// Bin.Images (RuntimeImage) or from the binaries (RuntimeBinary, also
+	// when empty).
+	Runtime Runtime
 }
 
 // Lab is a running lab.
@@ -70,6 +74,9 @@ type Lab struct {
 	// speakerEnv is the speakers' environment beyond the lab's own: a
 	// PATH that holds nft, which they run to program forwarding.
 	speakerEnv []string
+	// podman runs the controller and the speakers from their images; nil
+	// when the lab runs the binaries.
+	podman *podman
 	// macs maps each node's LAN MAC to its name, filled once by NodeOfMAC.
 	macsOnce sync.Once
 	// applier applies objects as the cluster's administrator: the chart,
@@ -141,15 +148,9 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	if l.controller, l.speaker, err = l.installChart(ctx, cfg, o.Bin); err != nil {
 		return l, err
 	}
-	ctrlEnv, err := l.controller.env(ChartNamespace, "", "")
-	if err != nil {
+	if err := l.startController(o); err != nil {
 		return l, err
 	}
-	ctrl, err := startIn(o.Dir, "controller", p.ControlPlane.NetNS, ctrlEnv, o.Bin.Controller, l.controller.command(l.controller.kubeconfig)...)
-	if err != nil {
-		return l, err
-	}
-	l.procs = append(l.procs, ctrl)
 	if err := l.createSpeakerPods(ctx, l.speaker); err != nil {
 		return l, err
 	}
@@ -163,6 +164,30 @@ func Start(ctx context.Context, o Options) (l *Lab, err error) {
 	}
 	l.Speakers = l.speakerState(ctx, 30*time.Second)
 	return l, nil
+}
+
+// startController starts the controller, from its image (after loading
+// the images into the lab's own podman) or its binary.
+func (l *Lab) startController(o Options) error {
+	env, err := l.controller.env(ChartNamespace, "", "")
+	if err != nil {
+		return err
+	}
+	if o.Runtime == RuntimeImage {
+		archives, err := o.Bin.ImageArchives()
+		if err != nil {
+			return err
+		}
+		if l.podman, err = newPodman(l.Plan.Name, archives); err != nil {
+			return err
+		}
+	}
+	ctrl, err := l.run(l.controller, "controller", l.Plan.ControlPlane.NetNS, env, l.controller.kubeconfig, o.Bin.Controller, nil)
+	if err != nil {
+		return err
+	}
+	l.procs = append(l.procs, ctrl)
+	return nil
 }
 
 // nftEnv is the environment that lets a speaker run nft (the machine's
@@ -210,14 +235,26 @@ func (l *Lab) StartSpeaker(node string, extra ...string) error {
 	if err != nil {
 		return err
 	}
-	args := append(append(l.speaker.command(l.SpeakerKubeconfig(node)), l.speakerArgs...), extra...)
-	pr, err := startIn(l.Dir, "speaker-"+n.Name, n.NetNS, append(env, l.speakerEnv...), l.bin.Speaker, args...)
+	if l.podman == nil {
+		env = append(env, l.speakerEnv...) // the image brings its own nft
+	}
+	pr, err := l.run(l.speaker, "speaker-"+n.Name, n.NetNS, env, l.SpeakerKubeconfig(node), l.bin.Speaker, append(slices.Clone(l.speakerArgs), extra...))
 	if err != nil {
 		return err
 	}
 	l.speakers[node] = pr
 	l.procs = append(l.procs, pr)
 	return nil
+}
+
+// run starts a workload of the chart in namespace ns, from its image or
+// its binary, with the chart's arguments and a kubeconfig holding what
+// the host's file kubeconfig does, then extra; its log is logName.log.
+func (l *Lab) run(w workload, logName, ns string, env []string, kubeconfig, binary string, extra []string) (*Process, error) {
+	if l.podman != nil {
+		return l.podman.start(l.Dir, logName, l.Plan.Name+"-"+logName, ns, w, env, kubeconfig, extra)
+	}
+	return startIn(l.Dir, logName, ns, env, binary, append(w.command(kubeconfig), extra...)...)
 }
 
 // KillSpeaker kills a node's speaker with SIGKILL, as a crash would, and
@@ -309,11 +346,15 @@ func (l *Lab) speakerState(ctx context.Context, limit time.Duration) map[string]
 }
 
 // Processes returns the process IDs of what the lab runs, to check that
-// none survives Close.
+// none survives Close and to measure their CPU time: for a container,
+// its podman's and its program's.
 func (l *Lab) Processes() []int {
 	var out []int
 	for _, pr := range append(slices.Clone(l.procs), l.CP.procs...) {
 		out = append(out, pr.cmd.Process.Pid)
+		if pid := pr.PID(); pr.pid != nil && pid != 0 {
+			out = append(out, pid)
+		}
 	}
 	return out
 }
@@ -462,11 +503,9 @@ func (l *Lab) SpeakerPID(node string) int {
 	if pr == nil {
 		return 0
 	}
-	if exited, _ := pr.Exited(); exited {
-		return 0
-	}
-	// ip netns exec replaces itself with the speaker: same process.
-	return pr.cmd.Process.Pid
+	// ip netns exec replaces itself with the speaker: same process; a
+	// container's is the one podman started.
+	return pr.PID()
 }
 
 // Dynamic is a dynamic client of the lab's API server, unthrottled.

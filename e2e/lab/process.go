@@ -17,20 +17,33 @@ type Process struct {
 	Name string
 	cmd  *exec.Cmd
 	done chan error
+	// signal, when set, delivers a signal to the program the process
+	// stands for (a container's, through podman); nil: to cmd's process
+	// group.
+	signal func(syscall.Signal) error
+	// pid, when set, is the host process ID of that program, 0 once it
+	// has ended; nil: cmd's.
+	pid func() int
 }
 
 // startIn runs binary inside the namespace ns (through `ip netns exec`,
 // which also gives it the namespace's /etc/netns files), logging to
 // dir/name.log.
 func startIn(dir, name, ns string, env []string, binary string, args ...string) (*Process, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	return start(dir, name, cmd)
+}
+
+// start starts cmd in a process group of its own, logging to
+// dir/name.log.
+func start(dir, name string, cmd *exec.Cmd) (*Process, error) {
 	// Appended to, so a restarted process keeps its earlier log.
 	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), env...)
 	// Its own process group, so stopping it stops what it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -61,13 +74,12 @@ func (p *Process) Stop() {
 	if exited, _ := p.Exited(); exited {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	p.send(syscall.SIGTERM)
 	var err error
 	select {
 	case err = <-p.done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		err = <-p.done
+		err = p.killAndWait()
 	}
 	p.done <- err // for Exited
 }
@@ -78,8 +90,45 @@ func (p *Process) Kill() {
 	if exited, _ := p.Exited(); exited {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	p.done <- <-p.done // for Exited
+	p.done <- p.killAndWait() // for Exited
+}
+
+// killAndWait sends SIGKILL and waits for the end; a container's podman
+// that has not ended 30 seconds after its container was killed is
+// killed too.
+func (p *Process) killAndWait() error {
+	p.send(syscall.SIGKILL)
+	if p.signal == nil {
+		return <-p.done
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		return <-p.done
+	}
+}
+
+// send delivers sig to the program: through signal when set (falling
+// back on the process group when that fails), else to the process group.
+func (p *Process) send(sig syscall.Signal) {
+	if p.signal != nil && p.signal(sig) == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+}
+
+// PID is the host process ID of the program itself (for a container,
+// its first process), 0 once it has ended.
+func (p *Process) PID() int {
+	if exited, _ := p.Exited(); exited {
+		return 0
+	}
+	if p.pid != nil {
+		return p.pid()
+	}
+	return p.cmd.Process.Pid
 }
 
 // killIn kills every process whose network namespace is the named one:

@@ -318,6 +318,9 @@ func Down(name string) error {
 			}
 		}
 	}
+	// The containers and storage of the lab's podman, once what ran in
+	// the namespaces is dead.
+	errs = append(errs, sweepPodman(name))
 	// FRR's per-instance folders.
 	if dirs, err := filepath.Glob(filepath.Join("/var/run/frr", name+"-*")); err == nil {
 		for _, d := range dirs {
@@ -333,7 +336,8 @@ func Down(name string) error {
 }
 
 // Leftovers lists what of the lab called name still exists: namespaces,
-// their mounts, the host's leg and FRR's folders. (Processes die with
+// their mounts, the host's leg, FRR's folders and the lab's podman
+// storage (container.go). (Processes die with
 // their namespace's Down, and with the lab's process: see Processes.)
 func Leftovers(name string) []string {
 	var out []string
@@ -348,6 +352,7 @@ func Leftovers(name string) []string {
 	}
 	frr, _ := filepath.Glob(filepath.Join("/var/run/frr", name+"-*"))
 	out = append(out, frr...)
+	out = append(out, podmanLeftovers(name)...)
 	// Namespace bind mounts whose file is gone.
 	if mounts, err := os.ReadFile("/proc/self/mounts"); err == nil {
 		for _, line := range strings.Split(string(mounts), "\n") {

@@ -30,8 +30,10 @@ import (
 // startLab brings up a lab of n nodes for one test and, when the test
 // ends, tears it down and checks that no namespace, mount, interface or
 // process of it is left. Its speakers run with speakerArgs added to the
-// chart's arguments. Without root or the binaries it fails in CI and
-// skips elsewhere.
+// chart's arguments. The controller and the speakers run from the images
+// of make images, or from the binaries with IRONLB_LAB_RUNTIME=binary.
+// Without root, the binaries or the images it fails in CI and skips
+// elsewhere.
 func startLab(t *testing.T, nodes int, speakerArgs ...string) (*lab.Lab, client.Client) {
 	t.Helper()
 	ci := os.Getenv("CI") == "true"
@@ -49,8 +51,20 @@ func startLab(t *testing.T, nodes int, speakerArgs ...string) (*lab.Lab, client.
 		}
 		t.Skipf("%v (run make tools build)", err)
 	}
+	rt, err := lab.ParseRuntime(os.Getenv(lab.RuntimeEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt == lab.RuntimeImage {
+		if _, err := bin.ImageArchives(); err != nil {
+			if ci {
+				t.Fatalf("%v", err)
+			}
+			t.Skipf("%v", err)
+		}
+	}
 	name := fmt.Sprintf("s%04d", time.Now().UnixNano()%10000)
-	l, err := lab.Start(context.Background(), lab.Options{Name: name, Nodes: nodes, Dir: t.TempDir(), Bin: bin, Log: slog.Default(), SpeakerArgs: speakerArgs})
+	l, err := lab.Start(context.Background(), lab.Options{Name: name, Nodes: nodes, Dir: t.TempDir(), Bin: bin, Log: slog.Default(), SpeakerArgs: speakerArgs, Runtime: rt})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,18 @@ func main() {
 	out := fs.String("out", "", "measure, measure-bgp, measure-forwarding, measure-faults: write the report to this file instead of standard output")
 	faults := fs.String("faults", faultNames(), "measure-faults: the faults to measure, comma-separated")
 	scale := fs.String("scale", "1000,10000", "measure-bgp: Service counts to grow to, in order")
+	runtimeName := fs.String("runtime", os.Getenv(lab.RuntimeEnv), "image: run the controller and the speakers from the images of make images (the default), with podman; binary: run the binaries in -bin (quicker to iterate on); the default comes from "+lab.RuntimeEnv)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lab [flags] up|down|measure|measure-bgp|measure-forwarding|measure-faults\n\nup: bring the lab up, run the demo, stay up until interrupted, tear down.\ndown: remove what a killed lab left behind.\nmeasure: bring a lab up, measure layer 2 failover, write a report, tear down.\nmeasure-bgp: bring a lab up, measure BGP advertisement, withdrawal and scale, write a report, tear down.\nmeasure-forwarding: bring a lab up, measure HTTP through faults of the announcing node (layer 2, BGP) and throughput through LoadBalancer addresses against pods reached directly, write a report, tear down.\nmeasure-faults: for each fault (rolling restart, memberlist partition, pulled cable, frozen API server, key rotation), bring a lab up, measure what a client sees, tear down; write a report beside the design's promises.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
+	rt, rtErr := lab.ParseRuntime(*runtimeName)
+	if rtErr != nil {
+		fmt.Fprintf(os.Stderr, "lab: -runtime: %v\n", rtErr)
+		os.Exit(2)
+	}
+	labRuntime = rt
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "lab: needs root (network namespaces, veth pairs, FRR); run it with sudo or as root")
 		os.Exit(1)
@@ -91,14 +98,24 @@ func main() {
 	}
 }
 
-// binaries finds the lab's programs, and the chart, from the bin folder;
-// it exits when one is missing.
+// labRuntime is how every lab this command starts runs the controller
+// and the speakers (-runtime).
+var labRuntime = lab.RuntimeImage
+
+// binaries finds the lab's programs, the chart and, when the lab runs
+// them, the images, from the bin folder; it exits when one is missing.
 func binaries(bin string) lab.Binaries {
 	bin, _ = filepath.Abs(bin)
 	b, err := lab.BinariesIn(bin)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "lab: %v (run make tools build)\n", err)
 		os.Exit(1)
+	}
+	if labRuntime == lab.RuntimeImage {
+		if _, err := b.ImageArchives(); err != nil {
+			fmt.Fprintf(os.Stderr, "lab: %v\n", err)
+			os.Exit(1)
+		}
 	}
 	return b
 }
@@ -118,7 +135,7 @@ func up(name string, nodes int, dir, bin string) (err error) {
 	dir, _ = filepath.Abs(dir)
 	b := binaries(bin)
 	start := time.Now()
-	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: nodes, Dir: dir, Bin: b, Log: slog.Default()})
+	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: nodes, Dir: dir, Bin: b, Log: slog.Default(), Runtime: labRuntime})
 	if err != nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func measureFailover(name, dir string, b lab.Binaries, trials int, out string) e
 
 // startMeasured brings up a three-node lab with the example configuration.
 func startMeasured(ctx context.Context, name, dir string, b lab.Binaries) (*lab.Lab, error) {
-	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b})
+	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b, Runtime: labRuntime})
 	if err != nil {
 		return nil, err
 	}

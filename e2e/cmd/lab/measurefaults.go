@@ -133,7 +133,7 @@ func measureFaults(name, dir string, b lab.Binaries, trials int, kinds []faultKi
 // measureFault brings a lab up for one fault, readies it (measure.FaultEnv)
 // and runs the fault's trials.
 func measureFault(ctx context.Context, name, dir string, b lab.Binaries, k faultKind, trials int, logf func(string, ...any)) ([]faultRow, error) {
-	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b})
+	l, err := lab.Start(ctx, lab.Options{Name: name, Nodes: 3, Dir: dir, Bin: b, Runtime: labRuntime})
 	if err != nil {
 		return nil, err
 	}
