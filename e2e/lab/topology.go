@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -329,8 +330,12 @@ func Down(name string) error {
 	}
 	// The host's leg disappears with the LAN namespace's end of it; remove
 	// it in case the LAN namespace was already gone.
+	// The kernel may remove it between the two calls (a namespace ends
+	// asynchronously once its last process has), which is as good.
 	if link, err := netlink.LinkByName(name + "-host"); err == nil {
-		errs = append(errs, netlink.LinkDel(link))
+		if err := netlink.LinkDel(link); err != nil && !errors.Is(err, syscall.ENODEV) {
+			errs = append(errs, fmt.Errorf("removing the host's leg %s-host: %w", name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

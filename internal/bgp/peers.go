@@ -25,7 +25,7 @@ func (s *Server) peerEvent(r *api.WatchEventResponse) {
 	name, ok := s.byAddress[addr.Unmap()]
 	st := s.status[name]
 	changed := ok && st != nil && st.State != state && st.State != StateDisabled
-	refuse := false
+	refuse, problem := false, ""
 	if a := s.applied[name]; ok && st != nil && a != nil && ev.Peer.State.AdminState == api.PeerState_PFX_CT && s.refused[name].at.Before(a.added) {
 		// GoBGP closed the session with a NOTIFICATION (Cease, maximum
 		// number of prefixes reached) and keeps it down.
@@ -37,6 +37,9 @@ func (s *Server) peerEvent(r *api.WatchEventResponse) {
 		st.Message = fmt.Sprintf("the router at %s answered with AS %d, this speaker's own, but the peer is for an external AS (dynamicASN external); use dynamicASN internal or fix the router's AS", addr, a.LocalASN)
 		s.refused[name] = refusal{at: time.Now(), session: a.Session}
 		refuse = true
+	}
+	if refuse {
+		problem = st.Message
 	}
 	if changed {
 		st.State, st.Since = state, time.Now()
@@ -55,7 +58,7 @@ func (s *Server) peerEvent(r *api.WatchEventResponse) {
 		s.opts.Changed()
 	}
 	if refuse {
-		s.log.Error("BGP session closed for the router's fault; trying again after the connect retry", "peer", name, "address", addr, "problem", st.Message)
+		s.log.Error("BGP session closed for the router's fault; trying again after the connect retry", "peer", name, "address", addr, "problem", problem)
 		s.opts.Changed()
 		s.kickRun()
 	}
