@@ -46,6 +46,10 @@ type Trial struct {
 	// all came within AnswerWithin.
 	Unanswered int
 	Probes     int
+	// ProberPause is the prober's longest pause between two probes of
+	// the trial beyond its interval: the client's own process kept off
+	// the CPU, which delays how late it reads answers too.
+	ProberPause time.Duration
 	// Timeline summarises who answered the trial's probes, in order, as
 	// runs: "node3 x52, - x4, node2+node3 x3, node2 x80".
 	Timeline string
@@ -255,6 +259,7 @@ func judgeTrial(l *lab.Lab, tr Trial, probes []traffic.Probe, start int, oldMAC 
 	tr.Probes = len(window)
 	tr.Unanswered = silent(window, AnswerWithin)
 	tr.Timeline = timeline(l, window)
+	tr.ProberPause = longestPause(window, traffic.DefaultProbeInterval)
 	for _, p := range window {
 		for _, r := range p.Replies {
 			if n := l.NodeOfMAC(r.MAC); n != tr.Old && n != "" {
@@ -272,6 +277,16 @@ func judgeTrial(l *lab.Lab, tr Trial, probes []traffic.Probe, start int, oldMAC 
 		}
 	}
 	return tr, fmt.Errorf("no other node answered for %s", tr.Target)
+}
+
+// longestPause returns the longest time between two consecutive probes
+// beyond interval.
+func longestPause(ps []traffic.Probe, interval time.Duration) time.Duration {
+	var out time.Duration
+	for i := 1; i < len(ps); i++ {
+		out = max(out, ps[i].Sent.Sub(ps[i-1].Sent)-interval)
+	}
+	return out
 }
 
 func indexOfFirst(ps []traffic.Probe, mac net.HardwareAddr) int {

@@ -91,7 +91,7 @@ func TestLayer2Failover(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", fault, err)
 				}
-				t.Logf("%s: %s -> %s, gap %s, %d of %d probes unanswered; answers: %s", fault, tr.Old, tr.New, tr.Failover.Gap, tr.Unanswered, tr.Probes, tr.Timeline)
+				t.Logf("%s: %s -> %s, gap %s, %d of %d probes unanswered (the prober paused at most %s); answers: %s", fault, tr.Old, tr.New, tr.Failover.Gap, tr.Unanswered, tr.Probes, tr.ProberPause, tr.Timeline)
 				if tr.New == "" || tr.New == tr.Old {
 					t.Errorf("%s: no other node took over from %s", fault, tr.Old)
 				}

@@ -13,17 +13,21 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/ironlb/ironlb/e2e/lab"
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/icmp"
+	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultProbeInterval is the prober's interval when StartProbe is given none.
@@ -35,7 +39,8 @@ const probeDrain = 100 * time.Millisecond
 
 // Reply is an answer about the prober's target.
 type Reply struct {
-	// At is when the prober read it.
+	// At is when it reached the prober's interface (the kernel's
+	// receive time), however late the prober read it.
 	At time.Time
 	// MAC is the hardware address it gives for the target: the ARP
 	// sender hardware address, or the neighbour advertisement's target
@@ -95,6 +100,11 @@ type neighConn interface {
 // DefaultProbeInterval), until ctx ends or Stop is called. The sockets
 // live in host's namespace.
 func StartProbe(ctx context.Context, p lab.Plan, host lab.Host, target netip.Addr, interval time.Duration) (*Prober, error) {
+	return startProbe(ctx, p, host, target, interval, nil)
+}
+
+// startProbe is StartProbe; wrap, when not nil, wraps the socket (tests).
+func startProbe(ctx context.Context, p lab.Plan, host lab.Host, target netip.Addr, interval time.Duration, wrap func(neighConn) neighConn) (*Prober, error) {
 	if !p.OnLAN(host.NetNS) {
 		return nil, fmt.Errorf("prober: namespace %q has no leg on the LAN of lab %s", host.NetNS, p.Name)
 	}
@@ -120,6 +130,9 @@ func StartProbe(ctx context.Context, p lab.Plan, host lab.Host, target netip.Add
 	})
 	if err != nil {
 		return nil, fmt.Errorf("prober for %s from %s: %w", target, host.NetNS, err)
+	}
+	if wrap != nil {
+		conn = wrap(conn)
 	}
 	pr := &Prober{target: target, conn: conn, quit: make(chan struct{}), sent: make(chan struct{}), read: make(chan struct{})}
 	go pr.readLoop()
@@ -254,23 +267,35 @@ func (pr *Prober) Stop() []Probe {
 // arpConn asks by ARP.
 type arpConn struct {
 	c      *arp.Client
+	raw    syscall.RawConn // c's socket, for the receive times
 	target netip.Addr
 	mac    net.HardwareAddr // the prober's own
 }
 
 func dialARP(ifi *net.Interface, target netip.Addr) (*arpConn, error) {
-	c, err := arp.Dial(ifi)
+	p, err := packet.Listen(ifi, packet.Raw, unix.ETH_P_ARP, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &arpConn{c: c, target: target, mac: ifi.HardwareAddr}, nil
+	raw, err := stamped(p)
+	if err == nil {
+		var c *arp.Client
+		if c, err = arp.New(ifi, p); err == nil {
+			return &arpConn{c: c, raw: raw, target: target, mac: ifi.HardwareAddr}, nil
+		}
+	}
+	p.Close()
+	return nil, err
 }
 
 func (a *arpConn) solicit() error { return a.c.Request(a.target) }
 
 func (a *arpConn) receive() (Reply, bool, error) {
 	p, _, err := a.c.Read()
-	at := time.Now()
+	if err != nil {
+		return Reply{}, false, err
+	}
+	at, err := receivedAt(a.raw)
 	if err != nil || p.SenderIP != a.target || bytes.Equal(p.SenderHardwareAddr, a.mac) {
 		return Reply{}, false, err
 	}
@@ -288,6 +313,7 @@ func (a *arpConn) Close() error { return a.c.Close() }
 // names it by index.
 type ndpConn struct {
 	pc     *ipv6.PacketConn
+	raw    syscall.RawConn      // pc's socket, for the receive times
 	cm     *ipv6.ControlMessage // source, interface and hop limit of every probe
 	group  *net.IPAddr          // the target's solicited-node multicast address
 	msg    []byte               // the neighbour solicitation, encoded
@@ -310,11 +336,16 @@ func dialNDP(ifi *net.Interface, target netip.Addr) (*ndpConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := icmp.ListenPacket("ip6:ipv6-icmp", ll.WithZone(strconv.Itoa(ifi.Index)).String())
+	c, err := net.ListenPacket("ip6:ipv6-icmp", ll.WithZone(strconv.Itoa(ifi.Index)).String())
 	if err != nil {
 		return nil, err
 	}
-	pc := c.IPv6PacketConn()
+	raw, err := stamped(c.(*net.IPConn))
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	pc := ipv6.NewPacketConn(c)
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
 	f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
@@ -326,12 +357,48 @@ func dialNDP(ifi *net.Interface, target netip.Addr) (*ndpConn, error) {
 	}
 	return &ndpConn{
 		pc:     pc,
+		raw:    raw,
 		cm:     &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: ll.AsSlice(), IfIndex: ifi.Index},
 		group:  &net.IPAddr{IP: group.AsSlice()},
 		msg:    msg,
 		target: target,
 		buf:    make([]byte, max(ifi.MTU, 1280)),
 	}, nil
+}
+
+// stamped makes the kernel keep the receive time of the last packet c's
+// socket gave (the first SIOCGSTAMPNS does, failing with ENOENT as no
+// packet came yet) and returns the socket for receivedAt. Not
+// SO_TIMESTAMPNS: that hands the time over in a control message, which
+// the libraries' reads drop, and then the kernel keeps none.
+func stamped(c syscall.Conn) (syscall.RawConn, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := receivedAt(raw); err != nil && !errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("turning on receive times: %w", err)
+	}
+	return raw, nil
+}
+
+// receivedAt is when the packet the socket gave last reached the
+// client's interface, as the kernel recorded it (SIOCGSTAMPNS): a prober
+// kept off the CPU by a busy machine reads answers late, and timing
+// them by the read would count a stall of the client as a silence of
+// the nodes. Its error is a *net.OpError, which ends the prober.
+func receivedAt(raw syscall.RawConn) (time.Time, error) {
+	var ts unix.Timespec
+	var errno syscall.Errno
+	if err := raw.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.SIOCGSTAMPNS, uintptr(unsafe.Pointer(&ts)))
+	}); err != nil {
+		return time.Time{}, &net.OpError{Op: "receive time", Net: "raw", Err: err}
+	}
+	if errno != 0 {
+		return time.Time{}, &net.OpError{Op: "receive time", Net: "raw", Err: os.NewSyscallError("ioctl SIOCGSTAMPNS", errno)}
+	}
+	return time.Unix(ts.Unix()), nil
 }
 
 // linkLocal is the interface's IPv6 link-local address, which NDP
@@ -359,7 +426,10 @@ func (n *ndpConn) solicit() error {
 // (it answered a multicast solicitation, which requires the option).
 func (n *ndpConn) receive() (Reply, bool, error) {
 	l, _, _, err := n.pc.ReadFrom(n.buf)
-	at := time.Now()
+	if err != nil {
+		return Reply{}, false, err
+	}
+	at, err := receivedAt(n.raw)
 	if err != nil {
 		return Reply{}, false, err
 	}

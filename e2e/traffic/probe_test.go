@@ -152,6 +152,39 @@ func TestProbeFailover(t *testing.T) {
 	}
 }
 
+// TestProbeTimesByArrival: a prober whose reader is kept waiting (a busy
+// machine) still times each answer by when it reached the client, so a
+// stall of the client is not taken for a silence of the nodes.
+func TestProbeTimesByArrival(t *testing.T) {
+	p := upLab(t, 2)
+	mac1 := nodeMAC(t, p, "node1")
+	const delay = 100 * time.Millisecond
+	for _, spare := range []netip.Prefix{
+		netip.PrefixFrom(lab.L2PoolNet.Addr().Next().Next(), 32),
+		netip.PrefixFrom(lab.L2PoolNet6.Addr().Next().Next(), 128),
+	} {
+		t.Run(spare.Addr().String(), func(t *testing.T) {
+			addAddr(t, p.Nodes[0].NetNS, spare)
+			pr, err := traffic.StartProbeSlowReader(context.Background(), p, p.Client, spare.Addr(), delay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { pr.Stop() })
+			testutil.Eventually(t, "node1's answers to 5 probes read", func() (bool, string) {
+				n := answers(pr.Probes(), mac1)
+				return n >= 5, fmt.Sprintf("%d answers; %s", n, proberState(pr))
+			})
+			rec := pr.Stop()
+			// Each of the first answers was read a delay or more after it came.
+			for i, pb := range rec[:5] {
+				if !pb.AnsweredWithin(measure.AnswerWithin) {
+					t.Errorf("probe %d sent %s: no answer timed within %s of it, though each was read %s late: %+v", i, pb.Sent.Format(time.StampMicro), measure.AnswerWithin, delay, pb.Replies)
+				}
+			}
+		})
+	}
+}
+
 // TestLinkDown pulls node1's cable: its interface loses carrier but stays
 // up, and neither the client's probes nor node2 reach it until the cable
 // is back.
