@@ -115,6 +115,9 @@ func startProbe(ctx context.Context, p lab.Plan, host lab.Host, target netip.Add
 	if interval <= 0 {
 		interval = DefaultProbeInterval
 	}
+	if err := receiveTimesOn(); err != nil {
+		return nil, fmt.Errorf("prober for %s: %w", target, err)
+	}
 	var conn neighConn
 	err := lab.InNetNS(host.NetNS, func() error {
 		ifi, err := net.InterfaceByName(lab.InsideIface)

