@@ -196,6 +196,7 @@ func (m *Machine) Receive(now time.Time, p Packet) (*Packet, error) {
 	if p.YourDiscriminator != 0 && p.YourDiscriminator != m.local {
 		return nil, ErrWrongSession
 	}
+	before := m.txInterval()
 	m.remote = p.MyDiscriminator
 	m.remoteState, m.remoteDiag = p.State, p.Diag
 	m.remoteDemand = p.Demand
@@ -204,6 +205,13 @@ func (m *Machine) Receive(now time.Time, p Packet) (*Packet, error) {
 	if p.Final && m.polling {
 		m.polling = false
 		m.useTx, m.useRx = m.advTx, m.advRx
+	}
+	if iv := m.txInterval(); iv != 0 && iv < before && m.nextTx.After(now.Add(iv)) {
+		// A shorter interval (the remote system asks for packets more
+		// often, as a router does when its session comes Up) counts
+		// from now: the packet scheduled at the old, slower rate would
+		// come after the remote system's new detection time.
+		m.nextTx = now.Add(iv - m.jitterOf(iv))
 	}
 	if m.state == StateAdminDown {
 		return nil, nil

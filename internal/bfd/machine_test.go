@@ -97,6 +97,16 @@ func TestMachineSteps(t *testing.T) {
 			step{at: 400 * ms, admin: boolp(false), state: StateDown},
 			step{at: 500 * ms, recv: from(StateDown, 0), state: StateInit},
 		),
+		// FRR's bfdd asks for one packet a second until its session is
+		// Up, then polls for its fast rate: the next packet must follow
+		// at that rate, not a second after the last (bfdd's detection
+		// time would run out first).
+		"a remote asking for packets sooner is served sooner": {
+			{at: 0, recv: from(StateInit, 5, func(p *Packet) { p.DesiredMinTx, p.RequiredMinRx = time.Second, time.Second }), state: StateUp},
+			{at: 0, tick: true, state: StateUp, sent: ours(StateUp, DiagNone, 77, 100*ms, poll), next: time.Second},
+			{at: 10 * ms, recv: from(StateUp, 5, poll), state: StateUp, sent: ours(StateUp, DiagNone, 77, 100*ms, final), next: 100 * ms},
+			{at: 110 * ms, tick: true, state: StateUp, sent: ours(StateUp, DiagNone, 77, 100*ms, poll)},
+		},
 		"poll is answered with final at once": {
 			{at: 0, recv: from(StateDown, 0, poll), state: StateInit, sent: ours(StateInit, DiagNone, 77, time.Second, final)},
 		},
