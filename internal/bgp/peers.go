@@ -169,6 +169,9 @@ func (s *Server) deletePeer(name string) error {
 	}
 	s.mu.Unlock()
 	s.opts.Metrics.setSession(name, false)
+	// GoBGP reports no state change for a peer it deletes: the status
+	// changed here, and the speaker must hear of it.
+	s.opts.Changed()
 	s.log.Info("BGP peer removed", "peer", name, "address", a.Address)
 	if err := s.call("DeleteVrf", func(ctx context.Context) error {
 		return s.gobgp.DeleteVrf(ctx, &api.DeleteVrfRequest{Name: a.vrf})
