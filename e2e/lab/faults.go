@@ -52,17 +52,29 @@ func portCutRules(port int) string {
 // traffic still flow. The table lives in the node's namespace, so it goes
 // when the lab does; PortHeal removes it before that.
 func (l *Lab) PortCut(node string) error {
+	return l.cutPort(node, MemberlistPort, "memberlist")
+}
+
+// BFDPort is single-hop BFD's UDP port (RFC 5881).
+const BFDPort = 3784
+
+// CutBFD drops, as PortCut does, one node's single-hop BFD packets, both
+// ways, while its BGP sessions' TCP still flows; PortHeal lets them
+// through again.
+func (l *Lab) CutBFD(node string) error { return l.cutPort(node, BFDPort, "BFD") }
+
+func (l *Lab) cutPort(node string, port int, what string) error {
 	n, err := l.node(node)
 	if err != nil {
 		return err
 	}
-	if err := l.nft(n.NetNS, portCutRules(MemberlistPort), "-f", "-"); err != nil {
-		return fmt.Errorf("cutting %s's memberlist port: %w", node, err)
+	if err := l.nft(n.NetNS, portCutRules(port), "-f", "-"); err != nil {
+		return fmt.Errorf("cutting %s's %s port: %w", node, what, err)
 	}
 	return nil
 }
 
-// PortHeal undoes PortCut: it deletes the lab's table from the node's
+// PortHeal undoes PortCut or CutBFD: it deletes the lab's table from the node's
 // namespace. A node that was not cut is left alone.
 func (l *Lab) PortHeal(node string) error {
 	n, err := l.node(node)
@@ -77,7 +89,7 @@ func (l *Lab) PortHeal(node string) error {
 		return nil
 	}
 	if err := l.nft(n.NetNS, "", "delete", "table", "inet", faultTable); err != nil {
-		return fmt.Errorf("healing %s's memberlist port: %w", node, err)
+		return fmt.Errorf("healing %s's cut port: %w", node, err)
 	}
 	return nil
 }

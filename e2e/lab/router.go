@@ -25,7 +25,8 @@ func frrDir(ns string) string { return filepath.Join("/var/run/frr", ns) }
 // routerConfig is FRR's configuration: eBGP with every node, over IPv4 for
 // IPv4 routes and over IPv6 for IPv6 routes, accepting the routes they
 // send and installing them (zebra) so the remote client's traffic follows
-// them, with ECMP over the nodes. It sends the nodes nothing, as
+// them, with ECMP over the nodes; and a BFD profile for the nodes, which
+// RouterBFD turns on. It sends the nodes nothing, as
 // internal/bgp's README advises routers to: a speaker uses no route it
 // receives, and GoBGP would keep each one (the other nodes' paths to every
 // Service) in memory.
@@ -45,11 +46,13 @@ func routerConfig(p Plan) string {
 		fmt.Fprintf(&b, "  neighbor %s activate\n  neighbor %s route-map TO-SPEAKERS out\n", n.Addr6.Addr(), n.Addr6.Addr())
 	}
 	b.WriteString(" exit-address-family\n!\n")
+	// bfdd reads the profile; RouterBFD puts the neighbours on it.
+	fmt.Fprintf(&b, "bfd\n profile %s\n  receive-interval 200\n  transmit-interval 200\n  detect-multiplier 3\n !\n!\n", BFDProfile)
 	return b.String()
 }
 
-// StartRouter runs FRR's zebra and bgpd in the router's namespace, as an
-// instance of their own, with their configuration and logs in dir.
+// StartRouter runs FRR's zebra, bgpd and bfdd in the router's namespace,
+// as an instance of their own, with their configuration and logs in dir.
 func StartRouter(p Plan, dir string) (procs []*Process, err error) {
 	ns := p.Router.NetNS
 	defer func() {
@@ -68,8 +71,12 @@ func StartRouter(p Plan, dir string) (procs []*Process, err error) {
 	if err := os.WriteFile(conf, []byte(routerConfig(p)), 0o644); err != nil {
 		return nil, err
 	}
-	for _, d := range []struct{ name, bin string }{{"zebra", "/usr/lib/frr/zebra"}, {"bgpd", "/usr/lib/frr/bgpd"}} {
-		pr, err := startIn(dir, d.name, ns, nil, d.bin, "-N", ns, "-f", conf, "-i", filepath.Join(frrDir(ns), d.name+".pid"), "-z", filepath.Join(frrDir(ns), "zserv.api"))
+	for _, d := range []struct{ name, bin string }{{"zebra", "/usr/lib/frr/zebra"}, {"bgpd", "/usr/lib/frr/bgpd"}, {"bfdd", "/usr/lib/frr/bfdd"}} {
+		args := []string{"-N", ns, "-f", conf, "-i", filepath.Join(frrDir(ns), d.name+".pid"), "-z", filepath.Join(frrDir(ns), "zserv.api")}
+		if d.name == "bfdd" {
+			args = append(args, "--bfdctl", filepath.Join(frrDir(ns), "bfdd.sock"))
+		}
+		pr, err := startIn(dir, d.name, ns, nil, d.bin, args...)
 		if err != nil {
 			return nil, err
 		}

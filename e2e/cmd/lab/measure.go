@@ -10,7 +10,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/ironlb/ironlb/e2e/lab"
 	"github.com/ironlb/ironlb/e2e/measure"
@@ -103,9 +102,6 @@ func startMeasured(ctx context.Context, name, dir string, b lab.Binaries) (*lab.
 	}
 	return l, nil
 }
-
-// bgpPeers is the BGPPeer resource.
-var bgpPeers = schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: "bgppeers"}
 
 func writeReport(out string, trials int, rows []string) error {
 	w, closeOut, err := measure.OpenReport(out)

@@ -264,14 +264,14 @@ func (r *forwardingRun) layer2Failover() error {
 
 // bgpFailover measures failover in BGP, both families at once, from the
 // remote client. Hold time 3 s, so that a pulled cable costs seconds, not
-// nine.
+// nine; then the pulled cable again with BFD.
 func (r *forwardingRun) bgpFailover() error {
 	dyn, err := r.l.Dynamic()
 	if err != nil {
 		return err
 	}
 	for _, peer := range []string{"lab-router", "lab-router-v6"} {
-		if _, err := dyn.Resource(bgpPeers).Patch(r.ctx, peer, types.MergePatchType, []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`), metav1.PatchOptions{}); err != nil {
+		if _, err := dyn.Resource(lab.BGPPeers).Patch(r.ctx, peer, types.MergePatchType, []byte(`{"spec":{"holdTime":"3s","keepaliveTime":"1s"}}`), metav1.PatchOptions{}); err != nil {
 			return err
 		}
 	}
@@ -284,19 +284,36 @@ func (r *forwardingRun) bgpFailover() error {
 		targets = append(targets, measure.StreamTarget{From: r.l.Plan.Remote.NetNS, Target: netip.AddrPortFrom(a, 80)})
 	}
 	for _, fault := range []measure.Fault{measure.FaultKill, measure.FaultStop, measure.FaultLink} {
-		byFam := map[string][]measure.StreamTrial{}
-		for range r.trials {
-			tr, err := measure.StreamFaultTrial(r.ctx, r.l, targets, r.bgpNode, fault, faultHold, r.allPaths)
-			if err != nil {
-				return fmt.Errorf("BGP %s: %w", fault, err)
-			}
-			for _, t := range tr {
-				byFam[family(t.Target.Addr())] = append(byFam[family(t.Target.Addr())], t)
-			}
+		if err := r.bgpTrials("BGP, remote client through FRR (ECMP over 3 nodes)", targets, fault); err != nil {
+			return err
 		}
-		for _, fam := range slices.Sorted(maps.Keys(byFam)) {
-			r.row("BGP, remote client through FRR (ECMP over 3 nodes)", fault, fam, byFam[fam], "")
+	}
+	// BFD tells the router of a pulled cable without waiting for the
+	// hold time.
+	if err := r.l.EnableBFD(r.ctx, lab.ExamplePeers...); err != nil {
+		return err
+	}
+	if err := r.allPaths(); err != nil {
+		return err
+	}
+	return r.bgpTrials("BGP with BFD (200 ms × 3), remote client through FRR", targets, measure.FaultLink)
+}
+
+// bgpTrials runs r.trials trials of fault on the BGP node with streams
+// to targets, and writes a row per family under what.
+func (r *forwardingRun) bgpTrials(what string, targets []measure.StreamTarget, fault measure.Fault) error {
+	byFam := map[string][]measure.StreamTrial{}
+	for range r.trials {
+		tr, err := measure.StreamFaultTrial(r.ctx, r.l, targets, r.bgpNode, fault, faultHold, r.allPaths)
+		if err != nil {
+			return fmt.Errorf("%s, %s: %w", what, fault, err)
 		}
+		for _, t := range tr {
+			byFam[family(t.Target.Addr())] = append(byFam[family(t.Target.Addr())], t)
+		}
+	}
+	for _, fam := range slices.Sorted(maps.Keys(byFam)) {
+		r.row(what, fault, fam, byFam[fam], "")
 	}
 	return nil
 }
