@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ironlb/ironlb/config/v1alpha1"
@@ -28,11 +27,7 @@ func TestBGPBFD(t *testing.T) {
 	applyExample(t, l)
 	// Hold time 3 minutes: longer than any wait below.
 	for _, peer := range lab.ExamplePeers {
-		p := &v1alpha1.BGPPeer{}
-		p.Name = peer
-		if err := c.Patch(ctx, p, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"holdTime":"3m","keepaliveTime":"1m"}}`))); err != nil {
-			t.Fatal(err)
-		}
+		patchPeer(t, c, peer, `{"holdTime":"3m","keepaliveTime":"1m"}`)
 	}
 	if err := l.EnableBFD(ctx, lab.ExamplePeers...); err != nil {
 		t.Fatal(err)
