@@ -144,8 +144,7 @@ func RouterPassword(p Plan, password string) error {
 
 // BFDProfile is the router's BFD profile for the nodes (routerConfig):
 // 200 ms both ways, down after three missed packets: 600 ms, under the
-// second a pulled cable should take, above the 300 ms internal/bgp's BFD
-// test saw flap on a loaded machine.
+// second a pulled cable should take.
 const BFDProfile = "lab"
 
 // RouterBFD turns BFD on (profile BFDProfile) or off for the router's
@@ -216,7 +215,7 @@ func RouterConfigure(p Plan, what string, lines ...string) error {
 var BGPPeers = schema.GroupVersionResource{Group: "ironlb.io", Version: "v1alpha1", Resource: "bgppeers"}
 
 // ExamplePeers are the BGPPeers of the example configuration: the
-// router's IPv4 and IPv6 addresses.
+// router's IPv4 and IPv6 addresses (the IPv6 one's name ends in -v6).
 var ExamplePeers = []string{"lab-router", "lab-router-v6"}
 
 // EnableBFD turns BFD on at both ends of the example configuration's
