@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ironlb/ironlb/e2e/lab"
 )
 
 // engine is the container engine the tests use.
@@ -102,7 +104,7 @@ func (e *engine) stop() {
 	time.Sleep(200 * time.Millisecond)
 	// dockerd leaves the host's network namespace bind-mounted at
 	// exec/netns/default (for --network host); unmount whatever is left.
-	for _, m := range mountsUnder(e.dir) {
+	for _, m := range lab.MountsUnder(e.dir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			fmt.Fprintf(os.Stderr, "images: unmounting %s, left by the private dockerd: %v (umount it by hand)\n", m, err)
 		}
@@ -130,22 +132,6 @@ func (e *engine) docker(ctx context.Context, args ...string) (string, error) {
 		return out.String(), fmt.Errorf("docker %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String(), nil
-}
-
-// mountsUnder lists the mount points below dir, deepest first.
-func mountsUnder(dir string) []string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			out = append([]string{f[4]}, out...)
-		}
-	}
-	return out
 }
 
 func fileExists(p string) bool {

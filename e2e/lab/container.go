@@ -307,7 +307,7 @@ func removeStorage(dir string) error {
 			}
 		}
 	}
-	for _, m := range mountsUnder(dir) {
+	for _, m := range MountsUnder(dir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("unmounting %s: %w", m, err))
 		}
@@ -368,7 +368,7 @@ func podmanLeftovers(name string) []string {
 	if _, err := os.Stat(dir); err == nil {
 		out = append(out, dir)
 	}
-	for _, m := range mountsUnder(dir) {
+	for _, m := range MountsUnder(dir) {
 		out = append(out, "mount "+m)
 	}
 	for _, d := range cgroupDirs(labCgroup(name)) {
@@ -377,8 +377,8 @@ func podmanLeftovers(name string) []string {
 	return out
 }
 
-// mountsUnder lists the mount points below dir, deepest first.
-func mountsUnder(dir string) []string {
+// MountsUnder lists the mount points at or below dir, deepest first.
+func MountsUnder(dir string) []string {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil
